@@ -1,0 +1,670 @@
+//! The header of a frame as a borrowed view (protocol.md §1.2, §1.3, §2, §17.1).
+//!
+//! [`Header::parse`] scans the JSON object at the start of a frame once and records every field
+//! of protocol.md's header table, under its abbreviated or full key, in any order, with any JSON
+//! whitespace. Strings borrow the frame (or the [`Scratch`] when they contain escapes); integers
+//! are parsed exactly (never through a float) whether written as numbers or strings; strings may
+//! arrive as numbers. Keys the table does not know are skipped but stay reachable through
+//! [`Header::iter`]. The first occurrence of a duplicate key wins.
+
+use core::fmt;
+
+use super::error::{DecodeError, Malformed};
+use super::json::{Cursor, KeyPos, ObjectIter, RawValue, Scratch, Span, unescape};
+use super::types::{AckTypes, CommandKind, Status};
+
+macro_rules! fields {
+    (
+        str { $($s:ident = $sk:literal $(| $sa:literal)* => $sdoc:literal,)* }
+        int { $($i:ident = $ik:literal $(| $ia:literal)* => $idoc:literal,)* }
+        bool { $($b:ident = $bk:literal => $bdoc:literal,)* }
+    ) => {
+        /// A known header field (protocol.md §2). The discriminant orders strings, then
+        /// integers, then booleans.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Field {
+            $(#[doc = $sdoc] $s,)*
+            $(#[doc = $idoc] $i,)*
+            $(#[doc = $bdoc] $b,)*
+        }
+
+        #[allow(non_camel_case_types, dead_code, clippy::upper_case_acronyms)]
+        enum StrIdx { $($s,)* N }
+        #[allow(non_camel_case_types, dead_code, clippy::upper_case_acronyms)]
+        enum IntIdx { $($i,)* N }
+        #[allow(non_camel_case_types, dead_code, clippy::upper_case_acronyms)]
+        enum BoolIdx { $($b,)* N }
+
+        const N_STR: usize = StrIdx::N as usize;
+        const N_INT: usize = IntIdx::N as usize;
+
+        impl Field {
+            /// Every field.
+            pub const ALL: &'static [Field] = &[$(Field::$s,)* $(Field::$i,)* $(Field::$b,)*];
+
+            /// The key encoders send (protocol.md §2: the abbreviation where one exists).
+            pub const fn wire_key(self) -> &'static str {
+                match self {
+                    $(Field::$s => $sk,)*
+                    $(Field::$i => $ik,)*
+                    $(Field::$b => $bk,)*
+                }
+            }
+
+            /// `,"key":` (integers, booleans) or `,"key":"` (strings): the piece an encoder writes
+            /// before a value that is not the first field.
+            pub(crate) const fn prefix(self) -> &'static str {
+                match self {
+                    $(Field::$s => concat!(",\"", $sk, "\":\""),)*
+                    $(Field::$i => concat!(",\"", $ik, "\":"),)*
+                    $(Field::$b => concat!(",\"", $bk, "\":"),)*
+                }
+            }
+
+            /// The full names decoders also accept.
+            pub const fn aliases(self) -> &'static [&'static str] {
+                match self {
+                    $(Field::$s => &[$($sa),*],)*
+                    $(Field::$i => &[$($ia),*],)*
+                    $(Field::$b => &[],)*
+                }
+            }
+
+            fn slot(self) -> Slot {
+                match self {
+                    $(Field::$s => Slot::Str(StrIdx::$s as u8),)*
+                    $(Field::$i => Slot::Int(IntIdx::$i as u8),)*
+                    $(Field::$b => Slot::Bool(BoolIdx::$b as u8),)*
+                }
+            }
+
+            /// Look a key up by its wire key or any alias.
+            pub fn from_key(key: &[u8]) -> Option<Field> {
+                lookup(key)
+            }
+
+            fn from_key_slow(key: &[u8]) -> Option<Field> {
+                $(if key == $sk.as_bytes() $(|| key == $sa.as_bytes())* { return Some(Field::$s); })*
+                $(if key == $ik.as_bytes() $(|| key == $ia.as_bytes())* { return Some(Field::$i); })*
+                $(if key == $bk.as_bytes() { return Some(Field::$b); })*
+                None
+            }
+        }
+    };
+}
+
+fields! {
+    str {
+        Command = "c" | "command" | "cmd" => "`c`: the command (§3).",
+        CommandId = "cid" | "cmd_id" => "`cid`: client-chosen command id echoed on acks.",
+        AckType = "a" | "ack_type" => "`a`: requested acks (comma list) or, on an ack, its type.",
+        Topic = "t" | "topic" => "`t`: topic, or regex for subscribe/sow (§14).",
+        Filter = "f" | "filter" => "`f`: content filter (§13).",
+        Options = "o" | "opts" => "`o`: comma list of options (§4).",
+        Bookmark = "bm" | "bookmark" => "`bm`: transaction-log position or queue message id (§10, §11).",
+        SowKey = "k" | "sow_key" => "`k`: record identity in a SOW.",
+        SowKeys = "sow_keys" => "`sow_keys`: comma list of SOW keys.",
+        CorrelationId = "x" | "correlation_id" => "`x`: opaque publisher token.",
+        OrderBy = "orderby" | "order_by" => "`orderby`: result ordering (§6.6).",
+        QueryId = "query_id" => "`query_id`: query handle.",
+        SubId = "sub_id" => "`sub_id`: subscription handle.",
+        SubIds = "sids" => "`sids`: comma list of matching subscription ids.",
+        ClientName = "client_name" => "`client_name`: session identity (§8).",
+        UserId = "user_id" => "`user_id`: authenticated user.",
+        Password = "pw" | "password" => "`pw`: credential or retry token.",
+        MessageType = "mt" | "message_type" => "`mt`: payload type of the connection.",
+        Version = "version" | "v" => "`version`: client or server version.",
+        Status = "status" => "`status`: `success`, `failure` or `retry`.",
+        Reason = "reason" => "`reason`: failure text (§15) or OOF reason (§7.4).",
+        Timestamp = "ts" | "timestamp" => "`ts`: processing time (§7.1).",
+        LeasePeriod = "lp" | "leaseperiod" | "lease_period" => "`lp`: queue lease expiry (§11).",
+    }
+    int {
+        Seq = "s" | "seq" => "`s`: publisher sequence number (§8.4).",
+        MsgLen = "l" | "msg_len" => "`l`: payload length (§7).",
+        Expiration = "e" | "expiration" => "`e`: SOW lifetime in seconds.",
+        BatchSize = "bs" | "batch_size" => "`bs`: records per `sow` message.",
+        TopN = "top_n" => "`top_n`: maximum records / replayed messages.",
+        GroupSeq = "gseq" => "`gseq`: sequence of a batch within a result.",
+        Matches = "matches" => "`matches`: records matching (stats).",
+        TopicMatches = "topic_matches" => "`topic_matches`: records examined (stats).",
+        RecordsReturned = "records_returned" => "`records_returned` (stats).",
+        RecordsInserted = "records_inserted" => "`records_inserted` (stats).",
+        RecordsUpdated = "records_updated" => "`records_updated` (stats).",
+        RecordsDeleted = "records_deleted" => "`records_deleted` (stats).",
+        MaxMsgs = "max_msgs" => "`max_msgs`: legacy name of the replay limit.",
+    }
+    bool {
+        SendEmpty = "send_empty" => "`send_empty` (legacy).",
+        SendKeys = "send_keys" => "`send_keys` (legacy).",
+        SendOof = "send_oof" => "`send_oof` (legacy).",
+        DataOnly = "data_only" => "`data_only` (legacy).",
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Str(u8),
+    Int(u8),
+    Bool(u8),
+}
+
+/// Pack a key of up to 8 bytes into an integer, so the hot keys dispatch with one `match`.
+// `i < k.len()` guards the index; `const fn` cannot use `get`.
+#[allow(clippy::indexing_slicing)]
+const fn pack(k: &[u8]) -> u64 {
+    let mut v = 0u64;
+    let mut i = 0;
+    while i < k.len() && i < 8 {
+        v |= (k[i] as u64) << (8 * i);
+        i += 1;
+    }
+    v | ((k.len() as u64) << 60)
+}
+
+#[inline]
+fn lookup(key: &[u8]) -> Option<Field> {
+    if key.len() > 8 {
+        return Field::from_key_slow(key);
+    }
+    macro_rules! hot {
+        ($($k:literal => $f:ident),* $(,)?) => {
+            match pack(key) {
+                $(x if x == const { pack($k) } => Some(Field::$f),)*
+                _ => Field::from_key_slow(key),
+            }
+        };
+    }
+    hot! {
+        b"c" => Command, b"cid" => CommandId, b"a" => AckType, b"t" => Topic, b"f" => Filter,
+        b"o" => Options, b"bm" => Bookmark, b"k" => SowKey, b"x" => CorrelationId,
+        b"sub_id" => SubId, b"sids" => SubIds, b"query_id" => QueryId, b"status" => Status,
+        b"reason" => Reason, b"ts" => Timestamp, b"lp" => LeasePeriod, b"s" => Seq,
+        b"l" => MsgLen, b"bs" => BatchSize, b"e" => Expiration, b"mt" => MessageType,
+    }
+}
+
+/// Parse an unsigned decimal exactly (protocol.md §1.3: never through a double).
+#[inline]
+fn parse_u64(b: &[u8], field: Field) -> Result<u64, DecodeError> {
+    if b.is_empty() || b.len() > 20 {
+        return Err(if b.len() > 20 && b.iter().all(u8::is_ascii_digit) {
+            DecodeError::NumberOutOfRange { field }
+        } else {
+            DecodeError::WrongType { field }
+        });
+    }
+    let mut v: u64 = 0;
+    for &d in b {
+        if !d.is_ascii_digit() {
+            return Err(DecodeError::WrongType { field });
+        }
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+            .ok_or(DecodeError::NumberOutOfRange { field })?;
+    }
+    Ok(v)
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+/// A string field's place: in the header text, or in the unescape area.
+#[derive(Clone, Copy, Default)]
+struct Sp {
+    start: u32,
+    len: u32,
+}
+
+/// The parsed header of one frame. Cheap to copy; borrows the frame and the scratch.
+///
+/// Fields are kept as byte ranges into the header text (validated as UTF-8 once) or, for strings
+/// that had escapes, into the decoded area of the scratch.
+#[derive(Clone, Copy)]
+pub struct Header<'a> {
+    raw: &'a str,
+    esc: &'a str,
+    command: Option<CommandKind>,
+    str_set: u32,
+    str_esc: u32,
+    int_set: u16,
+    bools: u8,
+    bool_set: u8,
+    strs: [Sp; N_STR],
+    ints: [u64; N_INT],
+}
+
+/// Where escaped strings are decoded: the scratch is taken whole on the first escape and its
+/// unused tail given back after the parse.
+struct Unescaped<'s, 'a> {
+    scratch: &'s mut Scratch<'a>,
+    buf: Option<&'a mut [u8]>,
+    used: usize,
+}
+
+impl<'a> Header<'a> {
+    /// Parse the JSON object at the start of `frame` (the bytes after the length prefix).
+    ///
+    /// Returns the header and its length in bytes; everything after it is the payload
+    /// (protocol.md §1.2). Escaped strings are decoded into `scratch`.
+    #[inline(always)]
+    pub fn parse(
+        frame: &'a [u8],
+        scratch: &mut Scratch<'a>,
+    ) -> Result<(Header<'a>, usize), DecodeError> {
+        let mut h = Header {
+            raw: "",
+            esc: "",
+            command: None,
+            str_set: 0,
+            str_esc: 0,
+            int_set: 0,
+            bools: 0,
+            bool_set: 0,
+            strs: [Sp::default(); N_STR],
+            ints: [0; N_INT],
+        };
+        let mut un = Unescaped {
+            scratch,
+            buf: None,
+            used: 0,
+        };
+        let r = h.scan(frame, &mut un);
+        // Give the scratch back whatever happened; keep only what a successful parse used.
+        let esc = match un.buf {
+            Some(buf) => {
+                let keep = if r.is_ok() { un.used } else { 0 };
+                let (used, tail) = buf.split_at_mut(keep);
+                un.scratch.give_back(tail);
+                Some(used)
+            }
+            None => None,
+        };
+        let end = r?;
+        if let Some(used) = esc {
+            h.esc = core::str::from_utf8(used).map_err(|e| DecodeError::InvalidUtf8 {
+                offset: e.valid_up_to(),
+            })?;
+        }
+        // One validation for the whole header; every field is a slice of it.
+        h.raw = core::str::from_utf8(frame.get(..end).unwrap_or(&[])).map_err(|e| {
+            DecodeError::InvalidUtf8 {
+                offset: e.valid_up_to(),
+            }
+        })?;
+        if let Some(c) = h.command_str() {
+            h.command = CommandKind::from_wire(c.as_bytes());
+        }
+        Ok((h, end))
+    }
+
+    /// Scan the object, storing known fields; returns the header length.
+    #[inline]
+    fn scan(&mut self, frame: &'a [u8], un: &mut Unescaped<'_, 'a>) -> Result<usize, DecodeError> {
+        if frame.len() > u32::MAX as usize {
+            return Err(DecodeError::FrameTooLarge {
+                len: u32::MAX,
+                max: u32::MAX,
+            });
+        }
+        let mut cur = Cursor::new(frame, 0);
+        cur.expect(b'{', Malformed::NotAnObject)?;
+        let mut pos = KeyPos::First;
+        while let Some((key, _)) = cur.next_key(pos)? {
+            pos = KeyPos::AfterValue;
+            let field = lookup(frame.get(key).unwrap_or(&[]));
+            let at = cur.pos();
+            let v = cur.value()?;
+            if let Some(field) = field {
+                self.store(field, v, at, frame, un)?;
+            }
+        }
+        Ok(cur.pos())
+    }
+
+    #[inline]
+    fn store(
+        &mut self,
+        field: Field,
+        v: Span,
+        at: usize,
+        frame: &'a [u8],
+        un: &mut Unescaped<'_, 'a>,
+    ) -> Result<(), DecodeError> {
+        let bytes = |r: core::ops::Range<usize>| frame.get(r).unwrap_or(&[]);
+        let sp = |r: core::ops::Range<usize>| Sp {
+            start: r.start as u32,
+            len: (r.end - r.start) as u32,
+        };
+        match field.slot() {
+            Slot::Str(i) => {
+                let bit = 1u32 << i;
+                if self.str_set & bit != 0 {
+                    return Ok(()); // first occurrence wins (§1.2)
+                }
+                let place = match v {
+                    Span::Str(r, false) | Span::Num(r) => sp(r),
+                    Span::Str(r, true) => {
+                        let scratch = &mut *un.scratch;
+                        let buf = un.buf.get_or_insert_with(|| scratch.take_all());
+                        let start = un.used;
+                        unescape(bytes(r.clone()), r.start, buf, &mut un.used)?;
+                        self.str_esc |= bit;
+                        Sp {
+                            start: start as u32,
+                            len: (un.used - start) as u32,
+                        }
+                    }
+                    Span::Bool(b) => sp(at..at + if b { 4 } else { 5 }),
+                    Span::Null => return Ok(()),
+                    Span::Nested(_) => return Err(DecodeError::WrongType { field }),
+                };
+                // Indices come from `Field::slot`, always below the table sizes.
+                if let Some(slot) = self.strs.get_mut(usize::from(i)) {
+                    *slot = place;
+                    self.str_set |= bit;
+                }
+            }
+            Slot::Int(i) => {
+                let bit = 1u16 << i;
+                if self.int_set & bit != 0 {
+                    return Ok(());
+                }
+                let n = match v {
+                    Span::Num(r) => parse_u64(bytes(r), field)?,
+                    Span::Str(r, false) => parse_u64(trim_ascii(bytes(r)), field)?,
+                    Span::Null => return Ok(()),
+                    _ => return Err(DecodeError::WrongType { field }),
+                };
+                if let Some(slot) = self.ints.get_mut(usize::from(i)) {
+                    *slot = n;
+                    self.int_set |= bit;
+                }
+            }
+            Slot::Bool(i) => {
+                let bit = 1u8 << i;
+                if self.bool_set & bit != 0 {
+                    return Ok(());
+                }
+                let b = match v {
+                    Span::Bool(b) => b,
+                    Span::Str(r, false) if bytes(r.clone()).eq_ignore_ascii_case(b"true") => true,
+                    Span::Str(r, false) if bytes(r.clone()).eq_ignore_ascii_case(b"false") => false,
+                    Span::Num(r) if bytes(r.clone()) == b"1" => true,
+                    Span::Num(r) if bytes(r.clone()) == b"0" => false,
+                    Span::Null => return Ok(()),
+                    _ => return Err(DecodeError::WrongType { field }),
+                };
+                if b {
+                    self.bools |= bit;
+                }
+                self.bool_set |= bit;
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn str_at(&self, i: u8) -> Option<&'a str> {
+        let bit = 1u32 << i;
+        if self.str_set & bit == 0 {
+            return None;
+        }
+        let Sp { start, len } = *self.strs.get(usize::from(i))?;
+        let src = if self.str_esc & bit != 0 {
+            self.esc
+        } else {
+            self.raw
+        };
+        src.get(start as usize..start as usize + len as usize)
+    }
+
+    /// The header's JSON text exactly as received.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    /// Every `(key, value)` of the header, known or not, keys undecoded. This is how keys the
+    /// table does not know stay accessible (protocol.md §1.2: servers add keys freely).
+    pub fn iter(&self) -> ObjectIter<'a> {
+        // The header already parsed, so this cannot fail; an empty iterator is the panic-free
+        // fallback.
+        ObjectIter::new(self.raw).unwrap_or_else(|_| ObjectIter::empty())
+    }
+
+    /// The raw value of any key, including keys the table does not know. First occurrence wins.
+    pub fn get(&self, key: &str) -> Option<RawValue<'a>> {
+        self.iter()
+            .filter_map(Result::ok)
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, v)| v)
+    }
+
+    /// The command, if `c` names a known one.
+    #[inline]
+    pub fn command(&self) -> Option<CommandKind> {
+        self.command
+    }
+
+    /// A string field (decoded), if present.
+    pub fn str(&self, field: Field) -> Option<&'a str> {
+        match field.slot() {
+            Slot::Str(i) => self.str_at(i),
+            _ => None,
+        }
+    }
+
+    /// An integer field, if present.
+    pub fn int(&self, field: Field) -> Option<u64> {
+        match field.slot() {
+            Slot::Int(i) if self.int_set & (1 << i) != 0 => self.ints.get(usize::from(i)).copied(),
+            _ => None,
+        }
+    }
+
+    /// A boolean field, if present.
+    pub fn bool(&self, field: Field) -> Option<bool> {
+        match field.slot() {
+            Slot::Bool(i) if self.bool_set & (1 << i) != 0 => Some(self.bools & (1 << i) != 0),
+            _ => None,
+        }
+    }
+
+    /// The requested acks (`a` on a command) or the single type of an ack, parsed leniently:
+    /// unknown names are ignored.
+    pub fn ack_types(&self) -> AckTypes {
+        let Some(s) = self.ack_type_str() else {
+            return AckTypes::NONE;
+        };
+        s.split(',')
+            .filter_map(super::types::AckType::from_wire)
+            .fold(AckTypes::NONE, AckTypes::with)
+    }
+
+    /// The ack status, if present and known.
+    pub fn status(&self) -> Option<Status> {
+        self.status_str().and_then(Status::from_wire)
+    }
+}
+
+macro_rules! accessors {
+    (str { $($name:ident => $f:ident),* $(,)? } int { $($iname:ident => $if:ident),* $(,)? }
+     bool { $($bname:ident => $bf:ident),* $(,)? }) => {
+        impl<'a> Header<'a> {
+            $(
+                #[doc = concat!("The `", stringify!($f), "` field (see [`Field::", stringify!($f), "`]).")]
+                #[inline]
+                pub fn $name(&self) -> Option<&'a str> { self.str_at(StrIdx::$f as u8) }
+            )*
+            $(
+                #[doc = concat!("The `", stringify!($if), "` field (see [`Field::", stringify!($if), "`]).")]
+                #[inline]
+                pub fn $iname(&self) -> Option<u64> {
+                    let i = IntIdx::$if as usize;
+                    if self.int_set & (1 << i) != 0 { self.ints.get(i).copied() } else { None }
+                }
+            )*
+            $(
+                #[doc = concat!("The `", stringify!($bf), "` field (see [`Field::", stringify!($bf), "`]).")]
+                #[inline]
+                pub fn $bname(&self) -> Option<bool> { self.bool(Field::$bf) }
+            )*
+        }
+    };
+}
+
+accessors! {
+    str {
+        command_str => Command, command_id => CommandId, ack_type_str => AckType, topic => Topic,
+        filter => Filter, options => Options, bookmark => Bookmark, sow_key => SowKey,
+        sow_keys => SowKeys, correlation_id => CorrelationId, order_by => OrderBy,
+        query_id => QueryId, sub_id => SubId, sub_ids => SubIds, client_name => ClientName,
+        user_id => UserId, password => Password, message_type => MessageType, version => Version,
+        status_str => Status, reason => Reason, timestamp => Timestamp, lease_period => LeasePeriod,
+    }
+    int {
+        seq => Seq, msg_len => MsgLen, expiration => Expiration, batch_size => BatchSize,
+        top_n => TopN, group_seq => GroupSeq, matches => Matches, topic_matches => TopicMatches,
+        records_returned => RecordsReturned, records_inserted => RecordsInserted,
+        records_updated => RecordsUpdated, records_deleted => RecordsDeleted, max_msgs => MaxMsgs,
+    }
+    bool { send_empty => SendEmpty, send_keys => SendKeys, send_oof => SendOof, data_only => DataOnly }
+}
+
+impl fmt::Debug for Header<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m = f.debug_map();
+        for &field in Field::ALL {
+            if field == Field::Password {
+                if self.password().is_some() {
+                    m.entry(&field.wire_key(), &"<redacted>");
+                }
+                continue;
+            }
+            if let Some(s) = self.str(field) {
+                m.entry(&field.wire_key(), &s);
+            } else if let Some(n) = self.int(field) {
+                m.entry(&field.wire_key(), &n);
+            } else if let Some(b) = self.bool(field) {
+                m.entry(&field.wire_key(), &b);
+            }
+        }
+        m.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Header<'_>, DecodeError> {
+        Header::parse(s.as_bytes(), &mut Scratch::empty()).map(|(h, _)| h)
+    }
+
+    #[test]
+    fn every_field_by_wire_key_and_alias() {
+        for &field in Field::ALL {
+            let keys = core::iter::once(field.wire_key()).chain(field.aliases().iter().copied());
+            for key in keys {
+                assert_eq!(Field::from_key(key.as_bytes()), Some(field), "{key}");
+                let (json, expect_int) = match field.slot() {
+                    Slot::Str(_) => (format!(r#"{{"{key}":"v1"}}"#), None),
+                    Slot::Int(_) => (format!(r#"{{"{key}":42}}"#), Some(42)),
+                    Slot::Bool(_) => (format!(r#"{{"{key}":true}}"#), None),
+                };
+                let h = parse(&json).unwrap();
+                match field.slot() {
+                    Slot::Str(_) => assert_eq!(h.str(field), Some("v1"), "{key}"),
+                    Slot::Int(_) => assert_eq!(h.int(field), expect_int, "{key}"),
+                    Slot::Bool(_) => assert_eq!(h.bool(field), Some(true), "{key}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tolerates_whitespace_order_types_and_unknown_keys() {
+        let h = parse(
+            " {\n \"t\" : \"orders\" ,\"s\":\"7\", \"cid\": 12, \"mt\":\"json\", \"zz\":{\"deep\":[1,2]}, \"c\":\"publish\"}",
+        )
+        .unwrap();
+        assert_eq!(h.command(), Some(CommandKind::Publish));
+        assert_eq!(h.topic(), Some("orders"));
+        assert_eq!(h.seq(), Some(7));
+        assert_eq!(h.command_id(), Some("12"));
+        assert_eq!(h.get("zz"), Some(RawValue::Nested("{\"deep\":[1,2]}")));
+        assert_eq!(h.iter().count(), 6);
+    }
+
+    #[test]
+    fn big_integers_are_exact() {
+        let h = parse(r#"{"s":1490901822670001000,"k":"184467440737095516160"}"#).unwrap();
+        assert_eq!(h.seq(), Some(1_490_901_822_670_001_000));
+        assert_eq!(h.sow_key(), Some("184467440737095516160"));
+        assert_eq!(
+            parse(r#"{"s":18446744073709551615}"#).unwrap().seq(),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            parse(r#"{"s":18446744073709551616}"#).err(),
+            Some(DecodeError::NumberOutOfRange { field: Field::Seq })
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_errors() {
+        for (json, field) in [
+            (r#"{"s":-1}"#, Field::Seq),
+            (r#"{"s":1.5}"#, Field::Seq),
+            (r#"{"s":"x"}"#, Field::Seq),
+            (r#"{"l":true}"#, Field::MsgLen),
+            (r#"{"t":{"a":1}}"#, Field::Topic),
+            (r#"{"t":[1]}"#, Field::Topic),
+            (r#"{"send_oof":"maybe"}"#, Field::SendOof),
+        ] {
+            assert_eq!(
+                parse(json).err(),
+                Some(DecodeError::WrongType { field }),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn escapes_need_scratch_and_decode() {
+        let text = r#"{"c":"sow","f":"/name = \"x\"","t":"a\u00e9"}"#;
+        assert_eq!(parse(text).err(), Some(DecodeError::ScratchFull));
+        let mut buf = [0u8; 64];
+        let (h, n) = Header::parse(text.as_bytes(), &mut Scratch::new(&mut buf)).unwrap();
+        assert_eq!(n, text.len());
+        assert_eq!(h.filter(), Some("/name = \"x\""));
+        assert_eq!(h.topic(), Some("aé"));
+    }
+
+    #[test]
+    fn first_duplicate_wins_and_null_is_absent() {
+        let h = parse(r#"{"t":"a","topic":"b","s":1,"s":2,"x":null}"#).unwrap();
+        assert_eq!(
+            (h.topic(), h.seq(), h.correlation_id()),
+            (Some("a"), Some(1), None)
+        );
+    }
+
+    #[test]
+    fn header_length_excludes_payload() {
+        let f = br#"{"c":"p","t":"x"}{"id":1}"#;
+        let (h, n) = Header::parse(f, &mut Scratch::empty()).unwrap();
+        assert_eq!(&f[n..], br#"{"id":1}"#);
+        assert_eq!(h.raw(), r#"{"c":"p","t":"x"}"#);
+    }
+
+    #[test]
+    fn debug_redacts_password() {
+        let h = parse(r#"{"c":"logon","pw":"secret","user_id":"u"}"#).unwrap();
+        let s = format!("{h:?}");
+        assert!(!s.contains("secret") && s.contains("redacted"), "{s}");
+    }
+}

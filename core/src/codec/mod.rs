@@ -1,0 +1,23 @@
+//! The AMPS wire codec (protocol.md §1–§7): framing, header view and writer, commands,
+//! server messages, options and bookmarks. No allocation, no panics on input.
+
+pub mod bookmark;
+mod command;
+mod error;
+mod frame;
+mod header;
+mod json;
+mod message;
+pub mod options;
+mod types;
+mod writer;
+
+pub use bookmark::{Bookmark, BookmarkError, BookmarkId};
+pub use command::Command;
+pub use error::{DecodeError, EncodeError, Malformed};
+pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, PREFIX_LEN, split_frame};
+pub use header::{Field, Header};
+pub use json::{MAX_DEPTH, ObjectIter, RawValue, Scratch};
+pub use message::{AckStats, Message, SowRecord, SowRecords, SubIds};
+pub use types::{AckType, AckTypes, CommandKind, OofReason, Status};
+pub use writer::FrameWriter;
