@@ -1,0 +1,2 @@
+//! `amps-broker`: the TCP server binary.
+fn main() {}
