@@ -3,9 +3,68 @@
 //! An in-memory broker that speaks the AMPS protocol as `protocol.md` documents it, so every
 //! client feature can be proven end to end without an AMPS server (design.md §4).
 //!
+//! - [`Engine`]: the sans-IO engine (connections, frames in, frames out, `now` passed in);
+//!   deterministic, so the simulator can run it.
+//! - [`Server`] / [`ServerHandle`]: the tokio TCP front end, in-process or as the `amps-broker`
+//!   binary.
+//! - [`Config`]: topics (SOW with key fields, queues, transaction-logged), users, limits; TOML.
+//! - [`Faults`]: fault hooks for tests, from Rust or from the control port.
 //! - [`filter`]: the content-filter language (protocol.md §13), JSON paths, delta merge and
 //!   delta-subscribe diffs (§12).
-//! - the sans-IO engine, the tokio TCP server, configuration and fault hooks: see the modules
-//!   below.
+//!
+//! ## In-process
+//!
+//! ```no_run
+//! use amps_broker::{Config, ServerHandle};
+//! let broker = ServerHandle::start_blocking(Config::default(), "127.0.0.1:0".parse().unwrap())?;
+//! let addr = broker.local_addr(); // connect a client to tcp://{addr}/amps/json
+//! broker.faults(|f| f.delay_acks = Some(amps_core::Duration::from_millis(50)));
+//! broker.kill_connections();     // every client sees a disconnect
+//! broker.restart();              // drop connections, keep SOW, transaction log, queues
+//! broker.shutdown();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! From async code: `let broker = Server::start(config, addr).await?;`.
+//!
+//! ## The engine's drive loop
+//!
+//! See [`engine`]: feed `open` / `handle_bytes` / `handle_closed` / `handle_timeout`, then drain
+//! `poll_event` (write what `drain_output` returns on `Transmit`; close after draining on
+//! `Close`) and sleep until `poll_timeout`.
+//!
+//! ## Binary and control port
+//!
+//! `cargo run -p amps-broker -- --listen 127.0.0.1:9007 [--config broker.toml]
+//! [--control 127.0.0.1:9008]` prints `amps-broker listening on <addr>` (and
+//! `amps-broker control on <addr>`) once bound. The control port takes one command per line and
+//! answers `ok` or `error: <why>`:
+//!
+//! | line | effect |
+//! |---|---|
+//! | `close-all` | close every connection now |
+//! | `close-after N` | close the connection that sends the N-th frame from now |
+//! | `fail-next-publish [reason]` | the next publish fails with `reason` (default `not entitled`) |
+//! | `refuse-logons on [reason]` / `refuse-logons off` | refuse logons (default `authentication failed`) |
+//! | `heartbeats on` / `heartbeats off` | stop sending and answering heartbeats |
+//! | `delay-acks <ms>` | hold acks that long (0 = off) |
+//! | `withhold-acks on` / `withhold-acks off` | drop every ack |
+//! | `restart` | drop every connection, keep SOW, transaction log, queues, sequences |
+//! | `clear` | clear every fault |
+//!
+//! Conventions where protocol.md is silent are listed in `docs/protocol-notes.md`
+//! ("Broker engine").
 
+pub mod config;
+pub mod engine;
+pub mod faults;
 pub mod filter;
+mod payload;
+pub mod server;
+mod wire;
+
+pub use config::{Config, MessageType};
+pub use engine::{CloseReason, ConnId, Engine, EngineEvent};
+pub use faults::Faults;
+pub use server::{Server, ServerHandle};
+pub use wire::{format_ts, parse_ts, publisher_id, sow_key};

@@ -1,2 +1,110 @@
-//! `amps-broker`: the TCP server binary.
-fn main() {}
+//! `amps-broker`: the TCP server binary (see the crate docs of `amps_broker`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use amps_broker::{Config, ServerHandle};
+
+const HELP: &str = "\
+amps-broker: an in-memory broker speaking the AMPS protocol (for tests and development)
+
+USAGE:
+    amps-broker [--listen ADDR] [--config FILE] [--control ADDR]
+
+OPTIONS:
+    --listen ADDR    address to serve AMPS on (default 127.0.0.1:9007; port 0 picks one)
+    --config FILE    TOML configuration (see tests/broker/broker.example.toml); without it:
+                     SOW topic `orders` keyed by /id (transaction-logged), logged topic
+                     `events`, queue `jobs`, every other topic plain publish/subscribe
+    --control ADDR   also listen for fault commands, one per line, answered `ok`/`error: ...`
+    -h, --help       this text
+
+Prints `amps-broker listening on ADDR` (and `amps-broker control on ADDR`) once bound.
+
+CONTROL COMMANDS:
+    close-all                      close every connection now
+    close-after N                  close the connection that sends the N-th frame from now
+    fail-next-publish [reason]     next publish fails with reason (default: not entitled)
+    refuse-logons on [reason]|off  refuse logons (default reason: authentication failed)
+    heartbeats on|off              off: send no heartbeats, answer no beats, drop nobody
+    delay-acks MS                  hold every ack MS milliseconds (0: off)
+    withhold-acks on|off           drop every ack
+    restart                        drop every connection; keep SOW, log, queues, sequences
+    clear                          clear every fault
+    help                           list the commands
+";
+
+struct Args {
+    listen: SocketAddr,
+    config: Option<PathBuf>,
+    control: Option<SocketAddr>,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args {
+        listen: SocketAddr::from(([127, 0, 0, 1], 9007)),
+        config: None,
+        control: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        let addr = |v: String| {
+            v.parse::<SocketAddr>()
+                .map_err(|e| format!("bad address `{v}`: {e}"))
+        };
+        match a.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--listen" => args.listen = addr(value("--listen")?)?,
+            "--config" => args.config = Some(PathBuf::from(value("--config")?)),
+            "--control" => args.control = Some(addr(value("--control")?)?),
+            other => return Err(format!("unknown argument `{other}` (try --help)")),
+        }
+    }
+    Ok(Some(args))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("amps-broker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match &args.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("amps-broker: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    let broker = match ServerHandle::start_blocking(config, args.listen) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("amps-broker: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("amps-broker listening on {}", broker.local_addr());
+    if let Some(addr) = args.control {
+        match broker.listen_control(addr) {
+            Ok(bound) => println!("amps-broker control on {bound}"),
+            Err(e) => {
+                eprintln!("amps-broker: cannot listen for control on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    loop {
+        std::thread::park();
+    }
+}

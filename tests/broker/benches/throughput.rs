@@ -1,0 +1,2 @@
+//! Throughput benchmark of the TCP server (placeholder until written).
+fn main() {}

@@ -1,0 +1,177 @@
+//! The tokio TCP front end: one task owns the [`Engine`]; each connection has a reader task and
+//! a writer task. Output is written in batches: while a write is in flight the engine keeps
+//! accumulating, and the next write takes everything at once, so a fast subscriber gets large
+//! writes and a slow one grows the engine's buffer until the slow-consumer limit closes it.
+
+mod control;
+mod io;
+
+use std::net::SocketAddr;
+use std::sync::mpsc as std_mpsc;
+
+use tokio::net::TcpListener;
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::faults::Faults;
+
+use io::{Ctl, EngineTask};
+
+/// Starts brokers.
+pub struct Server;
+
+impl Server {
+    /// Bind `listen` and serve `config` on the current tokio runtime (multi-threaded or not).
+    pub async fn start(config: Config, listen: SocketAddr) -> std::io::Result<ServerHandle> {
+        config
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let (data_tx, data_rx) = mpsc::channel(1024);
+        let task = EngineTask::new(Engine::new(config), ctl_tx.clone(), data_tx);
+        let accept_ctl = ctl_tx.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                if accept_ctl.send(Ctl::Accept(stream)).is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(task.run(ctl_rx, data_rx, accept.abort_handle()));
+        Ok(ServerHandle {
+            addr,
+            ctl: ctl_tx,
+            handle: Handle::current(),
+            runtime: None,
+            owner: true,
+        })
+    }
+}
+
+/// A running broker. Dropping it shuts the broker down.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    ctl: mpsc::UnboundedSender<Ctl>,
+    handle: Handle,
+    runtime: Option<Runtime>,
+    owner: bool,
+}
+
+impl ServerHandle {
+    /// Start a broker on its own two-thread runtime (for synchronous tests and the binary).
+    pub fn start_blocking(config: Config, listen: SocketAddr) -> std::io::Result<ServerHandle> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("amps-broker")
+            .enable_all()
+            .build()?;
+        let mut h = rt.block_on(Server::start(config, listen))?;
+        h.runtime = Some(rt);
+        Ok(h)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Change the fault hooks. Applied by the engine task before any input that arrives later
+    /// (so a fault set before a client writes affects that write).
+    pub fn faults(&self, f: impl FnOnce(&mut Faults) + Send + 'static) {
+        let _ = self
+            .ctl
+            .send(Ctl::Engine(Box::new(move |e, _| f(e.faults()))));
+    }
+
+    /// Drop every connection, keeping the SOW, transaction log, queues and sequences.
+    pub fn restart(&self) {
+        let _ = self
+            .ctl
+            .send(Ctl::Engine(Box::new(|e, now| e.restart(now))));
+    }
+
+    /// Close every connection now.
+    pub fn kill_connections(&self) {
+        self.faults(Faults::close_all);
+    }
+
+    /// Stop serving: the listener and every connection close.
+    pub fn shutdown(&self) {
+        let _ = self.ctl.send(Ctl::Shutdown);
+    }
+
+    /// Run `f` on the engine and return its result. Blocks the calling thread: call it from
+    /// synchronous code (tests), never from inside the broker's runtime.
+    pub fn inspect<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = std_mpsc::channel();
+        let sent = self.ctl.send(Ctl::Engine(Box::new(move |e, _| {
+            let _ = tx.send(f(e));
+        })));
+        sent.ok()?;
+        rx.recv().ok()
+    }
+
+    /// Apply one control-port command (see the crate docs): `restart`, or a fault line for
+    /// [`Faults::apply_command`].
+    pub fn control(&self, line: &str) -> Result<(), String> {
+        match line.trim() {
+            "restart" => {
+                self.restart();
+                Ok(())
+            }
+            "" => Err("empty command".into()),
+            other => {
+                // Validate here so the caller gets the error; apply in the engine task.
+                Faults::default().apply_command(other)?;
+                let line = other.to_owned();
+                self.faults(move |f| {
+                    let _ = f.apply_command(&line);
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Listen for control connections on `addr` (one command per line, `ok` / `error: …`).
+    pub fn listen_control(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let ctl = self.ctl.clone();
+        let listener = match &self.runtime {
+            Some(rt) => rt.block_on(TcpListener::bind(addr))?,
+            None => {
+                let std = std::net::TcpListener::bind(addr)?;
+                std.set_nonblocking(true)?;
+                let _guard = self.handle.enter();
+                TcpListener::from_std(std)?
+            }
+        };
+        let bound = listener.local_addr()?;
+        let me = ServerHandle {
+            addr: self.addr,
+            ctl,
+            handle: self.handle.clone(),
+            runtime: None,
+            owner: false,
+        };
+        self.handle.spawn(control::serve(listener, me));
+        Ok(bound)
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if self.owner {
+            let _ = self.ctl.send(Ctl::Shutdown);
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
