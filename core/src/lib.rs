@@ -59,7 +59,14 @@ extern crate alloc;
 extern crate std;
 
 pub mod codec;
+#[cfg(feature = "alloc")]
+pub mod conflate;
+pub mod ha;
+mod log;
+pub mod session;
+pub mod store;
 pub mod time;
 pub mod uri;
+pub mod util;
 
 pub use time::{Duration, Instant};

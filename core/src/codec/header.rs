@@ -227,6 +227,14 @@ struct Sp {
 pub struct Header<'a> {
     raw: &'a str,
     esc: &'a str,
+    d: Detached,
+}
+
+/// A parsed header without its borrows: field positions and values only. A session keeps it
+/// between the moment it processes a frame and the moment it hands out a view of it, and
+/// re-attaches it to the same bytes with [`Detached::attach`] instead of parsing twice.
+#[derive(Clone, Copy)]
+pub struct Detached {
     command: Option<CommandKind>,
     str_set: u32,
     str_esc: u32,
@@ -237,6 +245,16 @@ pub struct Header<'a> {
     ints: [u64; N_INT],
 }
 
+impl Detached {
+    /// View the fields again over `raw` (the header text the fields were parsed from) and
+    /// `esc` (the scratch text its escaped strings were decoded into, [`Header::escaped_len`]
+    /// bytes). Attached to other text, accessors return wrong values or `None`, never panic.
+    #[inline]
+    pub fn attach<'a>(self, raw: &'a str, esc: &'a str) -> Header<'a> {
+        Header { raw, esc, d: self }
+    }
+}
+
 /// Where escaped strings are decoded: the scratch is taken whole on the first escape and its
 /// unused tail given back after the parse.
 struct Unescaped<'s, 'a> {
@@ -245,65 +263,14 @@ struct Unescaped<'s, 'a> {
     used: usize,
 }
 
-impl<'a> Header<'a> {
-    /// Parse the JSON object at the start of `frame` (the bytes after the length prefix).
-    ///
-    /// Returns the header and its length in bytes; everything after it is the payload
-    /// (protocol.md §1.2). Escaped strings are decoded into `scratch`.
-    #[inline(always)]
-    pub fn parse(
-        frame: &'a [u8],
-        scratch: &mut Scratch<'a>,
-    ) -> Result<(Header<'a>, usize), DecodeError> {
-        let mut h = Header {
-            raw: "",
-            esc: "",
-            command: None,
-            str_set: 0,
-            str_esc: 0,
-            int_set: 0,
-            bools: 0,
-            bool_set: 0,
-            strs: [Sp::default(); N_STR],
-            ints: [0; N_INT],
-        };
-        let mut un = Unescaped {
-            scratch,
-            buf: None,
-            used: 0,
-        };
-        let r = h.scan(frame, &mut un);
-        // Give the scratch back whatever happened; keep only what a successful parse used.
-        let esc = match un.buf {
-            Some(buf) => {
-                let keep = if r.is_ok() { un.used } else { 0 };
-                let (used, tail) = buf.split_at_mut(keep);
-                un.scratch.give_back(tail);
-                Some(used)
-            }
-            None => None,
-        };
-        let end = r?;
-        if let Some(used) = esc {
-            h.esc = core::str::from_utf8(used).map_err(|e| DecodeError::InvalidUtf8 {
-                offset: e.valid_up_to(),
-            })?;
-        }
-        // One validation for the whole header; every field is a slice of it.
-        h.raw = core::str::from_utf8(frame.get(..end).unwrap_or(&[])).map_err(|e| {
-            DecodeError::InvalidUtf8 {
-                offset: e.valid_up_to(),
-            }
-        })?;
-        if let Some(c) = h.command_str() {
-            h.command = CommandKind::from_wire(c.as_bytes());
-        }
-        Ok((h, end))
-    }
-
+impl Detached {
     /// Scan the object, storing known fields; returns the header length.
     #[inline]
-    fn scan(&mut self, frame: &'a [u8], un: &mut Unescaped<'_, 'a>) -> Result<usize, DecodeError> {
+    fn scan<'a>(
+        &mut self,
+        frame: &'a [u8],
+        un: &mut Unescaped<'_, 'a>,
+    ) -> Result<usize, DecodeError> {
         if frame.len() > u32::MAX as usize {
             return Err(DecodeError::FrameTooLarge {
                 len: u32::MAX,
@@ -326,7 +293,7 @@ impl<'a> Header<'a> {
     }
 
     #[inline]
-    fn store(
+    fn store<'a>(
         &mut self,
         field: Field,
         v: Span,
@@ -406,15 +373,86 @@ impl<'a> Header<'a> {
         }
         Ok(())
     }
+}
+
+impl<'a> Header<'a> {
+    /// Parse the JSON object at the start of `frame` (the bytes after the length prefix).
+    ///
+    /// Returns the header and its length in bytes; everything after it is the payload
+    /// (protocol.md §1.2). Escaped strings are decoded into `scratch`.
+    #[inline(always)]
+    pub fn parse(
+        frame: &'a [u8],
+        scratch: &mut Scratch<'a>,
+    ) -> Result<(Header<'a>, usize), DecodeError> {
+        let mut h = Header {
+            raw: "",
+            esc: "",
+            d: Detached {
+                command: None,
+                str_set: 0,
+                str_esc: 0,
+                int_set: 0,
+                bools: 0,
+                bool_set: 0,
+                strs: [Sp::default(); N_STR],
+                ints: [0; N_INT],
+            },
+        };
+        let mut un = Unescaped {
+            scratch,
+            buf: None,
+            used: 0,
+        };
+        let r = h.d.scan(frame, &mut un);
+        // Give the scratch back whatever happened; keep only what a successful parse used.
+        let esc = match un.buf {
+            Some(buf) => {
+                let keep = if r.is_ok() { un.used } else { 0 };
+                let (used, tail) = buf.split_at_mut(keep);
+                un.scratch.give_back(tail);
+                Some(used)
+            }
+            None => None,
+        };
+        let end = r?;
+        if let Some(used) = esc {
+            h.esc = core::str::from_utf8(used).map_err(|e| DecodeError::InvalidUtf8 {
+                offset: e.valid_up_to(),
+            })?;
+        }
+        // One validation for the whole header; every field is a slice of it.
+        h.raw = core::str::from_utf8(frame.get(..end).unwrap_or(&[])).map_err(|e| {
+            DecodeError::InvalidUtf8 {
+                offset: e.valid_up_to(),
+            }
+        })?;
+        if let Some(c) = h.command_str() {
+            h.d.command = CommandKind::from_wire(c.as_bytes());
+        }
+        Ok((h, end))
+    }
+
+    /// The fields without the borrows (see [`Detached`]).
+    #[inline]
+    pub fn detach(&self) -> Detached {
+        self.d
+    }
+
+    /// Bytes of scratch this header's escaped strings occupy (from the scratch's front).
+    #[inline]
+    pub fn escaped_len(&self) -> usize {
+        self.esc.len()
+    }
 
     #[inline]
     fn str_at(&self, i: u8) -> Option<&'a str> {
         let bit = 1u32 << i;
-        if self.str_set & bit == 0 {
+        if self.d.str_set & bit == 0 {
             return None;
         }
-        let Sp { start, len } = *self.strs.get(usize::from(i))?;
-        let src = if self.str_esc & bit != 0 {
+        let Sp { start, len } = *self.d.strs.get(usize::from(i))?;
+        let src = if self.d.str_esc & bit != 0 {
             self.esc
         } else {
             self.raw
@@ -446,7 +484,7 @@ impl<'a> Header<'a> {
     /// The command, if `c` names a known one.
     #[inline]
     pub fn command(&self) -> Option<CommandKind> {
-        self.command
+        self.d.command
     }
 
     /// A string field (decoded), if present.
@@ -460,7 +498,9 @@ impl<'a> Header<'a> {
     /// An integer field, if present.
     pub fn int(&self, field: Field) -> Option<u64> {
         match field.slot() {
-            Slot::Int(i) if self.int_set & (1 << i) != 0 => self.ints.get(usize::from(i)).copied(),
+            Slot::Int(i) if self.d.int_set & (1 << i) != 0 => {
+                self.d.ints.get(usize::from(i)).copied()
+            }
             _ => None,
         }
     }
@@ -468,7 +508,7 @@ impl<'a> Header<'a> {
     /// A boolean field, if present.
     pub fn bool(&self, field: Field) -> Option<bool> {
         match field.slot() {
-            Slot::Bool(i) if self.bool_set & (1 << i) != 0 => Some(self.bools & (1 << i) != 0),
+            Slot::Bool(i) if self.d.bool_set & (1 << i) != 0 => Some(self.d.bools & (1 << i) != 0),
             _ => None,
         }
     }
@@ -504,7 +544,7 @@ macro_rules! accessors {
                 #[inline]
                 pub fn $iname(&self) -> Option<u64> {
                     let i = IntIdx::$if as usize;
-                    if self.int_set & (1 << i) != 0 { self.ints.get(i).copied() } else { None }
+                    if self.d.int_set & (1 << i) != 0 { self.d.ints.get(i).copied() } else { None }
                 }
             )*
             $(

@@ -38,6 +38,17 @@ impl<'a> Message<'a> {
         })
     }
 
+    /// A message from an already parsed header (for example one re-attached with
+    /// [`crate::codec::Detached::attach`]) and the payload that follows it.
+    pub fn from_header(header: Header<'a>, payload: &'a [u8]) -> Result<Message<'a>, DecodeError> {
+        let kind = header.command().ok_or(DecodeError::UnknownCommand)?;
+        Ok(Message {
+            header,
+            kind,
+            payload,
+        })
+    }
+
     /// The frame kind.
     pub fn kind(&self) -> CommandKind {
         self.kind
@@ -94,9 +105,65 @@ impl<'a> Message<'a> {
         )
     }
 
+    /// The raw subscription id list: `sids` if present, else `sub_id` (§7.1).
+    pub fn sub_ids_raw(&self) -> Option<&'a str> {
+        self.header.sub_ids().or(self.header.sub_id())
+    }
+
     /// The subscriptions a delivery or `oof` is for: `sids` if present, else `sub_id` (§7.1).
     pub fn sub_ids(&self) -> SubIds<'a> {
         SubIds(self.header.sub_ids().or(self.header.sub_id()).unwrap_or(""))
+    }
+
+    /// The record of a `sow` batch starting at payload offset `offset`, and the offset after
+    /// it; `Ok(None)` at the end of the payload. At offset 0 a payload without record headers is
+    /// one record keyed by the outer header (§7.2 robustness rule).
+    pub fn sow_record_at(
+        &self,
+        offset: usize,
+        scratch: &mut Scratch<'a>,
+    ) -> Result<Option<(SowRecord<'a>, usize)>, DecodeError> {
+        let payload = self.payload;
+        if offset >= payload.len() {
+            return Ok(None);
+        }
+        let rest = payload.get(offset..).unwrap_or(&[]);
+        let parsed = Header::parse(rest, scratch);
+        let (h, hl) = match parsed {
+            Ok((h, hl)) if h.msg_len().is_some() => (h, hl),
+            Ok(_) | Err(_) if offset == 0 => {
+                return Ok(Some((
+                    SowRecord {
+                        header: self.header,
+                        data: payload,
+                    },
+                    payload.len(),
+                )));
+            }
+            Ok(_) => return Err(DecodeError::RecordOverrun { offset }),
+            Err(DecodeError::MalformedHeader { offset: o, what }) => {
+                return Err(DecodeError::MalformedHeader {
+                    offset: offset + o,
+                    what,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let start = offset + hl;
+        let end = h
+            .msg_len()
+            .and_then(|l| usize::try_from(l).ok())
+            .and_then(|l| start.checked_add(l));
+        match end {
+            Some(end) if end <= payload.len() => Ok(Some((
+                SowRecord {
+                    header: h,
+                    data: payload.get(start..end).unwrap_or(&[]),
+                },
+                end,
+            ))),
+            _ => Err(DecodeError::RecordOverrun { offset }),
+        }
     }
 
     /// The records of a `sow` batch (§7.2), each with its own header. Record headers that
@@ -174,55 +241,24 @@ impl<'a> SowRecord<'a> {
 /// the outer header. An `l` that overruns is [`DecodeError::RecordOverrun`]; after an error the
 /// iterator ends.
 pub struct SowRecords<'a> {
-    outer: Header<'a>,
-    payload: &'a [u8],
+    msg: Message<'a>,
     pos: usize,
     scratch: Scratch<'a>,
-    state: RecState,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum RecState {
-    Start,
-    Records,
-    Done,
+    done: bool,
 }
 
 impl<'a> SowRecords<'a> {
     fn new(outer: Header<'a>, payload: &'a [u8], scratch: Scratch<'a>) -> Self {
+        let kind = outer.command().unwrap_or(CommandKind::Sow);
         SowRecords {
-            outer,
-            payload,
+            msg: Message {
+                header: outer,
+                kind,
+                payload,
+            },
             pos: 0,
             scratch,
-            state: RecState::Start,
-        }
-    }
-
-    fn record_at(&mut self, pos: usize) -> Result<Option<(Header<'a>, usize, usize)>, DecodeError> {
-        let rest = self.payload.get(pos..).unwrap_or(&[]);
-        let (h, hl) = match Header::parse(rest, &mut self.scratch) {
-            Ok(v) => v,
-            Err(_) if self.state == RecState::Start => return Ok(None),
-            Err(DecodeError::MalformedHeader { offset, what }) => {
-                return Err(DecodeError::MalformedHeader {
-                    offset: pos + offset,
-                    what,
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        let Some(l) = h.msg_len() else {
-            if self.state == RecState::Start {
-                return Ok(None);
-            }
-            return Err(DecodeError::RecordOverrun { offset: pos });
-        };
-        let start = pos + hl;
-        let end = usize::try_from(l).ok().and_then(|l| start.checked_add(l));
-        match end {
-            Some(end) if end <= self.payload.len() => Ok(Some((h, start, end))),
-            _ => Err(DecodeError::RecordOverrun { offset: pos }),
+            done: false,
         }
     }
 }
@@ -231,30 +267,20 @@ impl<'a> Iterator for SowRecords<'a> {
     type Item = Result<SowRecord<'a>, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.state == RecState::Done || self.pos >= self.payload.len() {
-            self.state = RecState::Done;
+        if self.done {
             return None;
         }
-        let pos = self.pos;
-        match self.record_at(pos) {
-            Ok(Some((header, start, end))) => {
-                self.state = RecState::Records;
-                self.pos = end;
-                Some(Ok(SowRecord {
-                    header,
-                    data: self.payload.get(start..end).unwrap_or(&[]),
-                }))
+        match self.msg.sow_record_at(self.pos, &mut self.scratch) {
+            Ok(Some((rec, next))) => {
+                self.pos = next;
+                Some(Ok(rec))
             }
             Ok(None) => {
-                // No record headers: the payload is one record (robustness rule of §7.2).
-                self.state = RecState::Done;
-                Some(Ok(SowRecord {
-                    header: self.outer,
-                    data: self.payload,
-                }))
+                self.done = true;
+                None
             }
             Err(e) => {
-                self.state = RecState::Done;
+                self.done = true;
                 Some(Err(e))
             }
         }

@@ -16,7 +16,7 @@ pub use bookmark::{Bookmark, BookmarkError, BookmarkId};
 pub use command::Command;
 pub use error::{DecodeError, EncodeError, Malformed};
 pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, PREFIX_LEN, split_frame};
-pub use header::{Field, Header};
+pub use header::{Detached, Field, Header};
 pub use json::{MAX_DEPTH, ObjectIter, RawValue, Scratch};
 pub use message::{AckStats, Message, SowRecord, SowRecords, SubIds};
 pub use types::{AckType, AckTypes, CommandKind, OofReason, Status};

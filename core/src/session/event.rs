@@ -1,0 +1,176 @@
+//! What a session reports: connection states, acks, deliveries, persisted progress, failed
+//! writes, unroutable messages and errors.
+
+use crate::codec::{AckStats, CommandKind, Header, Message, SowRecord};
+
+use super::error::{CommandError, FailureKind, SessionError};
+use super::tables::CommandId;
+
+/// The states the seeds' connection-state listener sees, in this order during a (re)connect:
+/// Connected, LoggedOn, HeartbeatInitiated (if heartbeats are set), PublishReplayed (if a
+/// publish store is set), Resubscribed (if resubscription is on). Disconnected on loss; Shutdown
+/// when the session will not reconnect again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// The transport is open.
+    Connected,
+    /// The logon succeeded.
+    LoggedOn,
+    /// Heartbeats started.
+    HeartbeatInitiated,
+    /// The publish store was replayed.
+    PublishReplayed,
+    /// Subscriptions were re-entered; recovery is complete.
+    Resubscribed,
+    /// The connection is gone.
+    Disconnected,
+    /// The session is closed or gave up reconnecting.
+    Shutdown,
+}
+
+/// Where a session is (see [`crate::session::Session::state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// No connection. With a reconnect policy, `poll_connect` will ask for one.
+    Disconnected,
+    /// `poll_connect` asked for a connection; waiting for `handle_connected`.
+    Connecting,
+    /// Logon sent, waiting for its ack.
+    LoggingOn,
+    /// Logged on; replaying the publish store and re-entering subscriptions. Commands are
+    /// accepted and sent after the recovery traffic.
+    Recovering,
+    /// Logged on and recovered.
+    Ready,
+    /// Closed for good.
+    Shutdown,
+}
+
+/// A message for a subscription or query: a publish delivery, one record of a `sow` batch, an
+/// `oof`, or `group_begin`/`group_end` (protocol.md §7). Borrows the session's buffers.
+#[derive(Clone, Copy, Debug)]
+pub struct Delivery<'a> {
+    /// The application's handle of the subscription or query (stable across re-entries).
+    pub id: CommandId,
+    /// The route key: the `sub_id` or, for query results, the `query_id`.
+    pub sub_id: &'a str,
+    /// The frame as received.
+    pub msg: Message<'a>,
+    /// For a `sow` batch: the record this delivery is (its header has `k`, `l`, `x`, ...).
+    pub record: Option<SowRecord<'a>>,
+}
+
+impl<'a> Delivery<'a> {
+    /// `p`, `sow`, `oof`, `group_begin` or `group_end`.
+    pub fn kind(&self) -> CommandKind {
+        self.msg.kind()
+    }
+    /// The payload (the record's bytes for a `sow` record).
+    pub fn data(&self) -> &'a [u8] {
+        self.record.map_or(self.msg.data(), |r| r.data)
+    }
+    /// The record header of a `sow` record, else the frame header.
+    pub fn header(&self) -> &Header<'a> {
+        match &self.record {
+            Some(r) => &r.header,
+            None => self.msg.header(),
+        }
+    }
+    /// `t`: the concrete topic.
+    pub fn topic(&self) -> Option<&'a str> {
+        self.msg.topic()
+    }
+    /// `k` of the record, else of the frame.
+    pub fn sow_key(&self) -> Option<&'a str> {
+        self.record
+            .and_then(|r| r.header.sow_key())
+            .or(self.msg.sow_key())
+    }
+    /// `bm` of the record, else of the frame.
+    pub fn bookmark(&self) -> Option<&'a str> {
+        self.record
+            .and_then(|r| r.header.bookmark())
+            .or(self.msg.bookmark())
+    }
+    /// `x` of the record, else of the frame.
+    pub fn correlation_id(&self) -> Option<&'a str> {
+        self.record
+            .and_then(|r| r.header.correlation_id())
+            .or(self.msg.correlation_id())
+    }
+    /// `ts` of the record, else of the frame.
+    pub fn timestamp(&self) -> Option<&'a str> {
+        self.record
+            .and_then(|r| r.header.timestamp())
+            .or(self.msg.timestamp())
+    }
+}
+
+/// Something the adapter must act on. Drain with `poll_event` after every input or command.
+// Deliveries carry zero-copy views (a few hundred bytes of field positions); boxing them would
+// need an allocator, which the core must not require.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The connection state changed (listeners see these in the documented order).
+    State(ConnectionState),
+    /// The adapter must close the transport now: the session ended the connection (heartbeat
+    /// silence, logon failure or timeout, undecodable input, `disconnect`). Followed by
+    /// [`ConnectionState::Disconnected`]; `handle_closed` for this connection is not needed.
+    CloseTransport,
+    /// An ack the application asked for, for command `id`.
+    Ack {
+        /// The command.
+        id: CommandId,
+        /// The ack frame (type, status, reason, counts, `bm`, ...).
+        msg: Message<'a>,
+    },
+    /// Every requested ack of `id` arrived (and, for `publish_flush`, the store is empty).
+    Completed {
+        /// The command.
+        id: CommandId,
+        /// Counters from the acks, if any arrived.
+        stats: AckStats,
+    },
+    /// Command `id` failed and will not complete.
+    Failed {
+        /// The command.
+        id: CommandId,
+        /// Why.
+        error: CommandError,
+    },
+    /// A message for a subscription or query.
+    Delivery(Delivery<'a>),
+    /// The server persisted every sequenced command up to `up_to`; the publish store dropped
+    /// them (seeds: `unpersisted_count` went down).
+    Persisted {
+        /// Highest sequence number persisted.
+        up_to: u64,
+    },
+    /// The server refused a sequenced command (seeds: `failed_write_handler`).
+    FailedWrite {
+        /// Its sequence number.
+        seq: u64,
+        /// Classified reason.
+        kind: FailureKind,
+        /// The server's reason text.
+        reason: &'a str,
+        /// The command as stored, when a publish store holds it.
+        stored: Option<&'a [u8]>,
+    },
+    /// A message nothing else handles (seeds: `last_chance_message_handler`).
+    LastChance(Message<'a>),
+    /// The server challenged the logon (status `retry`, protocol.md §8.2): answer with
+    /// `handle_logon_retry` and the authenticator's `retry` credential.
+    LogonRetry {
+        /// `user_id` from the ack.
+        user_id: &'a str,
+        /// The challenge token (`pw` of the ack).
+        token: &'a str,
+    },
+    /// A problem that is not a command's failure (seeds: exception listener).
+    Error(SessionError),
+}

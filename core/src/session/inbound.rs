@@ -1,0 +1,572 @@
+//! Turning received frames into events (protocol.md §5, §7): ack routing by `cid`, persisted
+//! acks for the publish store, deliveries by `sub_id`/`sids`, `sow` records one per event,
+//! group begin/end, `oof`, heartbeats, and everything unroutable to the last-chance event.
+//!
+//! Each frame is parsed once. Side effects happen first (with the view and the core's tables
+//! borrowed side by side); the event handed out is then rebuilt from the detached header in
+//! O(1), because an event borrowing the buffer can only be returned unconditionally.
+
+use crate::codec::{AckType, Command, CommandKind, Message, PREFIX_LEN, Scratch, Status};
+use crate::store::{BookmarkStore, PublishStore};
+
+use super::tables::{BOOKMARKS, QUERY_ONLY, QUEUE, rs};
+use super::{
+    CommandError, Core, Delivery, Dispatch, Emit, Event, FailureKind, Queued, ReasonText, Session,
+    SessionError, Storage, Table,
+};
+
+enum Step {
+    Queued(Queued),
+    Frame,
+    Again,
+    Idle,
+}
+
+impl Queued {
+    fn into_event<'a>(self) -> Event<'a> {
+        match self {
+            Queued::State(s) => Event::State(s),
+            Queued::CloseTransport => Event::CloseTransport,
+            Queued::Completed(id, stats) => Event::Completed { id, stats },
+            Queued::Failed(id, error) => Event::Failed { id, error },
+            Queued::Persisted(up_to) => Event::Persisted { up_to },
+            Queued::Error(e) => Event::Error(e),
+        }
+    }
+}
+
+fn failure(msg: &Message<'_>) -> CommandError {
+    let reason = msg.reason().unwrap_or("");
+    CommandError::Failed {
+        kind: FailureKind::classify(reason, msg.status() == Some(Status::Retry)),
+        reason: ReasonText::new(reason),
+    }
+}
+
+impl<S: Storage> Session<S> {
+    /// The next event, or `None` when there is nothing to report. Drain after every input or
+    /// command, before `poll_transmit`. At most one frame is decoded per call.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        loop {
+            match self.step() {
+                Step::Queued(q) => return Some(q.into_event()),
+                Step::Frame => return self.emit_frame(),
+                Step::Again => continue,
+                Step::Idle => return None,
+            }
+        }
+    }
+
+    fn step(&mut self) -> Step {
+        self.leave();
+        let core = &mut self.core;
+        if let Some(seq) = core.deferred_discard.take() {
+            core.pstore.discard(seq);
+        }
+        if let Some(q) = core.queue.pop() {
+            return Step::Queued(q);
+        }
+        if self.dispatch.is_some() {
+            return self.advance_dispatch();
+        }
+        if let Some(err) = core.failing {
+            return core.fail_next(err);
+        }
+        if let Some(t) = core.timeouts_due {
+            return core.expire_next(t);
+        }
+        if !core.is_connected() {
+            return Step::Idle;
+        }
+        let now = core.now;
+        match self.rx.front_frame(core.limits.max_frame) {
+            Err(e) => {
+                // The framing itself is broken: nothing after this can be trusted.
+                core.queue.push(Queued::Error(SessionError::Decode(e)));
+                core.end_connection(now, true);
+                Step::Again
+            }
+            Ok(None) if core.closing => {
+                core.end_connection(now, false);
+                Step::Again
+            }
+            Ok(None) => Step::Idle,
+            Ok(Some(len)) => self.process_frame(len),
+        }
+    }
+
+    /// Apply a frame's side effects and decide what it becomes.
+    fn process_frame(&mut self, len: usize) -> Step {
+        let Session {
+            rx,
+            scratch,
+            dispatch,
+            core,
+        } = self;
+        let body = rx.body(len);
+        let msg = match Message::parse(body, &mut Scratch::new(scratch.as_mut())) {
+            Ok(m) => m,
+            Err(e) => {
+                // A well-framed frame with a bad header: skip it, the stream is intact.
+                rx.release(len);
+                core.queue.push(Queued::Error(SessionError::Decode(e)));
+                return Step::Again;
+            }
+        };
+        let header_len = len - PREFIX_LEN - msg.data().len();
+        let (esc_len, header) = (msg.escaped_len(), msg.header().detach());
+        let emit = match msg.kind() {
+            CommandKind::Ack => core.on_ack(&msg),
+            CommandKind::Publish | CommandKind::Oof => match core.next_route(&msg, 0) {
+                Some((route, next)) => Some(Emit::Delivery {
+                    route,
+                    next_sid: Some(next),
+                }),
+                // Every matching subscription had it already (replayed duplicates): drop it.
+                None if core.dup_only => None,
+                // Unknown subscription (e.g. just unsubscribed): the last-chance handler.
+                None => Some(Emit::LastChance),
+            },
+            CommandKind::Sow => Some(
+                core.query_route(&msg)
+                    .map_or(Emit::LastChance, |route| Emit::Records { route, next: 0 }),
+            ),
+            CommandKind::GroupBegin | CommandKind::GroupEnd => Some(core.query_route(&msg).map_or(
+                Emit::LastChance,
+                |route| Emit::Delivery {
+                    route,
+                    next_sid: None,
+                },
+            )),
+            CommandKind::Heartbeat => {
+                // Answer every server heartbeat (protocol.md §9).
+                core.send_beat();
+                None
+            }
+            _ => Some(Emit::LastChance),
+        };
+        match emit {
+            Some(emit) => {
+                *dispatch = Some(Dispatch {
+                    len,
+                    header_len,
+                    esc_len,
+                    header,
+                    emit,
+                });
+                Step::Frame
+            }
+            None => {
+                rx.release(len);
+                Step::Again
+            }
+        }
+    }
+
+    /// The previous part of the current frame was handed out: find the next part or finish.
+    fn advance_dispatch(&mut self) -> Step {
+        let Session {
+            rx,
+            scratch,
+            dispatch,
+            core,
+        } = self;
+        let Some(d) = dispatch.as_mut() else {
+            return Step::Again;
+        };
+        let more = match d.emit {
+            Emit::Delivery {
+                next_sid: Some(from),
+                ..
+            } => {
+                let body = rx.body(d.len);
+                let (esc, _) = scratch
+                    .as_ref()
+                    .split_at(d.esc_len.min(scratch.as_ref().len()));
+                let raw = body
+                    .get(..d.header_len)
+                    .and_then(|b| core::str::from_utf8(b).ok());
+                let esc = core::str::from_utf8(esc).ok();
+                let next = match (raw, esc) {
+                    (Some(raw), Some(esc)) => {
+                        let h = d.header.attach(raw, esc);
+                        match Message::from_header(h, body.get(d.header_len..).unwrap_or(&[])) {
+                            Ok(msg) => core.next_route(&msg, from),
+                            Err(_) => None,
+                        }
+                    }
+                    _ => None,
+                };
+                match next {
+                    Some((route, next)) => {
+                        d.emit = Emit::Delivery {
+                            route,
+                            next_sid: Some(next),
+                        };
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Emit::Records { next, .. } => next < d.len - PREFIX_LEN - d.header_len,
+            _ => false,
+        };
+        if more {
+            return Step::Frame;
+        }
+        let len = d.len;
+        *dispatch = None;
+        rx.release(len);
+        Step::Again
+    }
+
+    /// Build the event for the current part of the current frame (no side effects except the
+    /// record cursor).
+    fn emit_frame(&mut self) -> Option<Event<'_>> {
+        let Session {
+            rx,
+            scratch,
+            dispatch,
+            core,
+        } = self;
+        let d = dispatch.as_mut()?;
+        let body = rx.body(d.len);
+        let raw = core::str::from_utf8(body.get(..d.header_len)?).ok()?;
+        let cut = d.esc_len.min(scratch.as_ref().len());
+        let (esc, rest) = scratch.as_mut().split_at_mut(cut);
+        let esc = core::str::from_utf8(esc).ok()?;
+        let msg =
+            Message::from_header(d.header.attach(raw, esc), body.get(d.header_len..)?).ok()?;
+        let route_key = |i: usize| {
+            let r = core.routes.items().get(i)?;
+            let key = r
+                .str(core.arena.as_ref(), rs::SUB_ID)
+                .or_else(|| r.str(core.arena.as_ref(), rs::QUERY_ID));
+            Some((r.handle, key.unwrap_or("")))
+        };
+        Some(match d.emit {
+            Emit::Ack(id) => Event::Ack { id, msg },
+            Emit::LastChance => Event::LastChance(msg),
+            Emit::LogonRetry => Event::LogonRetry {
+                user_id: msg.user_id().unwrap_or(""),
+                token: msg.password().unwrap_or(""),
+            },
+            Emit::FailedWrite { seq, kind } => Event::FailedWrite {
+                seq,
+                kind,
+                reason: msg.reason().unwrap_or(""),
+                stored: core.pstore.get(seq),
+            },
+            Emit::Delivery { route, .. } => {
+                let (id, sub_id) = route_key(route)?;
+                Event::Delivery(Delivery {
+                    id,
+                    sub_id,
+                    msg,
+                    record: None,
+                })
+            }
+            Emit::Records { route, next } => {
+                let (id, sub_id) = route_key(route)?;
+                match msg.sow_record_at(next, &mut Scratch::new(rest)) {
+                    Ok(Some((record, after))) => {
+                        d.emit = Emit::Records { route, next: after };
+                        Event::Delivery(Delivery {
+                            id,
+                            sub_id,
+                            msg,
+                            record: Some(record),
+                        })
+                    }
+                    Ok(None) => {
+                        d.emit = Emit::Records {
+                            route,
+                            next: usize::MAX,
+                        };
+                        return None;
+                    }
+                    Err(e) => {
+                        d.emit = Emit::Records {
+                            route,
+                            next: usize::MAX,
+                        };
+                        Event::Error(SessionError::Decode(e))
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl<S: Storage> Core<S> {
+    /// An ack: route it by `cid` to its command; persisted acks also drive the publish store.
+    fn on_ack(&mut self, msg: &Message<'_>) -> Option<Emit> {
+        let now = self.now;
+        let ack = msg.ack_type();
+        let status = msg.status();
+        let failed = matches!(status, Some(Status::Failure | Status::Retry));
+        let cid = msg.command_id().and_then(|c| c.trim().parse::<u64>().ok());
+        let idx = cid.and_then(|c| self.pending.items().iter().position(|p| p.id.cid == c));
+
+        // Logon (protocol.md §8).
+        if let (Some(i), Some(logon)) = (idx, self.logon_id)
+            && self.pending.items().get(i).is_some_and(|p| p.id == logon)
+        {
+            match status {
+                Some(Status::Retry) => return Some(Emit::LogonRetry),
+                Some(Status::Failure) => self.logon_failed(now, failure(msg)),
+                _ => self.logon_succeeded(now, msg),
+            }
+            return None;
+        }
+
+        // The publish store (protocol.md §8.4): persisted acks are matched by `s`, not `cid`.
+        if ack == Some(AckType::Persisted)
+            && self.pstore.is_enabled()
+            && let Some(seq) = msg.seq()
+        {
+            if failed {
+                let kind = FailureKind::classify(
+                    msg.reason().unwrap_or(""),
+                    status == Some(Status::Retry),
+                );
+                self.deferred_discard = Some(seq);
+                if kind == FailureKind::Duplicate {
+                    // The server already has it: as good as persisted.
+                    return None;
+                }
+                if idx.is_none() {
+                    return Some(Emit::FailedWrite { seq, kind });
+                }
+            } else {
+                self.pstore.discard_up_to(seq);
+                self.queue.push(Queued::Persisted(seq));
+                self.complete_flushes();
+                self.pump(now);
+                idx?;
+            }
+        }
+
+        let Some(i) = idx else {
+            if failed && cid.is_none() {
+                // A command the server could not read (protocol.md §1.4).
+                let reason = msg.reason().unwrap_or("");
+                self.queue.push(Queued::Error(SessionError::Protocol {
+                    kind: FailureKind::classify(reason, status == Some(Status::Retry)),
+                    reason: ReasonText::new(reason),
+                }));
+                return None;
+            }
+            return Some(Emit::LastChance);
+        };
+        let mut p = *self.pending.items().get(i)?;
+        let forward = !p.internal && ack.is_some_and(|a| p.forward.contains(a));
+
+        if failed {
+            self.pending.swap_remove_at(i);
+            if let Some(h) = p.route {
+                self.remove_route(h);
+            }
+            self.queue.push(Queued::Failed(p.report, failure(msg)));
+            return forward.then_some(Emit::Ack(p.report));
+        }
+
+        if let Some(a) = ack {
+            p.waiting = p.waiting.without(a);
+            if a == AckType::Processed {
+                p.processed = true;
+                p.deadline = None;
+                if let Some(h) = p.route
+                    && let Some(backlog) = msg.max_backlog()
+                    && let Some(r) = self.routes.items_mut().iter_mut().find(|r| r.handle == h)
+                {
+                    // A queue subscription: its effective backlog caps ack batches (§11).
+                    r.flags |= QUEUE;
+                    r.backlog = u32::try_from(backlog).unwrap_or(u32::MAX);
+                }
+            }
+            if a == AckType::Persisted
+                && let (Some(h), Some(bm)) = (p.route, msg.bookmark())
+                && let Some(r) = self
+                    .routes
+                    .items()
+                    .iter()
+                    .find(|r| r.handle == h && r.has(BOOKMARKS))
+                && let Some(sub) = r.str(self.arena.as_ref(), rs::SUB_ID)
+                && let Err(e) = self.bstore.persisted(sub, bm)
+            {
+                self.queue
+                    .push(Queued::Error(SessionError::BookmarkStore(e)));
+            }
+            if a == AckType::Completed
+                && let Some(h) = p.route
+                && self
+                    .routes
+                    .items()
+                    .iter()
+                    .any(|r| r.handle == h && r.has(QUERY_ONLY))
+            {
+                // Every result of a query precedes its `completed` ack (§5.4).
+                self.remove_route(h);
+            }
+        }
+        let store_busy = p.flush_store && self.pstore.unpersisted_count() > 0;
+        if p.waiting.is_empty() && !store_busy {
+            self.pending.swap_remove_at(i);
+            self.queue.push(Queued::Completed(p.report, msg.stats()));
+        } else if let Some(slot) = self.pending.items_mut().get_mut(i) {
+            *slot = p;
+        }
+        forward.then_some(Emit::Ack(p.report))
+    }
+
+    /// `publish_flush` commands whose acks arrived complete once the store is empty.
+    fn complete_flushes(&mut self) {
+        if self.pstore.unpersisted_count() > 0 {
+            return;
+        }
+        while let Some(i) = self
+            .pending
+            .items()
+            .iter()
+            .position(|p| p.flush_store && p.waiting.is_empty())
+        {
+            if let Some(p) = self.pending.swap_remove_at(i) {
+                self.queue
+                    .push(Queued::Completed(p.report, Default::default()));
+            }
+        }
+    }
+
+    fn remove_route(&mut self, handle: super::CommandId) {
+        if let Some(i) = self.routes.items().iter().position(|r| r.handle == handle)
+            && let Some(r) = self.routes.swap_remove_at(i)
+        {
+            self.free_route_block(&r);
+        }
+    }
+
+    /// The next route named in the delivery's subscription ids at or after byte `from`,
+    /// skipping bookmark duplicates. Returns the route index and where to continue.
+    fn next_route(&mut self, msg: &Message<'_>, from: usize) -> Option<(usize, usize)> {
+        let ids = msg.sub_ids_raw().unwrap_or("");
+        let mut at = from;
+        self.dup_only = false;
+        while at < ids.len() {
+            let rest = ids.get(at..).unwrap_or("");
+            let (item, consumed) = match rest.find(',') {
+                Some(c) => (rest.get(..c).unwrap_or(""), c + 1),
+                None => (rest, rest.len()),
+            };
+            at += consumed;
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let arena = self.arena.as_ref();
+            let Some(ri) = self
+                .routes
+                .items()
+                .iter()
+                .position(|r| r.str(arena, rs::SUB_ID) == Some(item))
+            else {
+                continue;
+            };
+            let route = *self.routes.items().get(ri)?;
+            if msg.lease_period().is_some() && !route.has(QUEUE) {
+                // Queue messages carry a lease (§11), even before the subscribe ack (§17.10).
+                if let Some(r) = self.routes.items_mut().get_mut(ri) {
+                    r.flags |= QUEUE;
+                }
+            }
+            if route.has(BOOKMARKS)
+                && msg.kind() == CommandKind::Publish
+                && let Some(bm) = msg.bookmark()
+            {
+                match self.bstore.log(item, bm) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Already discarded: a duplicate after a resume (§10.2).
+                        self.dup_only = true;
+                        continue;
+                    }
+                    Err(e) => self
+                        .queue
+                        .push(Queued::Error(SessionError::BookmarkStore(e))),
+                }
+            }
+            return Some((ri, at));
+        }
+        None
+    }
+
+    /// The route of a query result (`query_id`, §7.2, §7.3).
+    fn query_route(&self, msg: &Message<'_>) -> Option<usize> {
+        let arena = self.arena.as_ref();
+        let q = msg.query_id()?;
+        self.routes
+            .items()
+            .iter()
+            .position(|r| r.str(arena, rs::QUERY_ID) == Some(q))
+    }
+
+    /// Fail one pending command after a disconnect or shutdown.
+    fn fail_next(&mut self, err: CommandError) -> Step {
+        let Some(p) = self.pending.swap_remove_at(0) else {
+            self.failing = None;
+            return Step::Again;
+        };
+        let survives = p
+            .route
+            .is_some_and(|h| self.routes.items().iter().any(|r| r.handle == h));
+        if survives && err == CommandError::Disconnected {
+            // Re-entered after the reconnect, which reports under the same handle.
+            return Step::Again;
+        }
+        if p.internal && p.kind != CommandKind::Logon {
+            return Step::Again;
+        }
+        Step::Queued(Queued::Failed(p.report, err))
+    }
+
+    /// Time out one command whose deadline passed (seeds: unsubscribe, then TimedOut).
+    fn expire_next(&mut self, now: crate::time::Instant) -> Step {
+        let Some(i) = self
+            .pending
+            .items()
+            .iter()
+            .position(|p| p.deadline.is_some_and(|d| d <= now))
+        else {
+            self.timeouts_due = None;
+            return Step::Again;
+        };
+        let Some(p) = self.pending.swap_remove_at(i) else {
+            return Step::Again;
+        };
+        if let Some(h) = p.route {
+            let key = self
+                .routes
+                .items()
+                .iter()
+                .find(|r| r.handle == h)
+                .and_then(|r| {
+                    let arena = self.arena.as_ref();
+                    r.str(arena, rs::SUB_ID)
+                        .map(|s| (true, s))
+                        .or_else(|| r.str(arena, rs::QUERY_ID).map(|q| (false, q)))
+                });
+            if let Some((is_sub, key)) = key {
+                let cmd = if is_sub {
+                    Command::unsubscribe(key)
+                } else {
+                    Command::new(CommandKind::Unsubscribe).query_id(key)
+                };
+                if let Ok(n) = cmd.encode(self.tx.tail()) {
+                    self.tx.commit(n);
+                }
+            }
+            self.remove_route(h);
+        }
+        Step::Queued(Queued::Failed(p.report, CommandError::TimedOut))
+    }
+}

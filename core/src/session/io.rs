@@ -1,0 +1,159 @@
+//! The session's receive and transmit buffers.
+
+use crate::codec::{DecodeError, PREFIX_LEN, split_frame};
+
+/// Receive buffer. Frames are dispatched in place; the frame being dispatched stays pinned at
+/// the front until it is released, so events can borrow it across `poll_event` calls.
+pub(crate) struct RxBuf<B> {
+    pub(crate) buf: B,
+    start: usize,
+    end: usize,
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> RxBuf<B> {
+    pub(crate) fn new(buf: B) -> Self {
+        RxBuf {
+            buf,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.as_ref().len()
+    }
+
+    /// Append as much of `input` as fits; returns the count taken.
+    pub(crate) fn push(&mut self, input: &[u8]) -> usize {
+        let cap = self.capacity();
+        if self.start > 0 && cap - self.end < input.len() {
+            self.buf.as_mut().copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = input.len().min(cap - self.end);
+        match (
+            self.buf.as_mut().get_mut(self.end..self.end + n),
+            input.get(..n),
+        ) {
+            (Some(dst), Some(src)) => {
+                dst.copy_from_slice(src);
+                self.end += n;
+                n
+            }
+            _ => 0,
+        }
+    }
+
+    /// Length of the complete frame at the front (prefix included), if any.
+    pub(crate) fn front_frame(&self, max_frame: u32) -> Result<Option<usize>, DecodeError> {
+        let held = self.buf.as_ref().get(self.start..self.end).unwrap_or(&[]);
+        Ok(split_frame(held, max_frame)?.map(|(_, used)| used))
+    }
+
+    /// The body (header + payload) of the front frame of total length `len`.
+    pub(crate) fn body(&self, len: usize) -> &[u8] {
+        self.buf
+            .as_ref()
+            .get(self.start + PREFIX_LEN..self.start + len)
+            .unwrap_or(&[])
+    }
+
+    /// Release the front `len` bytes.
+    pub(crate) fn release(&mut self, len: usize) {
+        self.start = (self.start + len).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+}
+
+/// Transmit buffer: whole frames appended, drained by `poll_transmit` in any chunk size.
+pub(crate) struct TxBuf<B> {
+    pub(crate) buf: B,
+    start: usize,
+    end: usize,
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> TxBuf<B> {
+    pub(crate) fn new(buf: B) -> Self {
+        TxBuf {
+            buf,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.as_ref().len()
+    }
+
+    /// Free space at the tail, compacting first if that helps.
+    pub(crate) fn tail(&mut self) -> &mut [u8] {
+        if self.start > 0 {
+            self.buf.as_mut().copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let end = self.end;
+        self.buf.as_mut().get_mut(end..).unwrap_or(&mut [])
+    }
+
+    /// Free space without compacting.
+    pub(crate) fn free(&self) -> usize {
+        self.capacity() - self.pending()
+    }
+
+    /// `n` bytes were written into [`TxBuf::tail`].
+    pub(crate) fn commit(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.capacity());
+    }
+
+    /// Append `bytes` whole, or nothing.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() > self.free() {
+            return false;
+        }
+        let tail = self.tail();
+        match tail.get_mut(..bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.commit(bytes.len());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Copy up to `out.len()` pending bytes out.
+    pub(crate) fn drain_into(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.pending());
+        if let (Some(dst), Some(src)) = (
+            out.get_mut(..n),
+            self.buf.as_ref().get(self.start..self.start + n),
+        ) {
+            dst.copy_from_slice(src);
+        }
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        n
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+}

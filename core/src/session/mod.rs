@@ -1,0 +1,807 @@
+//! The sans-IO session (design.md §2): one [`Session`] drives a client connection's whole life,
+//! across reconnects.
+//!
+//! # Call order
+//!
+//! ```text
+//! new(config, parts)
+//! loop {
+//!     poll_connect(now)              -> Some(req): open a transport to the server the adapter's
+//!                                       ServerChooser names; then handle_connected(now, logon)
+//!                                       or handle_connect_failed(now)
+//!     handle_bytes(now, &input)      -> consumed (less than offered: drain poll_event first)
+//!     handle_closed(now, cause)      when the transport closes
+//!     handle_timeout(now)            when poll_timeout() is reached (spurious calls are no-ops)
+//!     execute / publish / ack / ...  user commands (queue work, return handles, no I/O)
+//!     while let Some(e) = poll_event()            { act on e }   // always before poll_transmit
+//!     while let Some(n) = poll_transmit(now, buf) { write buf[..n] }
+//!     sleep until poll_timeout(), socket readiness or a user command
+//! }
+//! ```
+//!
+//! # Contracts
+//!
+//! - `now` never goes backwards; a spurious `handle_timeout` is a no-op.
+//! - `handle_bytes` accepts any chunking (one byte at a time gives the same events as one big
+//!   chunk) and returns how much it took; less than offered means "drain `poll_event`, then offer
+//!   the rest" (backpressure, never loss). Frames are decoded lazily by `poll_event`, so replies
+//!   (heartbeat beats, queue acks) are queued while events are drained: drain `poll_event`
+//!   before `poll_transmit`.
+//! - `poll_transmit` works with any buffer of at least one byte, remembers its place inside a
+//!   frame, and never returns `Some(0)`.
+//! - Inputs only queue replies; nothing in a `handle_*` writes.
+//! - Every call does bounded work (at most one frame per `poll_event`, tables of configured
+//!   size).
+//! - Input that ends the connection is reported once ([`Event::CloseTransport`], then
+//!   [`ConnectionState::Disconnected`]) and further input is ignored until the next
+//!   `handle_connected`.
+//! - Events borrow the receive buffer until the next `&mut` call (zero-copy message views).
+//! - Memory is bounded by [`Limits`] and the [`Storage`] types; a full table or store is a typed
+//!   error or a documented policy, never a panic or silent growth.
+
+mod commands;
+mod config;
+mod error;
+mod event;
+mod inbound;
+mod io;
+mod lifecycle;
+mod storage;
+mod tables;
+
+pub use config::{Config, HeartbeatConfig, Limits, Logon};
+pub use error::{
+    CommandError, ConfigError, FailureKind, InputError, PublishError, ReasonText, SessionError,
+    StoreError,
+};
+pub use event::{ConnectionState, Delivery, Event, State};
+pub use storage::{Buf, FixedStorage, Parts, Storage, Table};
+#[cfg(feature = "alloc")]
+pub use storage::{HeapStorage, heap_bookmark_store, heap_publish_store};
+pub use tables::{CommandId, Pending, Route};
+
+use crate::codec::{AckStats, Detached};
+use crate::ha::ReconnectPolicy;
+use crate::time::{Duration, Instant};
+use crate::util::{FixedStr, Rng};
+use io::{RxBuf, TxBuf};
+
+/// How a command is tracked (see [`Session::execute_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Exec {
+    /// Re-enter this subscription after a reconnect (an async subscription with a handler; the
+    /// seeds' SubscriptionManager does not re-enter streams).
+    pub resubscribe: bool,
+}
+
+/// Why the transport closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportClosed {
+    /// The peer closed the connection.
+    PeerClosed,
+    /// A read or write failed.
+    Error,
+}
+
+/// What `poll_connect` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectRequest {
+    /// 1 for the first attempt of an outage, then 2, 3, ...
+    pub attempt: u32,
+}
+
+/// What a queue acknowledgement does (protocol.md §11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckHow {
+    /// Processed: remove the message from the queue (batched).
+    Ack,
+    /// Return it to the queue for redelivery.
+    Cancel,
+    /// Expire it now.
+    Expire,
+}
+
+/// The state of a command (see [`Session::command_status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandStatus {
+    /// Waiting for acks.
+    Pending,
+    /// Not pending: completed, failed, or unknown (its outcome was reported as an event).
+    NotPending,
+}
+
+const QUEUE_CAP: usize = 32;
+
+#[derive(Clone, Copy, Debug)]
+enum Queued {
+    State(ConnectionState),
+    CloseTransport,
+    Completed(CommandId, AckStats),
+    Failed(CommandId, CommandError),
+    Persisted(u64),
+    Error(SessionError),
+}
+
+/// Events without borrows, emitted in order before any new frame is processed.
+struct EventQueue {
+    items: [Option<Queued>; QUEUE_CAP],
+    head: usize,
+    len: usize,
+    dropped: u64,
+}
+
+impl EventQueue {
+    const fn new() -> Self {
+        EventQueue {
+            items: [None; QUEUE_CAP],
+            head: 0,
+            len: 0,
+            dropped: 0,
+        }
+    }
+    fn push(&mut self, q: Queued) {
+        if self.len == QUEUE_CAP {
+            // Cannot happen by construction (at most a few events are queued per step and the
+            // queue drains before new frames); counted rather than panicking.
+            self.dropped += 1;
+            return;
+        }
+        if let Some(slot) = self.items.get_mut((self.head + self.len) % QUEUE_CAP) {
+            *slot = Some(q);
+            self.len += 1;
+        }
+    }
+    fn pop(&mut self) -> Option<Queued> {
+        if self.len == 0 {
+            return None;
+        }
+        let q = self.items.get_mut(self.head).and_then(Option::take);
+        self.head = (self.head + 1) % QUEUE_CAP;
+        self.len -= 1;
+        q
+    }
+}
+
+/// What the frame at the front of the receive buffer is being turned into.
+#[derive(Clone, Copy)]
+struct Dispatch {
+    len: usize,
+    header_len: usize,
+    esc_len: usize,
+    header: Detached,
+    emit: Emit,
+}
+
+#[derive(Clone, Copy)]
+enum Emit {
+    /// An ack for command `id`.
+    Ack(CommandId),
+    /// A delivery to route `route` (index); `next_sid` is where to continue in `sids`.
+    Delivery {
+        route: usize,
+        next_sid: Option<usize>,
+    },
+    /// The records of a `sow` batch for route `route`, the next one starting at `next`.
+    Records { route: usize, next: usize },
+    /// Nobody handles it.
+    LastChance,
+    /// A refused sequenced command.
+    FailedWrite { seq: u64, kind: FailureKind },
+    /// A logon challenge.
+    LogonRetry,
+}
+
+/// Recovery after a logon: replay, then resubscribe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recovery {
+    Idle,
+    Replay,
+    Resubscribe { next: usize },
+}
+
+/// Queue acks waiting to be sent as one `sow_delete` (protocol.md §11; seeds: ack batching).
+struct AckBatch {
+    topic: FixedStr<256>,
+    bookmarks: FixedStr<2048>,
+    count: u32,
+    target: u32,
+}
+
+/// The client connection state machine. See the module docs for the call order and contracts.
+///
+/// The receive buffer, the unescape scratch and the dispatch cursor live here; everything else
+/// is in the core, so a message view borrowing the buffer and the core's tables can be used at
+/// the same time.
+pub struct Session<S: Storage> {
+    rx: RxBuf<S::Bytes>,
+    scratch: S::Bytes,
+    dispatch: Option<Dispatch>,
+    core: Core<S>,
+}
+
+pub(crate) struct Core<S: Storage> {
+    // Settings (copied from Config).
+    client_name: FixedStr<128>,
+    version: FixedStr<64>,
+    logon_options: FixedStr<128>,
+    heartbeat: Option<HeartbeatConfig>,
+    logon_timeout: Duration,
+    command_timeout: Option<Duration>,
+    resubscribe: bool,
+    ack_batch_size: u32,
+    ack_timeout: Duration,
+    limits: Limits,
+    reconnect: ReconnectPolicy,
+    rng: Rng,
+
+    now: Instant,
+    state: State,
+    generation: u32,
+    next_cid: u64,
+
+    tx: TxBuf<S::Bytes>,
+    arena: S::Bytes,
+    arena_end: usize,
+    pending: S::Commands,
+    routes: S::Routes,
+    pstore: S::PublishStore,
+    bstore: S::BookmarkStore,
+
+    next_seq: u64,
+    sent_seq: u64,
+    seq_known: bool,
+    recovery: Recovery,
+    logon_id: Option<CommandId>,
+
+    hb_send: Option<Instant>,
+    hb_deadline: Option<Instant>,
+    logon_deadline: Option<Instant>,
+    ack_flush_at: Option<Instant>,
+    next_attempt: Option<Instant>,
+    outage_start: Option<Instant>,
+    attempt: u32,
+    halted: bool,
+
+    queue: EventQueue,
+    failing: Option<CommandError>,
+    timeouts_due: Option<Instant>,
+    closing: bool,
+    /// The receive buffer must be emptied (new or ended connection).
+    rx_reset: bool,
+    deferred_discard: Option<u64>,
+    acks: AckBatch,
+    /// The last routing attempt only found bookmark duplicates.
+    dup_only: bool,
+}
+
+impl<S: Storage> Session<S> {
+    /// A session named by `config`, storing its state in `parts`. It starts disconnected; with a
+    /// reconnect policy call [`Session::start`] to have `poll_connect` ask for a connection.
+    pub fn new(config: &Config<'_>, parts: Parts<S>) -> Result<Self, ConfigError> {
+        let client_name = FixedStr::new(config.client_name)
+            .filter(|n| !n.is_empty())
+            .ok_or(ConfigError::ClientName)?;
+        if config.heartbeat.is_some_and(|h| h.interval_secs == 0) {
+            return Err(ConfigError::Heartbeat);
+        }
+        let lim = config.limits;
+        let rx_len = parts.rx.as_ref().len();
+        if rx_len < 64 {
+            return Err(ConfigError::BufferTooSmall { which: "rx" });
+        }
+        if parts.tx.as_ref().len() < 256 {
+            return Err(ConfigError::BufferTooSmall { which: "tx" });
+        }
+        // The effective maximum frame is what the receive buffer can hold.
+        let max_frame = lim
+            .max_frame
+            .min(u32::try_from(rx_len - 4).unwrap_or(u32::MAX));
+        let core = Core {
+            client_name,
+            version: FixedStr::new(config.version).unwrap_or_default(),
+            logon_options: FixedStr::new(config.logon_options.unwrap_or("")).unwrap_or_default(),
+            heartbeat: config.heartbeat,
+            logon_timeout: config.logon_timeout,
+            command_timeout: config.command_timeout,
+            resubscribe: config.resubscribe,
+            ack_batch_size: config.ack_batch_size.max(1),
+            ack_timeout: config.ack_timeout,
+            limits: Limits { max_frame, ..lim },
+            reconnect: config.reconnect,
+            rng: Rng::new(config.seed),
+            now: Instant::ZERO,
+            state: State::Disconnected,
+            generation: 0,
+            next_cid: 1,
+            tx: TxBuf::new(parts.tx),
+            arena: parts.arena,
+            arena_end: 0,
+            pending: parts.commands,
+            routes: parts.routes,
+            pstore: parts.publish_store,
+            bstore: parts.bookmark_store,
+            next_seq: 1,
+            sent_seq: 0,
+            seq_known: false,
+            recovery: Recovery::Idle,
+            logon_id: None,
+            hb_send: None,
+            hb_deadline: None,
+            logon_deadline: None,
+            ack_flush_at: None,
+            next_attempt: None,
+            outage_start: None,
+            attempt: 0,
+            halted: false,
+            queue: EventQueue::new(),
+            failing: None,
+            timeouts_due: None,
+            closing: false,
+            rx_reset: false,
+            deferred_discard: None,
+            acks: AckBatch {
+                topic: FixedStr::EMPTY,
+                bookmarks: FixedStr::EMPTY,
+                count: 0,
+                target: 1,
+            },
+            dup_only: false,
+        };
+        Ok(Session {
+            rx: RxBuf::new(parts.rx),
+            scratch: parts.scratch,
+            dispatch: None,
+            core,
+        })
+    }
+
+    /// Record `now` (never backwards) and apply buffer resets the core asked for.
+    fn enter(&mut self, now: Instant) {
+        self.core.now = self.core.now.max(now);
+    }
+
+    fn leave(&mut self) {
+        if self.core.rx_reset {
+            self.core.rx_reset = false;
+            self.rx.clear();
+            self.dispatch = None;
+        }
+    }
+
+    // ----------------------------------------------------------------------------- queries
+
+    /// Where the session is.
+    pub fn state(&self) -> State {
+        self.core.state
+    }
+
+    /// Whether command `id` still waits for acks.
+    pub fn command_status(&self, id: CommandId) -> CommandStatus {
+        if self
+            .core
+            .pending
+            .items()
+            .iter()
+            .any(|p| p.id == id || p.report == id)
+        {
+            CommandStatus::Pending
+        } else {
+            CommandStatus::NotPending
+        }
+    }
+
+    /// The client name.
+    pub fn client_name(&self) -> &str {
+        self.core.client_name.as_str()
+    }
+
+    /// Commands waiting for acks.
+    pub fn pending_commands(&self) -> usize {
+        self.core.pending.items().len()
+    }
+
+    /// Active subscriptions and running queries.
+    pub fn routes(&self) -> usize {
+        self.core.routes.items().len()
+    }
+
+    /// Unpersisted entries in the publish store (the seeds' `unpersisted_count`).
+    pub fn unpersisted_count(&self) -> usize {
+        crate::store::PublishStore::unpersisted_count(&self.core.pstore)
+    }
+
+    /// The publish store.
+    pub fn publish_store(&self) -> &S::PublishStore {
+        &self.core.pstore
+    }
+
+    /// The publish store, mutable (e.g. to sync a file store).
+    pub fn publish_store_mut(&mut self) -> &mut S::PublishStore {
+        &mut self.core.pstore
+    }
+
+    /// The bookmark store.
+    pub fn bookmark_store(&self) -> &S::BookmarkStore {
+        &self.core.bstore
+    }
+
+    /// The bookmark store, mutable.
+    pub fn bookmark_store_mut(&mut self) -> &mut S::BookmarkStore {
+        &mut self.core.bstore
+    }
+
+    /// Bytes waiting in the transmit buffer.
+    pub fn pending_transmit(&self) -> usize {
+        self.core.tx.pending()
+    }
+
+    /// The effective limits (the maximum frame is capped by the receive buffer).
+    pub fn limits(&self) -> &Limits {
+        &self.core.limits
+    }
+
+    /// The next sequence number a publish would get (0 before the first logon).
+    pub fn next_seq(&self) -> u64 {
+        if self.core.seq_known {
+            self.core.next_seq
+        } else {
+            0
+        }
+    }
+
+    /// Events that could not be queued (always 0 unless there is a bug; exposed for tests).
+    pub fn dropped_events(&self) -> u64 {
+        self.core.queue.dropped
+    }
+
+    /// The sub_id (or query_id) of a subscription or query.
+    pub fn route_key(&self, handle: CommandId) -> Option<&str> {
+        self.core.route_key(handle)
+    }
+
+    /// The effective queue backlog of a subscription, once its subscribe ack reported it.
+    pub fn backlog(&self, handle: CommandId) -> Option<u32> {
+        self.core
+            .routes
+            .items()
+            .iter()
+            .find(|r| r.handle == handle)
+            .map(|r| r.backlog)
+            .filter(|&b| b > 0)
+    }
+
+    // ----------------------------------------------------------------------------- settings
+
+    /// Start, change or stop heartbeats (seeds: `set_heartbeat(interval, timeout)`). When logged
+    /// on, the new `start,N` is sent at once.
+    pub fn set_heartbeat(
+        &mut self,
+        now: Instant,
+        hb: Option<HeartbeatConfig>,
+    ) -> Result<(), ConfigError> {
+        self.enter(now);
+        if hb.is_some_and(|h| h.interval_secs == 0) {
+            return Err(ConfigError::Heartbeat);
+        }
+        let core = &mut self.core;
+        core.heartbeat = hb;
+        core.hb_send = None;
+        core.hb_deadline = None;
+        if core.is_logged_on() {
+            let cmd = match hb {
+                Some(h) => crate::codec::Command::heartbeat_start(u64::from(h.interval_secs)),
+                None => crate::codec::Command::heartbeat_stop(),
+            };
+            if let Ok(n) = cmd.encode(core.tx.tail()) {
+                core.tx.commit(n);
+            }
+            if let Some(h) = hb {
+                core.hb_send = Some(now + Duration::from_secs(u64::from(h.interval_secs)));
+                core.hb_deadline = Some(now + h.timeout);
+                core.queue
+                    .push(Queued::State(ConnectionState::HeartbeatInitiated));
+            }
+        }
+        Ok(())
+    }
+
+    /// Queue acks batched before sending (seeds: `set_ack_batch_size`).
+    pub fn set_ack_batch_size(&mut self, n: u32) {
+        self.core.ack_batch_size = n.max(1);
+    }
+
+    /// Longest time a queue ack waits in a batch (seeds: `set_ack_timeout`).
+    pub fn set_ack_timeout(&mut self, t: Duration) {
+        self.core.ack_timeout = t;
+    }
+
+    /// The reconnect policy (seeds: `set_reconnect_delay_strategy`).
+    pub fn set_reconnect(&mut self, policy: ReconnectPolicy) {
+        self.core.reconnect = policy;
+    }
+
+    /// Re-enter async subscriptions after a reconnect (the HA client's subscription manager).
+    pub fn set_resubscribe(&mut self, on: bool) {
+        self.core.resubscribe = on;
+    }
+
+    // ----------------------------------------------------------------------------- inputs
+
+    /// Ask `poll_connect` for a connection now (the HA client's `connect_and_logon`). Clears a
+    /// halt after a failed logon or `disconnect`.
+    pub fn start(&mut self, now: Instant) {
+        self.enter(now);
+        self.core.start(now);
+    }
+
+    /// Whether the adapter should open a transport now. Returns a request at most once per
+    /// attempt; answer it with [`Session::handle_connected`] or
+    /// [`Session::handle_connect_failed`].
+    pub fn poll_connect(&mut self, now: Instant) -> Option<ConnectRequest> {
+        self.enter(now);
+        self.core.poll_connect(now)
+    }
+
+    /// Opening the transport failed: schedule the next attempt (or give up).
+    pub fn handle_connect_failed(&mut self, now: Instant) {
+        self.enter(now);
+        self.core.handle_connect_failed(now);
+    }
+
+    /// The adapter's chooser has no server: stop reconnecting and shut down.
+    pub fn handle_give_up(&mut self, now: Instant) {
+        self.enter(now);
+        self.core.handle_give_up(now);
+        self.leave();
+    }
+
+    /// The transport is open: send the logon (protocol.md §6.1). Returns the logon command's id;
+    /// its outcome arrives as [`Event::Completed`] or [`Event::Failed`].
+    pub fn handle_connected(
+        &mut self,
+        now: Instant,
+        logon: &Logon<'_>,
+    ) -> Result<CommandId, CommandError> {
+        self.enter(now);
+        let r = self.core.handle_connected(now, logon);
+        self.leave();
+        r
+    }
+
+    /// Answer an [`Event::LogonRetry`] challenge with the authenticator's credential.
+    pub fn handle_logon_retry(
+        &mut self,
+        now: Instant,
+        user_id: Option<&str>,
+        password: &str,
+    ) -> Result<CommandId, CommandError> {
+        self.enter(now);
+        self.core.handle_logon_retry(now, user_id, password)
+    }
+
+    /// Bytes from the transport. Returns how many were taken; fewer than offered means the
+    /// receive buffer is full: drain [`Session::poll_event`] and offer the rest.
+    pub fn handle_bytes(&mut self, now: Instant, input: &[u8]) -> Result<usize, InputError> {
+        self.enter(now);
+        if !self.core.is_connected() || self.core.closing {
+            return Err(InputError::NotConnected);
+        }
+        let n = self.rx.push(input);
+        if n > 0 {
+            // Any traffic proves the server alive (protocol.md §9).
+            if let Some(hb) = self.core.heartbeat
+                && self.core.is_logged_on()
+            {
+                self.core.hb_deadline = Some(now + hb.timeout);
+            }
+        }
+        Ok(n)
+    }
+
+    /// The transport closed. Frames already received are still delivered by `poll_event`.
+    pub fn handle_closed(&mut self, now: Instant, cause: TransportClosed) {
+        let _ = cause;
+        self.enter(now);
+        let more = self.dispatch.is_some()
+            || matches!(self.rx.front_frame(self.core.limits.max_frame), Ok(Some(_)));
+        self.core.handle_closed(now, more);
+        self.leave();
+    }
+
+    /// Timers that are due fire: heartbeats, the heartbeat deadline, the logon timeout, command
+    /// timeouts, the queue-ack batch. Spurious calls are no-ops.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.enter(now);
+        self.core.handle_timeout(now);
+        self.leave();
+    }
+
+    /// Close the connection and stop reconnecting (seeds: `disconnect()`); `start` resumes.
+    pub fn disconnect(&mut self, now: Instant) {
+        self.enter(now);
+        self.core.disconnect(now);
+        self.leave();
+    }
+
+    /// Close for good (seeds: `close()`): the connection ends, nothing reconnects, every
+    /// command fails, [`ConnectionState::Shutdown`] is reported.
+    pub fn close(&mut self, now: Instant) {
+        self.enter(now);
+        self.core.close(now);
+        self.leave();
+    }
+
+    // ----------------------------------------------------------------------------- commands
+
+    /// Send a command. Subscriptions and queries get a route (deliveries come as
+    /// [`Event::Delivery`] with the returned id); the session adds the `processed` ack (and
+    /// `completed` for queries) it needs to see failures and the end of results, and fills in
+    /// `cid`, and `sub_id`/`query_id` when absent. Not re-entered after a reconnect (a stream);
+    /// see [`Session::execute_with`].
+    pub fn execute(
+        &mut self,
+        now: Instant,
+        cmd: &crate::codec::Command<'_>,
+    ) -> Result<CommandId, CommandError> {
+        self.enter(now);
+        self.core.execute_with(now, cmd, Exec::default())
+    }
+
+    /// [`Session::execute`] with tracking options.
+    pub fn execute_with(
+        &mut self,
+        now: Instant,
+        cmd: &crate::codec::Command<'_>,
+        exec: Exec,
+    ) -> Result<CommandId, CommandError> {
+        self.enter(now);
+        self.core.execute_with(now, cmd, exec)
+    }
+
+    /// Unsubscribe the subscription or query `handle` (seeds: `unsubscribe(sub_id)`).
+    pub fn unsubscribe(
+        &mut self,
+        now: Instant,
+        handle: CommandId,
+    ) -> Result<CommandId, CommandError> {
+        self.enter(now);
+        self.core.unsubscribe(now, handle)
+    }
+
+    /// Publish `data` to `topic` (protocol.md §6.2). With a publish store the message is
+    /// numbered, kept until persisted, and replayed after reconnects: the result is its sequence
+    /// number; this also works while disconnected once the session has logged on once (the
+    /// server's last sequence number is then known, §8.4). Without a store it is sent as is.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        data: &[u8],
+    ) -> Result<Option<u64>, PublishError> {
+        self.enter(now);
+        self.core
+            .publish_command(now, &crate::codec::Command::publish(topic, data))
+    }
+
+    /// Send a sequenced command (publish, delta_publish, sow_delete with `e`, `x`, `k`, ...)
+    /// through the publish store when there is one; see [`Session::publish`]. Acks other than
+    /// `persisted` need a command id: use [`Session::execute`] for those.
+    pub fn publish_command(
+        &mut self,
+        now: Instant,
+        cmd: &crate::codec::Command<'_>,
+    ) -> Result<Option<u64>, PublishError> {
+        self.enter(now);
+        self.core.publish_command(now, cmd)
+    }
+
+    /// Send a `flush` (protocol.md §6.10): completes when every earlier command was processed.
+    pub fn flush(&mut self, now: Instant) -> Result<CommandId, CommandError> {
+        self.enter(now);
+        self.core
+            .execute_with(now, &crate::codec::Command::flush(), Exec::default())
+    }
+
+    /// Flush and wait for the publish store to drain (seeds: `publish_flush(timeout)`):
+    /// [`Event::Completed`] once the flush is acked and nothing is unpersisted, or
+    /// [`Event::Failed`] with `TimedOut` after `timeout`.
+    pub fn publish_flush(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+    ) -> Result<CommandId, CommandError> {
+        self.enter(now);
+        self.core.publish_flush(now, timeout)
+    }
+
+    /// Acknowledge a queue message (protocol.md §11; seeds: `message.ack()`): `Ack` is batched
+    /// up to the configured batch size, capped by the subscription's backlog, and flushed by
+    /// size or after the ack timeout; `Cancel` and `Expire` go out at once. No effect for
+    /// messages that are not from a queue subscription.
+    pub fn ack(
+        &mut self,
+        now: Instant,
+        route: CommandId,
+        topic: &str,
+        bookmark: &str,
+        how: AckHow,
+    ) -> Result<(), CommandError> {
+        self.enter(now);
+        self.core.ack(now, route, topic, bookmark, how)
+    }
+
+    /// Under auto-ack, what an adapter calls when the application is done with a queue message
+    /// (seeds: handler returned → ack; handler failed → cancel).
+    pub fn handled(
+        &mut self,
+        now: Instant,
+        route: CommandId,
+        topic: &str,
+        bookmark: &str,
+        ok: bool,
+    ) -> Result<(), CommandError> {
+        self.enter(now);
+        self.core.ack(
+            now,
+            route,
+            topic,
+            bookmark,
+            if ok { AckHow::Ack } else { AckHow::Cancel },
+        )
+    }
+
+    /// Send the batched queue acks now.
+    pub fn flush_acks(&mut self, now: Instant) {
+        self.enter(now);
+        self.core.flush_acks(now);
+    }
+
+    /// The application processed a message of a bookmark subscription (seeds: `discard()`):
+    /// the resume point may advance past it.
+    pub fn discard(&mut self, route: CommandId, bookmark: &str) -> Result<(), StoreError> {
+        self.core.discard(route, bookmark)
+    }
+
+    /// Discard by sub_id (for example for a subscription resumed after a restart).
+    pub fn discard_by_sub_id(&mut self, sub_id: &str, bookmark: &str) -> Result<(), StoreError> {
+        crate::store::BookmarkStore::discard(&mut self.core.bstore, sub_id, bookmark)
+    }
+
+    // ----------------------------------------------------------------------------- outputs
+
+    /// Copy pending outgoing bytes into `out`. Returns `None` when there is nothing to send;
+    /// never `Some(0)`. Remembers its place inside a frame. Transmitting frees space, so this
+    /// also sends what waited for it (publish replay, resubscriptions, queue acks).
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
+        self.enter(now);
+        self.core.poll_transmit(now, out)
+    }
+
+    /// The earliest time `handle_timeout` (or `poll_connect`) has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+}
+
+impl<S: Storage> Core<S> {
+    fn is_connected(&self) -> bool {
+        matches!(
+            self.state,
+            State::LoggingOn | State::Recovering | State::Ready
+        )
+    }
+
+    fn is_logged_on(&self) -> bool {
+        matches!(self.state, State::Recovering | State::Ready)
+    }
+
+    fn new_id(&mut self) -> CommandId {
+        let id = CommandId {
+            generation: self.generation,
+            cid: self.next_cid,
+        };
+        self.next_cid += 1;
+        id
+    }
+}

@@ -1,0 +1,9 @@
+//! Publish and bookmark stores (seeds: "Publish stores", "Bookmark stores"; protocol.md §8.4,
+//! §10). The traits are what the session needs; the memory stores here are bounded and work
+//! without `alloc`; `amps-fs` implements the same traits on disk.
+
+mod bookmark;
+mod publish;
+
+pub use bookmark::{BookmarkStore, MAX_BOOKMARK, MAX_SUB_ID, MemoryBookmarkStore, NoBookmarkStore};
+pub use publish::{MemoryPublishStore, NoPublishStore, PublishStore};
