@@ -109,6 +109,23 @@ fn arithmetic() {
     for (expr, want) in cases {
         assert_eq!(eval(expr, &doc), want, "{expr}");
     }
+    // Integers read from strings may exceed i64/u64; results that do not fit become floats.
+    let huge =
+        json!({"min": "-170141183460469231731687303715884105728", "big": "99999999999999999999"});
+    for expr in [
+        "-/min",
+        "/min - 1",
+        "/min * -1",
+        "/min / -1",
+        "/min % -1",
+        "/big * /big",
+    ] {
+        assert!(matches!(eval(expr, &huge), FilterValue::Float(_)), "{expr}");
+    }
+    assert_eq!(
+        eval("/big > 18446744073709551615", &huge),
+        FilterValue::Bool(true)
+    );
     // Unconvertible strings are NaN: every comparison but `!=` is false.
     assert!(matches!(eval("/x + 1", &doc), FilterValue::Float(f) if f.is_nan()));
     check(
@@ -421,6 +438,9 @@ fn syntax() {
         assert!(Filter::parse(expr).is_err(), "{expr:?} should not parse");
     }
     assert!(bad("/a LIKE r'(.)\\1'").contains("backreferences"));
+    // Pattern size is bounded (network input), yet ordinary patterns fit.
+    assert!(bad("/a LIKE r'\\w{1000}'").contains("LIKE pattern"));
+    filter("/a LIKE r'(?i)^\\w{30}@\\w{1,20}\\.com$'");
     // With the documented escapes `\1` is the octal escape for byte 1, not a backreference,
     // so the documented `/state LIKE '(.)\1'` compiles.
     assert!(filter("/state LIKE '(.)\\1'").matches(&json!({"state": "a\u{1}"})));

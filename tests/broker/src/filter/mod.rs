@@ -18,7 +18,6 @@
 
 mod delta;
 mod eval;
-mod json;
 mod lexer;
 mod msgtype;
 mod orderby;
@@ -31,8 +30,7 @@ use core::fmt;
 use serde_json::Value;
 
 pub use delta::{DeltaDiff, MergeMode, delta_diff, merge_delta};
-pub use json::{parse_json, scalar_text};
-pub use msgtype::fix_to_value;
+pub use msgtype::{fix_to_value, parse_json, scalar_text};
 pub use orderby::OrderBy;
 pub use parser::MAX_NESTING;
 pub use path::JsonPath;

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use super::FilterError;
-use super::json::scalar_text;
+use super::msgtype::scalar_text;
 use super::path::JsonPath;
 use super::value::{Num, Val, cmp_num};
 

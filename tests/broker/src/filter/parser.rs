@@ -34,8 +34,9 @@ use super::value::{ArithOp, CmpOp, Val, int};
 /// Deepest nesting of parentheses, function calls, `NOT` and unary signs accepted.
 pub const MAX_NESTING: usize = 64;
 
-/// Largest compiled size of one LIKE pattern (bytes), so a hostile pattern cannot take memory.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Largest compiled size of one LIKE pattern (bytes), so a hostile pattern cannot take much
+/// memory per subscription; 4 MiB still compiles patterns such as `\w{30}`.
+const REGEX_SIZE_LIMIT: usize = 4 << 20;
 
 /// A node of the expression tree.
 #[derive(Debug, Clone)]
@@ -498,4 +499,63 @@ fn is_keyword(word: &str) -> bool {
         "MOD",
     ];
     KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_stay_flat() {
+        match parse("/a = 1 OR /a = 2 OR /a = 3 AND /b = 1") {
+            Ok(Expr::Or(items)) => {
+                assert_eq!(items.len(), 3);
+                assert!(matches!(items.last(), Some(Expr::And(and)) if and.len() == 2));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse("1 + 2 - 3 * 4 / 5") {
+            Ok(Expr::Arith(_, rest)) => {
+                assert_eq!(rest.len(), 2);
+                assert!(
+                    matches!(rest.last(), Some((ArithOp::Sub, Expr::Arith(_, m))) if m.len() == 2)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn signed_literals_fold() {
+        assert!(
+            matches!(parse("-9223372036854775808"), Ok(Expr::Int(i)) if i == i128::from(i64::MIN))
+        );
+        assert!(matches!(parse("-18446744073709551615"), Ok(Expr::Float(_))));
+        assert!(matches!(parse("--2.5"), Ok(Expr::Float(f)) if f == 2.5));
+        assert!(matches!(parse("-/a"), Ok(Expr::Neg(_))));
+    }
+
+    #[test]
+    fn not_binds_looser_than_predicates() {
+        assert!(
+            matches!(parse("NOT /a IN (1)"), Ok(Expr::Not(inner)) if matches!(*inner, Expr::In { negated: false, .. }))
+        );
+        assert!(matches!(
+            parse("/a NOT IN (1)"),
+            Ok(Expr::In { negated: true, .. })
+        ));
+        assert!(matches!(
+            parse("/a NOT LIKE 'x'"),
+            Ok(Expr::Like { negated: true, .. })
+        ));
+        assert!(matches!(
+            parse("/a IS NOT NULL"),
+            Ok(Expr::IsNull { negated: true, .. })
+        ));
+        assert!(matches!(parse("''"), Ok(Expr::Null)));
+        assert!(matches!(
+            parse("/a LIKE ''"),
+            Ok(Expr::Like { re: None, .. })
+        ));
+    }
 }

@@ -349,7 +349,8 @@ fn float_arith(x: f64, op: ArithOp, y: f64) -> Val<'static> {
 pub(crate) fn negate(v: &Val<'_>) -> Val<'static> {
     match to_num(v) {
         None => Val::Null,
-        Some(Num::I(i)) => int(-i),
+        // Integers read from strings may be any i128; only i128::MIN has no negation.
+        Some(Num::I(i)) => i.checked_neg().map_or(Val::Float(-(i as f64)), int),
         Some(Num::F(f)) => Val::Float(-f),
     }
 }
