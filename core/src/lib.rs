@@ -61,8 +61,11 @@ extern crate std;
 pub mod codec;
 #[cfg(feature = "alloc")]
 pub mod conflate;
+pub mod error_kind;
 pub mod ha;
 mod log;
+#[cfg(feature = "alloc")]
+pub mod owned;
 pub mod session;
 pub mod store;
 pub mod time;
