@@ -185,7 +185,7 @@ mod tests {
         let mut sc = [0u8; 128];
         let msg = Message::parse(frame, &mut Scratch::new(&mut sc)).unwrap();
         let owned = OwnedMessage::from_message(&msg);
-        drop(sc);
+        sc.fill(0); // the copy must not depend on the session's scratch
         assert_eq!(owned.topic(), Some("orders"));
         assert_eq!(owned.sow_key(), Some("7"));
         assert_eq!(owned.correlation_id(), Some("q\"x"));
