@@ -284,12 +284,10 @@ impl Engine {
             self.write_delivery(conn, &mk(u, &p.full, with_k, ts), None, u.data);
         }
         if !p.oof.is_empty() {
-            self.write_delivery(
-                conn,
-                &mk(u, &p.oof, with_k, ts),
-                Some(OofReason::Match),
-                u.data,
-            );
+            // An oof is not a logged message: no bookmark (§7.4, V9).
+            let mut head = mk(u, &p.oof, with_k, None);
+            head.bm = None;
+            self.write_delivery(conn, &head, Some(OofReason::Match), u.data);
         }
         for (sid, cid) in p.ended {
             // A range replay ran past its end (§10.1): completed, then the subscription ends.

@@ -206,7 +206,12 @@ impl Engine {
         if let Err(reason) = checked {
             return self.fail(conn, msg, reason);
         }
-        let qid = msg.query_id().or(msg.command_id()).unwrap_or("").to_owned();
+        let qid = msg
+            .query_id()
+            .or(msg.command_id())
+            .or(msg.sub_id())
+            .unwrap_or("")
+            .to_owned();
         if self.wants(msg, AckType::Processed) {
             self.ack(conn, msg, AckType::Processed, None, |w| {
                 w.str("query_id", &qid);
@@ -226,7 +231,12 @@ impl Engine {
         opts: &SubOpts,
         sub: Option<(&Arc<str>, Option<OldSub>)>,
     ) {
-        let qid = msg.query_id().or(msg.command_id()).unwrap_or("").to_owned();
+        let qid = msg
+            .query_id()
+            .or(msg.command_id())
+            .or(msg.sub_id())
+            .unwrap_or("")
+            .to_owned();
         let Ok(sel) = TopicSel::compile(msg.topic(), opts.non_regex) else {
             return;
         };

@@ -304,7 +304,12 @@ impl Engine {
             self.queue_subscribe(conn, &sub_id, msg.topic().unwrap_or(""));
         }
         if self.wants(msg, AckType::Processed) {
-            let qid = query.then(|| msg.query_id().or(msg.command_id()).unwrap_or(""));
+            let qid = query.then(|| {
+                msg.query_id()
+                    .or(msg.command_id())
+                    .or(msg.sub_id())
+                    .unwrap_or("")
+            });
             self.ack(conn, msg, AckType::Processed, None, |w| {
                 if let Some(q) = qid {
                     w.str("query_id", q);
