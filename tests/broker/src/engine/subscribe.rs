@@ -351,15 +351,19 @@ impl Engine {
             .collect();
         self.success(conn, msg, AckType::Processed);
         for id in ids {
-            let replay = match self.sub_mut(conn, &id) {
+            let (replay, queue) = match self.sub_mut(conn, &id) {
                 Some(s) if s.paused => {
                     s.paused = false;
-                    s.cursor.is_some()
+                    let queue = s.queue.is_some().then(|| s.topic.literal().map(str::to_owned));
+                    (s.cursor.is_some(), queue.flatten())
                 }
-                _ => false,
+                _ => (false, None),
             };
             if replay {
                 self.replay(conn, &id);
+            }
+            if let Some(q) = queue {
+                self.queue_dispatch(&q);
             }
         }
     }

@@ -362,3 +362,99 @@ fn closed_connections_are_ignored() {
     h.e.handle_timeout(h.now);
     assert!(h.out(c).is_empty());
 }
+
+fn queue_cfg(q: crate::config::QueueTopic) -> Config {
+    Config {
+        queues: vec![q],
+        ..Config::default()
+    }
+}
+
+#[test]
+fn queue_max_deliveries_expires_a_message() {
+    let mut h = Harness::new(queue_cfg(crate::config::QueueTopic {
+        topic: "jobs".into(),
+        lease_period: crate::config::ConfDuration(amps_core::Duration::from_secs(1)),
+        max_deliveries: 2,
+        ..Default::default()
+    }));
+    let w = h.logon("w");
+    h.send(w, Command::subscribe("jobs").sub_id("q"));
+    h.out(w);
+    let p = h.logon("p");
+    h.send(p, Command::publish("jobs", b"{}"));
+    assert_eq!(h.out(w).len(), 1);
+    h.advance(1000);
+    assert_eq!(h.out(w).len(), 1, "second delivery");
+    h.advance(1000);
+    assert!(h.out(w).is_empty(), "two deliveries: expired");
+    assert_eq!(h.e.queue_depth("jobs"), Some(0));
+}
+
+#[test]
+fn queue_max_cancels_expires_a_message() {
+    let mut h = Harness::new(queue_cfg(crate::config::QueueTopic {
+        topic: "jobs".into(),
+        max_cancels: 1,
+        ..Default::default()
+    }));
+    let w = h.logon("w");
+    h.send(w, Command::subscribe("jobs").sub_id("q"));
+    h.out(w);
+    let p = h.logon("p");
+    h.send(p, Command::publish("jobs", b"{}"));
+    let f = h.out(w);
+    let bm = f[0].split(r#""bm":""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    h.send(w, Command::sow_delete_by_bookmarks("jobs", &bm).options("cancel"));
+    assert!(h.out(w).is_empty());
+    assert_eq!(h.e.queue_depth("jobs"), Some(0));
+}
+
+#[test]
+fn at_most_once_queues_remove_on_send_but_hold_the_backlog() {
+    let mut h = Harness::new(queue_cfg(crate::config::QueueTopic {
+        topic: "jobs".into(),
+        at_most_once: true,
+        ..Default::default()
+    }));
+    let w = h.logon("w");
+    h.send(w, Command::subscribe("jobs").sub_id("q"));
+    h.out(w);
+    let p = h.logon("p");
+    h.send(p, Command::publish("jobs", b"1"));
+    h.send(p, Command::publish("jobs", b"2"));
+    let f = h.out(w);
+    assert_eq!(f.len(), 1);
+    assert!(!f[0].contains(r#""lp""#), "no lease: {f:?}");
+    assert_eq!(h.e.queue_depth("jobs"), Some(1));
+    let bm = f[0].split(r#""bm":""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    h.send(w, Command::sow_delete_by_bookmarks("jobs", &bm));
+    assert_eq!(h.out(w).len(), 1, "the slot freed: the next message");
+    h.advance(60_000);
+    assert!(h.out(w).is_empty(), "never redelivered");
+}
+
+#[test]
+fn queue_messages_expire() {
+    let mut h = Harness::new(cfg());
+    let p = h.logon("p");
+    h.send(p, Command::publish("jobs", b"1").expiration(1));
+    assert_eq!(h.e.queue_depth("jobs"), Some(1));
+    h.advance(1000);
+    assert_eq!(h.e.queue_depth("jobs"), Some(0));
+}
+
+#[test]
+fn paused_queue_consumers_get_nothing_until_resumed() {
+    let mut h = Harness::new(cfg());
+    let w = h.logon("w");
+    h.send(w, Command::subscribe("jobs").sub_id("q").options("pause"));
+    h.out(w);
+    let p = h.logon("p");
+    h.send(p, Command::publish("jobs", b"1"));
+    assert!(h.out(w).is_empty());
+    h.send(w, Command::subscribe("jobs").sub_id("q").options("resume"));
+    let f = h.out(w);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].ends_with("}1"));
+}
