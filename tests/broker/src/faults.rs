@@ -26,6 +26,7 @@ pub struct Faults {
     /// frame is processed first, its replies discarded). Cleared when it fires.
     pub close_after_frames: Option<u64>,
     pub(crate) close_requests: Vec<Option<ConnId>>,
+    pub(crate) close_names: Vec<String>,
 }
 
 impl Faults {
@@ -37,6 +38,11 @@ impl Faults {
     /// Close one connection now (at the engine's next call).
     pub fn close(&mut self, conn: ConnId) {
         self.close_requests.push(Some(conn));
+    }
+
+    /// Close every connection logged on as `client_name` now (at the engine's next call).
+    pub fn close_client(&mut self, client_name: &str) {
+        self.close_names.push(client_name.to_owned());
     }
 
     /// Close the connection that sends the `n`-th frame from now (`n` ≥ 1).
@@ -74,6 +80,7 @@ impl Faults {
         };
         match cmd {
             "close-all" => self.close_all(),
+            "close-client" if !arg.is_empty() => self.close_client(arg),
             "close-after" => self.close_after(number(arg)?),
             "fail-next-publish" => {
                 let reason = if arg.is_empty() { "not entitled" } else { arg };

@@ -43,6 +43,7 @@
 //! | line | effect |
 //! |---|---|
 //! | `close-all` | close every connection now |
+//! | `close-client NAME` | close the connections logged on as `NAME` |
 //! | `close-after N` | close the connection that sends the N-th frame from now |
 //! | `fail-next-publish [reason]` | the next publish fails with `reason` (default `not entitled`) |
 //! | `refuse-logons on [reason]` / `refuse-logons off` | refuse logons (default `authentication failed`) |
@@ -55,13 +56,31 @@
 //! Conventions where protocol.md is silent are listed in `docs/protocol-notes.md`
 //! ("Broker engine").
 
-pub mod config;
-pub mod engine;
-pub mod faults;
+// Nothing derived from network input may panic: the broker's own modules deny the panicking
+// shortcuts outside tests (the filter module keeps its own rules).
+macro_rules! no_panic_mods {
+    ($($(#[$m:meta])* $vis:vis mod $name:ident;)*) => {$(
+        $(#[$m])*
+        #[cfg_attr(not(test), deny(
+            clippy::indexing_slicing,
+            clippy::unwrap_used,
+            clippy::expect_used,
+            clippy::panic,
+            clippy::unreachable
+        ))]
+        $vis mod $name;
+    )*};
+}
+
+no_panic_mods! {
+    pub mod config;
+    pub mod engine;
+    pub mod faults;
+    mod payload;
+    pub mod server;
+    mod wire;
+}
 pub mod filter;
-mod payload;
-pub mod server;
-mod wire;
 
 pub use config::{Config, MessageType};
 pub use engine::{CloseReason, ConnId, Engine, EngineEvent};

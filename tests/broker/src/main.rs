@@ -24,6 +24,7 @@ Prints `amps-broker listening on ADDR` (and `amps-broker control on ADDR`) once 
 
 CONTROL COMMANDS:
     close-all                      close every connection now
+    close-client NAME              close the connections logged on as NAME
     close-after N                  close the connection that sends the N-th frame from now
     fail-next-publish [reason]     next publish fails with reason (default: not entitled)
     refuse-logons on [reason]|off  refuse logons (default reason: authentication failed)

@@ -112,8 +112,8 @@ fn heartbeats_off_stops_answering() {
     let b = broker();
     let mut c = Client::logon(b.local_addr(), "c");
     c.subscribe("self", "me", None);
-    c.send(&Command::new(CommandKind::Heartbeat).options("start,20ms"));
     b.faults(|f| f.heartbeats_off = true);
+    c.send(&Command::new(CommandKind::Heartbeat).options("start,20ms"));
     c.send(&Command::heartbeat_beat());
     c.publish("self", "barrier");
     let f = c.recv();
@@ -147,4 +147,17 @@ fn control_lines_reach_the_engine() {
     );
     b.control("restart").unwrap();
     assert!(c.expect_close().is_empty());
+}
+
+#[test]
+fn close_one_client_by_name() {
+    let b = broker();
+    let mut a = Client::logon(b.local_addr(), "keep");
+    let mut c = Client::logon(b.local_addr(), "drop-me");
+    b.control("close-client drop-me").unwrap();
+    assert!(c.expect_close().is_empty());
+    assert!(a.drain().is_empty());
+    let names = b.inspect(|e| e.connections()).unwrap();
+    assert_eq!(names.len(), 1);
+    assert_eq!(names[0].1.as_deref(), Some("keep"));
 }

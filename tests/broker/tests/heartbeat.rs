@@ -39,10 +39,11 @@ fn server_beats_every_interval_and_drops_a_silent_client() {
 fn a_client_that_answers_stays_connected() {
     let b = broker();
     let mut c = Client::logon(b.local_addr(), "hb");
-    c.send(&Command::new(CommandKind::Heartbeat).options("start,50ms"));
-    // Answer ten server beats; each answer is itself answered by a beat (§9, observed).
+    // A generous interval: the client must answer within 2N even on a loaded CI machine.
+    c.send(&Command::new(CommandKind::Heartbeat).options("start,700ms"));
+    // Answer three server beats; each answer is itself answered by a beat (§9, observed).
     let mut beats = 0;
-    while beats < 10 {
+    while beats < 3 {
         let f = c.recv();
         assert_eq!(f.c(), "heartbeat");
         beats += 1;

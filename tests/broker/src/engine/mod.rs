@@ -282,6 +282,14 @@ impl Engine {
         self.conns.len()
     }
 
+    /// Every open connection with its client name once logged on, in id order.
+    pub fn connections(&self) -> Vec<(ConnId, Option<String>)> {
+        self.conns
+            .iter()
+            .map(|(id, c)| (*id, c.session.as_ref().map(|s| s.client_name.clone())))
+            .collect()
+    }
+
     /// Records stored in a SOW topic (`None` if `topic` has no SOW).
     pub fn sow_count(&self, topic: &str) -> Option<usize> {
         self.sows.get(topic).map(SowStore::len)
@@ -304,6 +312,17 @@ impl Engine {
 
     /// Apply pending fault requests and closes.
     fn settle(&mut self) {
+        for name in std::mem::take(&mut self.faults.close_names) {
+            let ids: Vec<ConnId> = self
+                .connections()
+                .into_iter()
+                .filter(|(_, n)| n.as_deref() == Some(name.as_str()))
+                .map(|(id, _)| id)
+                .collect();
+            for c in ids {
+                self.schedule_close(c, CloseReason::Fault, false);
+            }
+        }
         for req in std::mem::take(&mut self.faults.close_requests) {
             match req {
                 Some(c) => self.schedule_close(c, CloseReason::Fault, false),

@@ -404,8 +404,18 @@ fn queue_max_cancels_expires_a_message() {
     let p = h.logon("p");
     h.send(p, Command::publish("jobs", b"{}"));
     let f = h.out(w);
-    let bm = f[0].split(r#""bm":""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
-    h.send(w, Command::sow_delete_by_bookmarks("jobs", &bm).options("cancel"));
+    let bm = f[0]
+        .split(r#""bm":""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    h.send(
+        w,
+        Command::sow_delete_by_bookmarks("jobs", &bm).options("cancel"),
+    );
     assert!(h.out(w).is_empty());
     assert_eq!(h.e.queue_depth("jobs"), Some(0));
 }
@@ -427,7 +437,14 @@ fn at_most_once_queues_remove_on_send_but_hold_the_backlog() {
     assert_eq!(f.len(), 1);
     assert!(!f[0].contains(r#""lp""#), "no lease: {f:?}");
     assert_eq!(h.e.queue_depth("jobs"), Some(1));
-    let bm = f[0].split(r#""bm":""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let bm = f[0]
+        .split(r#""bm":""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     h.send(w, Command::sow_delete_by_bookmarks("jobs", &bm));
     assert_eq!(h.out(w).len(), 1, "the slot freed: the next message");
     h.advance(60_000);
@@ -457,4 +474,10 @@ fn paused_queue_consumers_get_nothing_until_resumed() {
     let f = h.out(w);
     assert_eq!(f.len(), 1, "{f:?}");
     assert!(f[0].ends_with("}1"));
+}
+
+#[test]
+fn engine_is_send() {
+    fn send<T: Send>() {}
+    send::<Engine>();
 }
