@@ -109,6 +109,7 @@ pub(crate) fn delta_output(
 }
 
 /// A compiled `orderby` (protocol.md §6.6).
+#[derive(Debug, Clone)]
 pub(crate) struct Order(OrderBy);
 
 impl Order {

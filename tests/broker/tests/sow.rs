@@ -378,3 +378,52 @@ fn regex_sow_queries_span_sow_topics() {
     assert_eq!(r.len(), 3);
     assert_eq!(stats.n("topic_matches"), Some(3));
 }
+
+#[test]
+fn paginated_subscription_keeps_its_window() {
+    let (b, mut p) = seeded(); // qty: A1 100, A2 5, A3 70
+    let mut s = Client::logon(b.local_addr(), "s");
+    s.send(
+        &Command::sow_and_subscribe("orders")
+            .sub_id("pg")
+            .command_id("pg")
+            .order_by("/qty DESC")
+            .top_n(1)
+            .options("oof,skip_n=1"),
+    );
+    let (first, _) = s.recv_until(|f| f.c() == "group_end");
+    let mut window = Vec::new();
+    for f in first.iter().filter(|f| f.c() == "sow") {
+        f.with(|m| {
+            for r in m.sow_records(amps_core::codec::Scratch::empty()) {
+                window.push(r.unwrap().data.to_vec());
+            }
+        });
+    }
+    assert_eq!(window, [A3.as_bytes().to_vec()], "second by qty");
+    // A2 jumps to the top: A1 becomes second (enters), A3 third (leaves with oof match).
+    p.publish("orders", r#"{"id":"A2","qty":500}"#);
+    p.drain();
+    let got = s.drain();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].c(), got[0].data()), ("p", A1.as_bytes()));
+    assert_eq!(got[1].c(), "oof");
+    assert_eq!(got[1].s("reason"), Some("match"));
+    assert_eq!(got[1].data(), A3.as_bytes());
+    // Deleting the record in the window: oof deleted, and the next one enters.
+    p.send(&Command::sow_delete("orders", "/id = 'A1'"));
+    p.drain();
+    let got = s.drain();
+    let kinds: Vec<(String, Option<String>)> = got
+        .iter()
+        .map(|f| (f.c().to_owned(), f.s("reason").map(str::to_owned)))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("p".to_owned(), None),
+            ("oof".to_owned(), Some("deleted".to_owned()))
+        ]
+    );
+    assert_eq!(got[0].data(), A3.as_bytes());
+}

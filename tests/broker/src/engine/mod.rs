@@ -32,6 +32,7 @@ mod acks;
 mod conn;
 mod heartbeat;
 mod logon;
+mod page;
 mod publish;
 mod queue;
 mod route;

@@ -186,8 +186,8 @@ impl Engine {
             let Some(sub) = c.subs.get_mut(sid) else {
                 continue;
             };
-            if sub.paused {
-                continue;
+            if sub.paused || sub.page.is_some() {
+                continue; // paginated subscriptions: see page.rs
             }
             if let (Some(idx), Some(cursor)) = (u.log_index, sub.cursor.as_mut()) {
                 if idx < *cursor {
@@ -335,7 +335,7 @@ impl Engine {
                     None => true,
                     Some(f) => doc.is_some_and(|d| f.matches(d)),
                 };
-                if sub.oof && !sub.paused && matched {
+                if sub.oof && !sub.paused && sub.page.is_none() && matched {
                     ids.push(sid.clone());
                     with_k |= !sub.no_sowkey;
                 }

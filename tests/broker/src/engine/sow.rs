@@ -9,6 +9,7 @@ use amps_core::{Duration, Instant};
 use serde_json::Value;
 
 use super::acks::Stats;
+use super::page::Removed;
 use super::publish::Seq;
 use super::route::{Prev, Update};
 use super::subscribe::{SubOpts, TopicSel};
@@ -40,7 +41,7 @@ pub(crate) struct Record {
 pub(crate) struct SowStore {
     pub(crate) cfg: SowTopic,
     key: Vec<JsonPath>,
-    records: BTreeMap<Arc<str>, Record>,
+    pub(super) records: BTreeMap<Arc<str>, Record>,
     order: BTreeMap<u64, Arc<str>>,
     next: u64,
 }
@@ -60,7 +61,7 @@ impl SowStore {
         self.records.len()
     }
 
-    fn in_order(&self) -> impl Iterator<Item = &Record> {
+    pub(super) fn in_order(&self) -> impl Iterator<Item = &Record> {
         self.order.values().filter_map(|k| self.records.get(k))
     }
 
@@ -93,7 +94,7 @@ impl SowStore {
     }
 }
 
-fn filter_ok(f: Option<&Filter>, doc: Option<&Value>) -> bool {
+pub(super) fn filter_ok(f: Option<&Filter>, doc: Option<&Value>) -> bool {
     f.is_none_or(|f| doc.is_some_and(|d| f.matches(d)))
 }
 
@@ -171,6 +172,7 @@ impl Engine {
             key: &key_fields,
             sow: true,
         });
+        self.refresh_pages(topic, &k, logged.as_ref().map(|(bm, _)| &**bm), None);
         Ok(())
     }
 
@@ -298,6 +300,11 @@ impl Engine {
             Vec::new()
         };
         stats.returned = Some(result.len() as u64);
+        if let Some((sid, _)) = &sub
+            && let Some(page) = self.sub_mut(conn, sid).and_then(|s| s.page.as_mut())
+        {
+            page.keys = result.iter().map(|(_, r)| r.k.clone()).collect();
+        }
         let bs = msg.batch_size().unwrap_or(1).max(1);
         self.send_result(conn, &qid, &result, bs, opts);
         let sub_id = sub.map(|(s, _)| s.clone());
@@ -496,6 +503,11 @@ impl Engine {
                     rec.x.as_deref(),
                     OofReason::Deleted,
                 );
+                let removed = Removed {
+                    reason: OofReason::Deleted,
+                    rec: &rec,
+                };
+                self.refresh_pages(topic, &k, None, Some(removed));
             }
         }
         stats.deleted.get_or_insert(0);
@@ -525,6 +537,11 @@ impl Engine {
                     rec.x.as_deref(),
                     OofReason::Expired,
                 );
+                let removed = Removed {
+                    reason: OofReason::Expired,
+                    rec: &rec,
+                };
+                self.refresh_pages(&topic, &k, None, Some(removed));
             }
         }
     }

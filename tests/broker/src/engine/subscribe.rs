@@ -151,6 +151,8 @@ pub(crate) struct Sub {
     pub(crate) persisted_acks: bool,
     pub(crate) persisted_sent: Option<u64>,
     pub(crate) queue: Option<QueueSub>,
+    /// Paginated `sow_and_subscribe` (top_n + skip_n, §6.7).
+    pub(crate) page: Option<super::page::Page>,
 }
 
 impl Engine {
@@ -225,6 +227,7 @@ impl Engine {
             persisted_acks: false,
             persisted_sent: None,
             queue: None,
+            page: None,
         };
         if let Some(q) = sub.topic.literal().and_then(|t| self.queues.get(t)) {
             // §11: effective backlog = min(requested, configured), 1 without the option.
@@ -264,6 +267,15 @@ impl Engine {
         }
         if kind.is_sow_query() {
             self.check_query(msg, opts)?;
+            if let Some(skip) = opts.skip_n {
+                let top = msg.top_n().or(opts.top_n).unwrap_or(u64::MAX);
+                sub.page = Some(super::page::Page {
+                    order: msg.order_by().and_then(crate::payload::Order::parse),
+                    skip: usize::try_from(skip).unwrap_or(usize::MAX),
+                    top: usize::try_from(top).unwrap_or(usize::MAX),
+                    keys: Vec::new(),
+                });
+            }
         }
         Ok(sub)
     }
@@ -354,7 +366,10 @@ impl Engine {
             let (replay, queue) = match self.sub_mut(conn, &id) {
                 Some(s) if s.paused => {
                     s.paused = false;
-                    let queue = s.queue.is_some().then(|| s.topic.literal().map(str::to_owned));
+                    let queue = s
+                        .queue
+                        .is_some()
+                        .then(|| s.topic.literal().map(str::to_owned));
                     (s.cursor.is_some(), queue.flatten())
                 }
                 _ => (false, None),
