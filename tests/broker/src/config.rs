@@ -84,6 +84,10 @@ pub struct User {
     pub name: String,
     /// `pw`.
     pub password: String,
+    /// Challenge/response (§8.2): a correct first logon is answered `retry` with a token in
+    /// `pw`; the client logs on again on the same connection with that token.
+    #[serde(default)]
+    pub challenge: bool,
 }
 
 /// A State-of-the-World topic (protocol.md §6.6, §18 key convention).

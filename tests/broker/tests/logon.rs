@@ -13,10 +13,17 @@ fn auth_config() -> Config {
             User {
                 name: "alice".into(),
                 password: "secret".into(),
+                challenge: false,
             },
             User {
                 name: "bob".into(),
                 password: "hunter2".into(),
+                challenge: false,
+            },
+            User {
+                name: "carol".into(),
+                password: "pass".into(),
+                challenge: true,
             },
         ],
         ..Config::default()
@@ -201,4 +208,39 @@ fn bad_ack_conflation_option_fails() {
             .command_id("1"),
     );
     assert_eq!(c.expect_close()[0].reason(), Some("invalid options"));
+}
+
+#[test]
+fn challenge_then_retry_with_the_token() {
+    let b = broker_with(auth_config());
+    let mut c = Client::connect(b.local_addr());
+    c.send(
+        &Command::logon("ch")
+            .command_id("1")
+            .user_id("carol")
+            .password("pass"),
+    );
+    let retry = c.recv();
+    assert_eq!(
+        retry.header(),
+        r#"{"c":"ack","cid":"1","a":"processed","status":"retry","reason":"challenge","user_id":"carol","pw":"token-1"}"#
+    );
+    let token = retry.s("pw").unwrap().to_owned();
+    let ok = c.request(&Command::logon("ch").user_id("carol").password(&token));
+    assert!(ok.ok(), "{ok:?}");
+}
+
+#[test]
+fn a_wrong_challenge_answer_fails() {
+    let b = broker_with(auth_config());
+    let mut c = Client::connect(b.local_addr());
+    c.send(&Command::logon("ch").user_id("carol").password("pass"));
+    assert_eq!(c.recv().s("status"), Some("retry"));
+    c.send(
+        &Command::logon("ch")
+            .command_id("2")
+            .user_id("carol")
+            .password("pass"),
+    );
+    assert_eq!(c.expect_close()[0].reason(), Some("authentication failed"));
 }

@@ -45,6 +45,8 @@ pub(crate) struct Conn {
     pub(crate) hb: Option<Heartbeat>,
     pub(crate) persist: Persist,
     pub(crate) ack_conflation: Duration,
+    /// A logon challenge sent and not yet answered: (user, token) (§8.2).
+    pub(crate) challenge: Option<(String, String)>,
 }
 
 impl Conn {
@@ -60,6 +62,7 @@ impl Conn {
             hb: None,
             persist: Persist::default(),
             ack_conflation: cfg.ack_conflation.0,
+            challenge: None,
         }
     }
 

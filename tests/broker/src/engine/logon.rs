@@ -27,12 +27,27 @@ impl Engine {
             return self.logon_refused(conn, msg, "invalid message type", CloseReason::LogonFailed);
         };
         let user = msg.user_id().map(str::to_owned);
-        if self.cfg.auth_enabled() {
-            let ok = self.cfg.users.iter().any(|u| {
+        let pending = self.conns.get_mut(&conn).and_then(|c| c.challenge.take());
+        if let Some((u, token)) = pending {
+            // The answer to a challenge (§8.2): the token replaces the password.
+            if msg.user_id() != Some(u.as_str()) || msg.password() != Some(token.as_str()) {
+                return self.logon_refused(
+                    conn,
+                    msg,
+                    "authentication failed",
+                    CloseReason::LogonFailed,
+                );
+            }
+        } else if self.cfg.auth_enabled() {
+            let found = self.cfg.users.iter().find(|u| {
                 Some(u.name.as_str()) == msg.user_id()
                     && Some(u.password.as_str()) == msg.password()
             });
-            if !ok {
+            if let Some(u) = found.filter(|u| u.challenge) {
+                let (name, token) = (u.name.clone(), format!("token-{}", conn.0));
+                return self.challenge(conn, msg, name, token);
+            }
+            if found.is_none() {
                 return self.logon_refused(
                     conn,
                     msg,
@@ -122,6 +137,25 @@ impl Engine {
                 .int("s", s)
                 .str("bm", &bm)
                 .str("version", &version);
+        });
+    }
+
+    /// §8.2 challenge: `status` `retry` with the credentials for the next logon.
+    fn challenge(&mut self, conn: ConnId, msg: &Message<'_>, name: String, token: String) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.challenge = Some((name.clone(), token.clone()));
+        }
+        let cid = msg.command_id();
+        self.emit(conn, &[], |w| {
+            w.str("c", "ack");
+            if let Some(cid) = cid {
+                w.str("cid", cid);
+            }
+            w.str("a", "processed")
+                .str("status", "retry")
+                .str("reason", "challenge")
+                .str("user_id", &name)
+                .str("pw", &token);
         });
     }
 
