@@ -139,8 +139,7 @@ impl<S: Storage> Session<S> {
                 },
             )),
             CommandKind::Heartbeat => {
-                // Answer every server heartbeat (protocol.md §9).
-                core.send_beat();
+                core.answer_heartbeat();
                 None
             }
             _ => Some(Emit::LastChance),

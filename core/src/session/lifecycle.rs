@@ -513,7 +513,23 @@ impl<S: Storage> Core<S> {
         }
     }
 
+    /// A server heartbeat arrived. protocol.md §9 has the client answer every one, and §17.11
+    /// has servers answer every client beat: together they would ping-pong forever. Our
+    /// convention: answer unless a beat went out within the last half interval (any traffic
+    /// proves liveness to the server anyway).
+    pub(super) fn answer_heartbeat(&mut self) {
+        let Some(hb) = self.heartbeat else {
+            self.send_beat();
+            return;
+        };
+        let half = crate::time::Duration::from_millis(u64::from(hb.interval_secs) * 500);
+        if self.last_beat.is_none_or(|t| self.now - t >= half) {
+            self.send_beat();
+        }
+    }
+
     pub(super) fn send_beat(&mut self) {
+        self.last_beat = Some(self.now);
         if let Ok(n) = Command::heartbeat_beat().encode(self.tx.tail()) {
             self.tx.commit(n);
         }

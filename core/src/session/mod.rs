@@ -256,6 +256,8 @@ pub(crate) struct Core<S: Storage> {
 
     hb_send: Option<Instant>,
     hb_deadline: Option<Instant>,
+    /// When the last `beat` went out.
+    last_beat: Option<Instant>,
     logon_deadline: Option<Instant>,
     ack_flush_at: Option<Instant>,
     next_attempt: Option<Instant>,
@@ -328,6 +330,7 @@ impl<S: Storage> Session<S> {
             logon_id: None,
             hb_send: None,
             hb_deadline: None,
+            last_beat: None,
             logon_deadline: None,
             ack_flush_at: None,
             next_attempt: None,
