@@ -465,3 +465,17 @@ fn publish_to_a_reserved_or_empty_topic_fails() {
     let f = p.request(&Command::publish("/AMPS/stats", b"1"));
     assert_eq!(f.reason(), Some("invalid topic"));
 }
+
+#[test]
+fn a_delta_may_name_its_record_by_k() {
+    let b = broker();
+    let mut s = Client::logon(b.local_addr(), "sub");
+    s.subscribe("orders", "full", None);
+    let mut p = Client::logon(b.local_addr(), "pub");
+    p.publish("orders", r#"{"id":"K1","a":1,"b":2}"#);
+    let k = amps_broker::sow_key("orders", &["K1"]);
+    p.send(&Command::delta_publish("orders", br#"{"b":3}"#).sow_key(&k));
+    p.drain();
+    let got = s.drain();
+    assert_eq!(got[1].data(), br#"{"id":"K1","a":1,"b":3}"#);
+}

@@ -84,13 +84,18 @@ impl SowStore {
         Some(rec)
     }
 
-    /// The key of a payload (§18 convention), or the publisher's `k` on publisher-keyed topics.
+    /// The key of a payload (§18 convention); the command's `k` on publisher-keyed topics, or
+    /// when the payload lacks the key fields.
     fn key_of(&self, doc: Option<&Value>, explicit: Option<&str>) -> Option<Arc<str>> {
+        let explicit = || explicit.filter(|k| !k.is_empty()).map(Into::into);
         if self.cfg.key.is_empty() {
-            return explicit.filter(|k| !k.is_empty()).map(Into::into);
+            return explicit();
         }
-        let values = payload::key_values(doc?, &self.key)?;
-        Some(sow_key(&self.cfg.topic, &values).into())
+        // §12.1: the payload carries the key fields, or the command carries `k`.
+        match doc.and_then(|d| payload::key_values(d, &self.key)) {
+            Some(values) => Some(sow_key(&self.cfg.topic, &values).into()),
+            None => explicit(),
+        }
     }
 }
 
