@@ -29,6 +29,7 @@
 //! ```
 
 mod acks;
+mod conflate;
 mod conn;
 mod heartbeat;
 mod logon;
@@ -213,6 +214,7 @@ impl Engine {
         self.release_delayed_acks();
         self.run_heartbeats();
         self.run_persist_timers();
+        self.run_conflation();
         self.run_expirations();
         self.run_queue_timers();
         self.settle();
@@ -225,8 +227,11 @@ impl Engine {
         if let Some((at, _, _)) = self.delayed.front() {
             min(*at);
         }
-        for c in self.conns.values() {
+        for (id, c) in &self.conns {
             if let Some(x) = c.next_timer(&self.faults) {
+                min(x);
+            }
+            if let Some(x) = self.conflation_timer(*id) {
                 min(x);
             }
         }

@@ -205,7 +205,15 @@ impl Engine {
                 Some(f) => d.is_some_and(|d| f.matches(d)),
             };
             let prev_match = u.prev.is_some() && matches(prev_doc);
-            if matches(doc) {
+            let now_match = matches(doc);
+            if let (Some(cf), true, Some(k)) = (sub.conflation.as_mut(), u.sow, u.k) {
+                if now_match {
+                    cf.hold(now, u, k);
+                    continue;
+                }
+                cf.forget(u.topic, k);
+            }
+            if now_match {
                 if sub.delta && u.sow && prev_match && prev_doc.is_some() && doc.is_some() {
                     if sub.no_empties {
                         p.delta.push(sid.clone());

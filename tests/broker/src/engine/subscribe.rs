@@ -80,6 +80,7 @@ pub(crate) struct SubOpts {
     pub(crate) timestamp: bool,
     pub(crate) non_regex: bool,
     pub(crate) max_backlog: Option<u64>,
+    pub(crate) conflation: Option<amps_core::Duration>,
     pub(crate) top_n: Option<u64>,
     pub(crate) skip_n: Option<u64>,
     pub(crate) not_found: NotFound,
@@ -113,10 +114,17 @@ impl SubOpts {
                         _ => return Err(()),
                     }
                 }
-                ("conflation" | "rate_max_gap", Some(v)) => {
-                    if !matches!(v, "auto" | "none") && options::parse_duration(v).is_none() {
-                        return Err(());
+                ("conflation", Some(v)) => match v {
+                    "none" => s.conflation = None,
+                    // The server's choice: one second.
+                    "auto" => s.conflation = Some(amps_core::Duration::from_secs(1)),
+                    _ => {
+                        let d = options::parse_duration(v).ok_or(())?;
+                        s.conflation = (!d.is_zero()).then_some(d);
                     }
+                },
+                ("rate_max_gap", Some(v)) => {
+                    options::parse_duration(v).ok_or(())?;
                 }
                 // Documented; accepted and not applied by this broker (see protocol-notes).
                 ("rate" | "conflation_key" | "select" | "grouping" | "projection", Some(_)) => {}
@@ -151,6 +159,8 @@ pub(crate) struct Sub {
     pub(crate) persisted_acks: bool,
     pub(crate) persisted_sent: Option<u64>,
     pub(crate) queue: Option<QueueSub>,
+    /// Server-side conflation (`conflation=<time>`).
+    pub(crate) conflation: Option<super::conflate::Conflation>,
     /// Paginated `sow_and_subscribe` (top_n + skip_n, §6.7).
     pub(crate) page: Option<super::page::Page>,
 }
@@ -227,6 +237,7 @@ impl Engine {
             persisted_acks: false,
             persisted_sent: None,
             queue: None,
+            conflation: opts.conflation.map(super::conflate::Conflation::new),
             page: None,
         };
         if let Some(q) = sub.topic.literal().and_then(|t| self.queues.get(t)) {

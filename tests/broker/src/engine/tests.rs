@@ -481,3 +481,46 @@ fn engine_is_send() {
     fn send<T: Send>() {}
     send::<Engine>();
 }
+
+#[test]
+fn conflation_delivers_the_latest_update_per_key_per_interval() {
+    let mut h = Harness::new(cfg());
+    let s = h.logon("s");
+    h.send(
+        s,
+        Command::subscribe("orders")
+            .sub_id("c")
+            .options("conflation=1s"),
+    );
+    h.send(
+        s,
+        Command::subscribe("chat")
+            .sub_id("p")
+            .options("conflation=1s"),
+    );
+    h.out(s);
+    let p = h.logon("p");
+    for q in 1..=3 {
+        let body = format!(r#"{{"id":"A1","q":{q}}}"#);
+        h.send(p, Command::publish("orders", body.as_bytes()));
+    }
+    h.send(p, Command::publish("orders", br#"{"id":"A2","q":9}"#));
+    h.send(p, Command::publish("chat", b"not a SOW topic: at once"));
+    assert_eq!(h.out(s).len(), 1);
+    h.advance(999);
+    assert!(h.out(s).is_empty());
+    h.advance(1);
+    let f = h.out(s);
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f[0].ends_with(r#"{"id":"A1","q":3}"#));
+    assert!(f[1].ends_with(r#"{"id":"A2","q":9}"#));
+    h.advance(5000);
+    assert!(h.out(s).is_empty());
+    h.send(
+        s,
+        Command::subscribe("x")
+            .sub_id("bad")
+            .options("conflation=soon"),
+    );
+    assert!(h.out(s).is_empty(), "no processed requested");
+}
