@@ -479,3 +479,21 @@ fn a_delta_may_name_its_record_by_k() {
     let got = s.drain();
     assert_eq!(got[1].data(), br#"{"id":"K1","a":1,"b":3}"#);
 }
+
+#[test]
+fn delta_subscribe_acks_in_order() {
+    let b = broker();
+    let mut s = Client::logon(b.local_addr(), "sub");
+    s.send(
+        &Command::delta_subscribe("orders")
+            .sub_id("d")
+            .command_id("d")
+            .ack(AckType::Received)
+            .ack(AckType::Processed)
+            .ack(AckType::Stats),
+    );
+    let got: Vec<String> = (0..3)
+        .map(|_| s.recv().s("a").unwrap().to_owned())
+        .collect();
+    assert_eq!(got, ["received", "processed", "stats"]);
+}

@@ -358,6 +358,13 @@ impl Engine {
         if replay {
             self.replay(conn, &sub_id);
         }
+        if msg.kind() == CommandKind::DeltaSubscribe && self.wants(msg, AckType::Stats) {
+            // §5.3 lists `stats` for delta_subscribe without saying what it counts: an ack
+            // naming the subscription, after everything else the command produced.
+            self.ack(conn, msg, AckType::Stats, None, |w| {
+                w.str("sub_id", &sub_id);
+            });
+        }
     }
 
     pub(crate) fn sub_mut(&mut self, conn: ConnId, sid: &str) -> Option<&mut Sub> {
