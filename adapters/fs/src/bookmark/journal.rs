@@ -1,0 +1,108 @@
+//! The bookmark log's records: one per change of the [`Index`], replayed in order on open.
+//!
+//! Every record's payload is `type | slot (u16 LE) | text`:
+//!
+//! | type | text | change |
+//! |---|---|---|
+//! | `0x10` subscription | sub_id | a new subscription takes the slot |
+//! | `0x11` received | bookmark | a message was logged (appended to the window) |
+//! | `0x12` discarded | bookmark | the application discarded it |
+//! | `0x13` persisted | bookmark | the server's persisted ack (§10.2) |
+//! | `0x14` removed | (none) | the subscription was removed |
+//! | `0x15` resume | bookmark | (written by prune) the slot's resume point |
+//! | `0x16` received, discarded | bookmark | (written by prune) a discarded window entry |
+//!
+//! A received or discarded record is 11 bytes plus the bookmark: about 50 bytes for the
+//! usual 40-byte bookmark, and the sub_id is written once per subscription, not per message
+//! (the seeds budget "roughly 70 bytes ... plus the length of the subscription ID" per entry).
+
+use crate::record;
+
+use super::index::Index;
+
+pub(super) const T_SUB: u8 = 0x10;
+pub(super) const T_RECEIVED: u8 = 0x11;
+pub(super) const T_DISCARDED: u8 = 0x12;
+pub(super) const T_PERSISTED: u8 = 0x13;
+pub(super) const T_REMOVED: u8 = 0x14;
+pub(super) const T_RESUME: u8 = 0x15;
+pub(super) const T_RECEIVED_DISCARDED: u8 = 0x16;
+
+/// Append one record to `buf`.
+pub(super) fn put(buf: &mut Vec<u8>, kind: u8, slot: u16, text: &str) {
+    let at = record::begin(buf, kind);
+    buf.extend_from_slice(&slot.to_le_bytes());
+    buf.extend_from_slice(text.as_bytes());
+    record::finish(buf, at);
+}
+
+/// The records that rebuild `index` exactly (prune's new log, after the header): the live
+/// subscriptions with their resume and persisted points, then the window in order, including
+/// discarded entries held behind undiscarded ones and entries of removed subscriptions that
+/// still keep their slot taken.
+pub(super) fn snapshot(index: &Index, buf: &mut Vec<u8>) {
+    for (i, s) in index.slots.iter().enumerate() {
+        if !s.used {
+            continue;
+        }
+        let slot = i as u16;
+        put(buf, T_SUB, slot, &s.name);
+        if !s.resume.is_empty() {
+            put(buf, T_RESUME, slot, &s.resume);
+        }
+        if !s.persisted.is_empty() {
+            put(buf, T_PERSISTED, slot, &s.persisted);
+        }
+    }
+    for (slot, discarded, bm) in index.window() {
+        let kind = if discarded {
+            T_RECEIVED_DISCARDED
+        } else {
+            T_RECEIVED
+        };
+        put(buf, kind, slot, bm);
+    }
+}
+
+/// Apply one record read back from the log, refusing what the running store could not have
+/// written (those are corruption with a valid checksum, not a torn write).
+pub(super) fn replay(index: &mut Index, payload: &[u8]) -> Result<(), &'static str> {
+    let kind = *payload.first().ok_or("empty record")?;
+    let (slot, text) = record::split_u16(payload).ok_or("short record")?;
+    let text = std::str::from_utf8(text).map_err(|_| "text is not UTF-8")?;
+    let used = index.slot(slot).is_some_and(|s| s.used);
+    let bookmark_ok = text.len() <= amps_core::store::MAX_BOOKMARK;
+    match kind {
+        T_SUB => {
+            if used || index.find_sub(text).is_some() {
+                return Err("subscription record for a taken slot or name");
+            }
+            index.add_sub(slot, text);
+        }
+        T_RECEIVED | T_RECEIVED_DISCARDED => {
+            let discarded = kind == T_RECEIVED_DISCARDED;
+            if !bookmark_ok || (!used && !discarded) || index.find(slot, text).is_some() {
+                return Err("received record that cannot be in the window");
+            }
+            index.push(slot, text, discarded);
+        }
+        T_DISCARDED => {
+            let abs = index
+                .find(slot, text)
+                .filter(|(_, e)| used && !e.discarded)
+                .map(|(abs, _)| abs)
+                .ok_or("discard of a message not in the window")?;
+            index.discard_at(abs);
+        }
+        T_PERSISTED | T_RESUME if used && bookmark_ok => {
+            if kind == T_PERSISTED {
+                index.set_persisted(slot, text);
+            } else {
+                index.set_resume(slot, text);
+            }
+        }
+        T_REMOVED if used && text.is_empty() => index.remove_sub(slot),
+        _ => return Err("unknown or misplaced record"),
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! [`FileBookmarkStore`]: the seeds' logged bookmark store.
+
+mod index;
+mod journal;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use amps_core::session::StoreError;
+use amps_core::store::{BookmarkStore, MAX_BOOKMARK, MAX_SUB_ID};
+
+use crate::durable::{self, Log};
+use crate::error::{OpenError, RecoveryReport, TailCut};
+use crate::options::BookmarkStoreOptions;
+use crate::record::{self, Kind, Next, Reader};
+use index::Index;
+use journal::{T_DISCARDED, T_PERSISTED, T_RECEIVED, T_REMOVED, T_SUB};
+
+/// A durable bookmark store (the seeds' logged bookmark store): every message received on a
+/// bookmark subscription, every discard and every persisted ack is appended to a log before the
+/// call returns, so after a crash the subscription resumes from MOST_RECENT with no gap and no
+/// duplicate of a discarded message (protocol.md §10; seeds: "BookmarkStore", `discard()`,
+/// file-backed stores).
+///
+/// Answers every call exactly as [`amps_core::store::MemoryBookmarkStore`] does: the resume
+/// point is the last bookmark of the longest prefix of received messages that were all
+/// discarded, messages already discarded are reported as duplicates (`log` returns
+/// `Ok(false)`), and capacity ([`BookmarkStoreOptions`]) is counted the same way. Lookups are
+/// O(1) instead of scans.
+///
+/// On disk: the log file at the given path and a lock file next to it (`<path>.lock`).
+/// [`FileBookmarkStore::prune`] rewrites the log to just the current state, atomically (new
+/// file, fsync, rename, fsync directory), and runs by itself past
+/// [`BookmarkStoreOptions::auto_prune_bytes`].
+///
+/// ```
+/// use amps_core::store::BookmarkStore;
+/// use amps_fs::{BookmarkStoreOptions, FileBookmarkStore};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("bookmarks.log");
+/// let mut store = FileBookmarkStore::open(&path, "sub-app", BookmarkStoreOptions::default())?;
+/// assert!(store.log("s1", "42|1|")?);
+/// assert!(store.log("s1", "42|2|")?);
+/// store.discard("s1", "42|1|")?;
+/// drop(store); // or a crash
+///
+/// let mut store = FileBookmarkStore::open(&path, "sub-app", BookmarkStoreOptions::default())?;
+/// let mut buf = [0u8; 256];
+/// assert_eq!(store.most_recent("s1", &mut buf)?, "42|1|"); // resume after 42|1|
+/// assert!(!store.log("s1", "42|1|")?); // a duplicate of a discarded message
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct FileBookmarkStore {
+    path: PathBuf,
+    client_name: String,
+    opts: BookmarkStoreOptions,
+    /// Held for the store's lifetime (seeds: one client instance per store).
+    _lock: File,
+    log: Log,
+    index: Index,
+    /// Records being built.
+    rec: Vec<u8>,
+    /// Log length at which the next automatic prune runs.
+    prune_at: Option<u64>,
+    report: RecoveryReport,
+}
+
+impl FileBookmarkStore {
+    /// Open the log at `path` (created if missing or empty) for client `client_name`,
+    /// recovering the state a previous run left.
+    ///
+    /// Errors: [`OpenError::Locked`] if another instance has it open,
+    /// [`OpenError::ClientName`] if it belongs to another client, [`OpenError::Version`],
+    /// [`OpenError::NotAStore`], [`OpenError::Corrupt`] for a record with a valid checksum that
+    /// the store cannot have written, [`OpenError::Io`].
+    pub fn open(
+        path: impl AsRef<Path>,
+        client_name: &str,
+        opts: BookmarkStoreOptions,
+    ) -> Result<FileBookmarkStore, OpenError> {
+        if client_name.is_empty() || client_name.len() > 128 {
+            return Err(OpenError::InvalidOptions(
+                "client name must be 1 to 128 bytes",
+            ));
+        }
+        if opts.max_subscriptions == 0
+            || opts.max_subscriptions > usize::from(u16::MAX)
+            || opts.max_window_bytes == 0
+        {
+            return Err(OpenError::InvalidOptions(
+                "max_subscriptions must be 1 to 65535 and max_window_bytes above zero",
+            ));
+        }
+        let path = path.as_ref().to_path_buf();
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock = durable::lock(Path::new(&lock_path))?;
+        // A prune interrupted before its rename left only a staging file: the log is intact.
+        let tmp = durable::tmp_path(&path);
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(OpenError::io(&tmp, "remove", e));
+            }
+            _ => {}
+        }
+        let mut index = Index::new(opts.max_subscriptions, opts.max_window_bytes);
+        let mut report = RecoveryReport::default();
+        let existing = match std::fs::metadata(&path) {
+            Ok(m) => m.len() > 0,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(OpenError::io(&path, "stat", e)),
+        };
+        let (file, len) = if existing {
+            recover(&path, client_name, &mut index, &mut report)?
+        } else {
+            report.created = true;
+            let bytes = record::header(Kind::Bookmark, client_name, &[]);
+            let sync = opts.fsync != crate::FsyncPolicy::Never;
+            let file = durable::replace_file(&path, &bytes, sync)
+                .map_err(|e| OpenError::io(&path, "create", e))?;
+            (file, bytes.len() as u64)
+        };
+        let log = Log::new(file, len, opts.fsync)
+            .map_err(|e| OpenError::io(&path, "start sync thread", e))?;
+        Ok(FileBookmarkStore {
+            path,
+            client_name: client_name.to_string(),
+            opts,
+            _lock: lock,
+            log,
+            index,
+            rec: Vec::new(),
+            prune_at: opts.auto_prune_bytes.map(|b| b.max(2 * len)),
+            report,
+        })
+    }
+
+    /// Rewrite the log to hold just the current state (seeds: `prune()`): write a new file,
+    /// fsync it, rename it over the log, fsync the directory. A crash at any point leaves
+    /// either the old log or the new one, both complete. Best called when the application is
+    /// idle; its cost is proportional to the subscriptions and the undiscarded window, not to
+    /// the log's length.
+    pub fn prune(&mut self) -> io::Result<()> {
+        let mut buf = record::header(Kind::Bookmark, &self.client_name, &[]);
+        journal::snapshot(&self.index, &mut buf);
+        let file = durable::replace_file(&self.path, &buf, true)?;
+        let len = buf.len() as u64;
+        self.log.switch(file, len);
+        self.prune_at = self.opts.auto_prune_bytes.map(|b| b.max(2 * len));
+        Ok(())
+    }
+
+    /// Force everything written so far to stable storage now (a no-op under
+    /// [`FsyncPolicy::Never`](crate::FsyncPolicy::Never)).
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.log.sync()
+    }
+
+    /// The last bookmark the server reported persisted for `sub_id` (§10.2).
+    pub fn persisted_bookmark(&self, sub_id: &str) -> Option<&str> {
+        let slot = self.index.find_sub(sub_id)?;
+        let s = self.index.slot(slot)?;
+        (!s.persisted.is_empty()).then_some(s.persisted.as_str())
+    }
+
+    /// What opening found: records read, a torn tail cut off, whether the log was created.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The log's length in bytes (for a prune-by-size strategy, seeds: "when the store reaches
+    /// a specific size").
+    pub fn log_bytes(&self) -> u64 {
+        self.log.len()
+    }
+
+    /// Append one record; `Io` if it could not be written (nothing changed then).
+    fn write(&mut self, kind: u8, slot: u16, text: &str) -> Result<(), StoreError> {
+        self.rec.clear();
+        journal::put(&mut self.rec, kind, slot, text);
+        self.log.append(&self.rec).map(|_| ()).map_err(|e| {
+            log::warn!("amps-fs: {}: cannot write: {e}", self.path.display());
+            StoreError::Io
+        })
+    }
+
+    fn maybe_prune(&mut self) {
+        if self.prune_at.is_some_and(|at| self.log.len() > at)
+            && let Err(e) = self.prune()
+        {
+            log::warn!(
+                "amps-fs: {}: automatic prune failed: {e}",
+                self.path.display()
+            );
+            self.prune_at = Some(self.log.len().saturating_mul(2));
+        }
+    }
+
+    /// MemoryBookmarkStore's `find_or_add`: the subscription's slot, taking a free one (and
+    /// recording it) for a new sub_id.
+    fn find_or_add(&mut self, sub_id: &str) -> Result<u16, StoreError> {
+        if let Some(slot) = self.index.find_sub(sub_id) {
+            return Ok(slot);
+        }
+        if sub_id.len() > MAX_SUB_ID {
+            return Err(StoreError::TooLarge);
+        }
+        let slot = self.index.free_slot()?;
+        self.write(T_SUB, slot, sub_id)?;
+        self.index.add_sub(slot, sub_id);
+        Ok(slot)
+    }
+}
+
+/// Read the log at `path` into `index`; cut a damaged tail. Returns the log opened for
+/// appending and its valid length.
+fn recover(
+    path: &Path,
+    client_name: &str,
+    index: &mut Index,
+    report: &mut RecoveryReport,
+) -> Result<(File, u64), OpenError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| OpenError::io(path, "open", e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| OpenError::io(path, "stat", e))?
+        .len();
+    let reading = file
+        .try_clone()
+        .map_err(|e| OpenError::io(path, "open", e))?;
+    let mut r = Reader::new(reading, len);
+    r.header(Kind::Bookmark, client_name)
+        .map_err(|e| e.into_open_error(path, client_name))?;
+    let damage = loop {
+        match r.next().map_err(|e| OpenError::io(path, "read", e))? {
+            Next::End => break None,
+            Next::Damaged(at, why) => break Some((at, why)),
+            Next::Record(at, payload) => {
+                journal::replay(index, payload).map_err(|what| OpenError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: at,
+                    what,
+                })?;
+                report.records += 1;
+            }
+        }
+    };
+    let Some((at, damage)) = damage else {
+        return Ok((file, len));
+    };
+    log::warn!(
+        "amps-fs: {}: cutting {} damaged bytes at offset {at} ({damage})",
+        path.display(),
+        len - at
+    );
+    file.set_len(at)
+        .map_err(|e| OpenError::io(path, "truncate damaged tail", e))?;
+    report.cut = Some(TailCut {
+        path: path.to_path_buf(),
+        offset: at,
+        bytes: len - at,
+        damage,
+    });
+    Ok((file, at))
+}
+
+impl BookmarkStore for FileBookmarkStore {
+    fn log(&mut self, sub_id: &str, bookmark: &str) -> Result<bool, StoreError> {
+        let slot = self.find_or_add(sub_id)?;
+        if let Some((_, e)) = self.index.find(slot, bookmark) {
+            return Ok(!e.discarded);
+        }
+        if self.index.slot(slot).is_some_and(|s| s.resume == bookmark) {
+            return Ok(false);
+        }
+        self.index.check_room(bookmark.len())?;
+        self.write(T_RECEIVED, slot, bookmark)?;
+        self.index.push(slot, bookmark, false);
+        self.maybe_prune();
+        Ok(true)
+    }
+
+    fn discard(&mut self, sub_id: &str, bookmark: &str) -> Result<(), StoreError> {
+        let Some(slot) = self.index.find_sub(sub_id) else {
+            return Ok(());
+        };
+        let Some((abs, _)) = self
+            .index
+            .find(slot, bookmark)
+            .filter(|(_, e)| !e.discarded)
+        else {
+            return Ok(());
+        };
+        self.write(T_DISCARDED, slot, bookmark)?;
+        self.index.discard_at(abs);
+        self.maybe_prune();
+        Ok(())
+    }
+
+    fn persisted(&mut self, sub_id: &str, bookmark: &str) -> Result<(), StoreError> {
+        let slot = self.find_or_add(sub_id)?;
+        if bookmark.len() > MAX_BOOKMARK {
+            return Err(StoreError::TooLarge);
+        }
+        if self
+            .index
+            .slot(slot)
+            .is_some_and(|s| s.persisted == bookmark)
+        {
+            // Persisted acks repeat about once a second (§10.2); nothing to record.
+            return Ok(());
+        }
+        self.write(T_PERSISTED, slot, bookmark)?;
+        self.index.set_persisted(slot, bookmark);
+        self.maybe_prune();
+        Ok(())
+    }
+
+    fn most_recent<'o>(&mut self, sub_id: &str, out: &'o mut [u8]) -> Result<&'o str, StoreError> {
+        let Some(slot) = self.index.find_sub(sub_id) else {
+            return Ok("");
+        };
+        let best = self.index.most_recent(slot);
+        let dst = out.get_mut(..best.len()).ok_or(StoreError::TooLarge)?;
+        dst.copy_from_slice(best);
+        std::str::from_utf8(dst).map_err(|_| StoreError::Corrupt)
+    }
+
+    fn remove(&mut self, sub_id: &str) {
+        let Some(slot) = self.index.find_sub(sub_id) else {
+            return;
+        };
+        if self.write(T_REMOVED, slot, "").is_err() {
+            // The trait cannot report this. Memory must follow the call, so the log can no
+            // longer describe memory: stop writing to it (every later change reports `Io`;
+            // the log stays the consistent state from before the removal).
+            self.log.disable();
+        }
+        self.index.remove_sub(slot);
+        self.maybe_prune();
+    }
+}
+
+impl std::fmt::Debug for FileBookmarkStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileBookmarkStore")
+            .field("path", &self.path)
+            .field("client_name", &self.client_name)
+            .field("log_bytes", &self.log.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,125 @@
+//! Configuration of the file stores: when to fsync, and how much they may hold.
+
+use std::time::Duration;
+
+/// When a store forces its writes to stable storage (`fdatasync`).
+///
+/// Every accepted change is written to the file (reaches the operating system) before the store
+/// call returns, under every policy. So **a crash of the client process loses nothing** under
+/// any policy: `SIGKILL`, a panic or an abort leaves every accepted record in the kernel's page
+/// cache, and the next [`open`](crate::FilePublishStore::open) finds it. The policy decides what
+/// an **operating-system crash or power loss** can take:
+///
+/// | policy | lost on OS crash / power loss | cost per write |
+/// |---|---|---|
+/// | [`Always`](FsyncPolicy::Always) | nothing the store accepted | one `fdatasync` (device latency: µs on NVMe with power-loss protection, ms on many disks) |
+/// | [`Every`](FsyncPolicy::Every) | at most the last `writes - 1` writes, and at most what was written during the last `interval` (plus one `fdatasync`'s duration) | one `fdatasync` per `writes` writes; a background thread syncs the rest after `interval` |
+/// | [`Never`](FsyncPolicy::Never) | anything the kernel had not written back yet (typically up to ~30 s on Linux); the store may then be refused as corrupt if the damage is not at the tail | none |
+///
+/// What a lost record means: for the publish store, a message the application was told was
+/// stored is neither replayed nor, if it was never sent, published (with `Never` or `Every`);
+/// a lost *discard* only makes the store replay messages the server already has, which the
+/// server drops by sequence number (protocol.md §8.4). For the bookmark store, a lost record
+/// moves the resume point back: messages already processed are delivered again (duplicates,
+/// never gaps, because a discard is only ever lost together with everything after it).
+///
+/// Whatever the policy, the steps that replace or create whole files (a bookmark `prune()`,
+/// a new publish segment) fsync the new file and its directory, except under `Never`, where a
+/// new publish segment is not synced either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Sync after every write.
+    Always,
+    /// Sync after `writes` writes, and no later than `interval` after an unsynced write (a
+    /// background thread per store does the timed syncs).
+    Every {
+        /// Writes between synced points (at least 1; 1 behaves like `Always`).
+        writes: u32,
+        /// Longest time a write stays unsynced.
+        interval: Duration,
+    },
+    /// Never sync; rely on the operating system to write back.
+    Never,
+}
+
+impl Default for FsyncPolicy {
+    /// `Every { writes: 1000, interval: 100 ms }`: group commit that costs little throughput
+    /// (see BENCHMARKS.md, "amps-fs") and bounds an OS crash's loss to a tenth of a second.
+    fn default() -> Self {
+        FsyncPolicy::Every {
+            writes: 1000,
+            interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Options of a [`FilePublishStore`](crate::FilePublishStore).
+///
+/// ```
+/// use amps_fs::{FileStoreOptions, FsyncPolicy};
+/// let opts = FileStoreOptions {
+///     fsync: FsyncPolicy::Always,
+///     max_messages: 10_000,
+///     ..FileStoreOptions::default()
+/// };
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStoreOptions {
+    /// When to fsync (default: [`FsyncPolicy::default`]).
+    pub fsync: FsyncPolicy,
+    /// Unpersisted messages the store holds before `store` reports
+    /// [`StoreError::Full`](amps_core::session::StoreError::Full), which the session turns into
+    /// publish backpressure (default 100,000, the session's default publish window).
+    pub max_messages: usize,
+    /// Unpersisted payload bytes (whole encoded frames) held before `Full` (default 64 MiB).
+    /// A single frame larger than this is `TooLarge`.
+    pub max_bytes: usize,
+    /// Size at which the store starts a new segment file (default 8 MiB). Segments whose
+    /// messages are all persisted are deleted, so the disk holds about the unpersisted bytes
+    /// plus one segment.
+    pub segment_bytes: u64,
+}
+
+impl Default for FileStoreOptions {
+    fn default() -> Self {
+        FileStoreOptions {
+            fsync: FsyncPolicy::default(),
+            max_messages: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            segment_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Options of a [`FileBookmarkStore`](crate::FileBookmarkStore).
+///
+/// Capacity is counted the way [`amps_core::store::MemoryBookmarkStore`] counts it, so both
+/// stores refuse (`Full`) at the same point: each message received and not yet part of a
+/// subscription's discarded prefix costs its bookmark's length plus 3 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BookmarkStoreOptions {
+    /// When to fsync (default: [`FsyncPolicy::default`]).
+    pub fsync: FsyncPolicy,
+    /// Bookmark subscriptions tracked at once (default 64).
+    pub max_subscriptions: usize,
+    /// Bytes of the window of messages not yet discarded, counted as above (default 1 MiB,
+    /// about 23,000 messages with 40-byte bookmarks).
+    pub max_window_bytes: usize,
+    /// Prune the log by itself once it grows past this many bytes (default 16 MiB); the next
+    /// automatic prune waits until the log has grown to twice what the last prune left.
+    /// `None`: only [`FileBookmarkStore::prune`](crate::FileBookmarkStore::prune) shrinks it
+    /// (the seeds' behaviour: "retains entries until an application explicitly calls prune()").
+    pub auto_prune_bytes: Option<u64>,
+}
+
+impl Default for BookmarkStoreOptions {
+    fn default() -> Self {
+        BookmarkStoreOptions {
+            fsync: FsyncPolicy::default(),
+            max_subscriptions: 64,
+            max_window_bytes: 1024 * 1024,
+            auto_prune_bytes: Some(16 * 1024 * 1024),
+        }
+    }
+}

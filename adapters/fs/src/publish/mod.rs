@@ -1,0 +1,492 @@
+//! [`FilePublishStore`]: the seeds' file-backed PublishStore.
+
+mod segment;
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use amps_core::session::StoreError;
+use amps_core::store::PublishStore;
+
+use crate::durable::{self, Log};
+use crate::error::{OpenError, RecoveryReport, TailCut, TailDamage};
+use crate::options::FileStoreOptions;
+use crate::record;
+use segment::{Op, STORE_OVERHEAD, T_DISCARD_ONE, T_DISCARD_UP_TO, T_STORE};
+
+/// Longest client name a store records (the session's own limit, protocol.md §8.3).
+const MAX_CLIENT_NAME: usize = 128;
+
+/// A durable publish store: every sequenced command the session stores is appended to a
+/// segment file before `store` returns, and survives a crash of the process (and, depending on
+/// [`FsyncPolicy`](crate::FsyncPolicy), of the machine) until the server acknowledges it as
+/// persisted (protocol.md §8.4; seeds: "PublishStore", file-backed stores).
+///
+/// Behaves exactly like [`amps_core::store::MemoryPublishStore`] (same results for the same
+/// calls, including `discard(seq)` removing only the oldest entry, and `store` refusing a
+/// sequence number not above `last_seq` unless the store is empty), bounded by
+/// [`FileStoreOptions::max_messages`] and [`FileStoreOptions::max_bytes`] instead of a buffer.
+///
+/// On disk: a directory with a `LOCK` file and segment files. Frames stay on disk; memory holds
+/// 24 bytes of index per unpersisted message, and one frame while it is replayed. Segments
+/// whose messages are all persisted are deleted, so disk use is about the unpersisted bytes
+/// plus one segment.
+///
+/// After a restart `open` rebuilds the store as it was (a torn last record is cut off with a
+/// warning, see [`FilePublishStore::recovery`]); the session replays what is left in sequence
+/// order after its logon and continues numbering after [`PublishStore::last_seq`].
+///
+/// ```
+/// use amps_core::store::PublishStore;
+/// use amps_fs::{FilePublishStore, FileStoreOptions};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("publish");
+/// let mut store = FilePublishStore::open(&path, "pub-1", FileStoreOptions::default())?;
+/// store.store(1, b"frame one")?;
+/// store.store(2, b"frame two")?;
+/// store.discard_up_to(1); // the server persisted 1
+/// drop(store);
+///
+/// let mut store = FilePublishStore::open(&path, "pub-1", FileStoreOptions::default())?;
+/// assert_eq!(store.unpersisted_count(), 1);
+/// assert_eq!(store.next_after(0), Some((2, &b"frame two"[..])));
+/// assert_eq!(store.last_seq(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct FilePublishStore {
+    dir: PathBuf,
+    client_name: String,
+    opts: FileStoreOptions,
+    /// Held for the store's lifetime (seeds: one client instance per store).
+    _lock: File,
+    /// Live segments, oldest first; the last one is the one `log` appends to.
+    segments: VecDeque<Segment>,
+    log: Log,
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    last_seq: u64,
+    /// Record being built.
+    rec: Vec<u8>,
+    /// The frame last read back for `next_after` / `get`.
+    frame: Vec<u8>,
+    report: RecoveryReport,
+}
+
+struct Segment {
+    id: u64,
+    file: Arc<File>,
+    /// Entries of `entries` stored in this segment.
+    live: usize,
+}
+
+/// An unpersisted message: where its frame is.
+#[derive(Clone, Copy)]
+struct Entry {
+    seq: u64,
+    segment: u64,
+    at: u64,
+    len: u32,
+}
+
+impl FilePublishStore {
+    /// Open the store in directory `path` (created if missing) for client `client_name`,
+    /// recovering what a previous run left.
+    ///
+    /// Errors: [`OpenError::Locked`] if another instance has it open,
+    /// [`OpenError::ClientName`] if it belongs to another client, [`OpenError::Version`],
+    /// [`OpenError::NotAStore`], [`OpenError::Corrupt`] for damage that is not a torn tail,
+    /// [`OpenError::Io`].
+    pub fn open(
+        path: impl AsRef<Path>,
+        client_name: &str,
+        opts: FileStoreOptions,
+    ) -> Result<FilePublishStore, OpenError> {
+        if client_name.is_empty() || client_name.len() > MAX_CLIENT_NAME {
+            return Err(OpenError::InvalidOptions(
+                "client name must be 1 to 128 bytes",
+            ));
+        }
+        if opts.max_messages == 0 || opts.max_bytes == 0 || opts.segment_bytes == 0 {
+            return Err(OpenError::InvalidOptions(
+                "capacities and segment size must be above zero",
+            ));
+        }
+        let dir = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| OpenError::io(&dir, "create directory", e))?;
+        let lock = durable::lock(&dir.join("LOCK"))?;
+        let mut ids = segment::list(&dir)?;
+        let mut report = RecoveryReport::default();
+        if let Some(&last) = ids.last() {
+            // Under `FsyncPolicy::Never` an OS crash can leave a renamed but empty new segment.
+            let p = segment::path(&dir, last);
+            let len = std::fs::metadata(&p).map_err(|e| OpenError::io(&p, "stat", e))?;
+            if len.len() == 0 {
+                log::warn!("amps-fs: {}: removing an empty segment", p.display());
+                std::fs::remove_file(&p).map_err(|e| OpenError::io(&p, "remove", e))?;
+                ids.pop();
+                report.cut = Some(TailCut {
+                    path: p,
+                    offset: 0,
+                    bytes: 0,
+                    damage: TailDamage::Partial,
+                });
+            }
+        }
+
+        let mut state = Replay::default();
+        let mut segments = VecDeque::new();
+        let mut active = None;
+        for (i, &id) in ids.iter().enumerate() {
+            let is_last = i + 1 == ids.len();
+            let scanned = segment::scan(&dir, id, client_name, is_last, |op| state.apply(id, op))?;
+            report.records += scanned.records;
+            if scanned.cut.is_some() {
+                report.cut = scanned.cut;
+            }
+            let file = Arc::new(
+                scanned
+                    .file
+                    .try_clone()
+                    .map_err(|e| OpenError::io(segment::path(&dir, id), "open", e))?,
+            );
+            segments.push_back(Segment { id, file, live: 0 });
+            if is_last {
+                active = Some((scanned.file, scanned.len));
+            }
+        }
+        for e in &state.entries {
+            if let Some(s) = segments.iter_mut().find(|s| s.id == e.segment) {
+                s.live += 1;
+            }
+        }
+        let (file, len) = match active {
+            Some(a) => a,
+            None => {
+                report.created = report.cut.is_none();
+                let sync = opts.fsync != crate::FsyncPolicy::Never;
+                let (file, len) = segment::create(&dir, 1, client_name, state.last_seq, sync)
+                    .map_err(|e| OpenError::io(segment::path(&dir, 1), "create segment", e))?;
+                let shared = file
+                    .try_clone()
+                    .map_err(|e| OpenError::io(segment::path(&dir, 1), "open", e))?;
+                segments.push_back(Segment {
+                    id: 1,
+                    file: Arc::new(shared),
+                    live: 0,
+                });
+                (file, len)
+            }
+        };
+        let log = Log::new(file, len, opts.fsync)
+            .map_err(|e| OpenError::io(&dir, "start sync thread", e))?;
+        let bytes = state.entries.iter().map(|e| e.len as usize).sum();
+        let mut store = FilePublishStore {
+            dir,
+            client_name: client_name.to_string(),
+            opts,
+            _lock: lock,
+            segments,
+            log,
+            entries: state.entries,
+            bytes,
+            last_seq: state.last_seq,
+            rec: Vec::new(),
+            frame: Vec::new(),
+            report,
+        };
+        store.reclaim();
+        Ok(store)
+    }
+
+    /// What opening found: records read, a torn tail cut off, whether the store was created.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Force everything written so far to stable storage now, whatever the policy (except
+    /// [`FsyncPolicy::Never`](crate::FsyncPolicy::Never), which never syncs).
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.log.sync()
+    }
+
+    /// Bytes the store's segments occupy on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter_map(|s| s.file.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    fn active_id(&self) -> u64 {
+        self.segments.back().map_or(0, |s| s.id)
+    }
+
+    /// Start a new segment once the active one is full.
+    fn rotate_if_full(&mut self) -> std::io::Result<()> {
+        if self.log.len() < self.opts.segment_bytes {
+            return Ok(());
+        }
+        let id = self.active_id() + 1;
+        let (file, len) = segment::create(
+            &self.dir,
+            id,
+            &self.client_name,
+            self.last_seq,
+            self.log.syncs(),
+        )?;
+        let shared = Arc::new(file.try_clone()?);
+        // The finished segment is synced before anything goes to the new one, so an OS crash
+        // cannot leave a hole in the middle of the store (only at its tail).
+        self.log.sync()?;
+        self.log.switch(file, len);
+        self.segments.push_back(Segment {
+            id,
+            file: shared,
+            live: 0,
+        });
+        self.reclaim();
+        Ok(())
+    }
+
+    /// Delete the oldest segments once every message in them is persisted (never the active
+    /// one). Space is reused this way instead of by compaction: the unpersisted messages are
+    /// always the newest ones, so segments empty in order.
+    fn reclaim(&mut self) {
+        while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.live == 0) {
+            let Some(s) = self.segments.pop_front() else {
+                break;
+            };
+            let p = segment::path(&self.dir, s.id);
+            if let Err(e) = std::fs::remove_file(&p) {
+                // Harmless: a leftover segment only replays messages the server discards as
+                // duplicates (protocol.md §8.4); it is deleted on a later open.
+                log::warn!("amps-fs: cannot delete {}: {e}", p.display());
+            }
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(e) = self.entries.pop_front() {
+            self.bytes -= e.len as usize;
+            if let Some(s) = self.segments.iter_mut().find(|s| s.id == e.segment) {
+                s.live -= 1;
+            }
+        }
+    }
+
+    /// Record a discard that removed entries. A lost discard record is harmless (the server
+    /// drops replayed duplicates), so failures are only logged.
+    fn log_discard(&mut self, kind: u8, seq: u64) {
+        self.rec.clear();
+        let at = record::begin(&mut self.rec, kind);
+        self.rec.extend_from_slice(&seq.to_le_bytes());
+        record::finish(&mut self.rec, at);
+        if let Err(e) = self.log.append(&self.rec) {
+            log::warn!(
+                "amps-fs: {}: cannot record a discard: {e}",
+                self.dir.display()
+            );
+        }
+        self.reclaim();
+    }
+
+    /// Read entry `i`'s frame into `self.frame`.
+    fn read(&mut self, i: usize) -> Option<(u64, &[u8])> {
+        let e = *self.entries.get(i)?;
+        let file = &self.segments.iter().find(|s| s.id == e.segment)?.file;
+        self.frame.resize(e.len as usize, 0);
+        if let Err(err) = read_at(file, &mut self.frame, e.at) {
+            log::warn!(
+                "amps-fs: {}: cannot read message {}: {err}",
+                self.dir.display(),
+                e.seq
+            );
+            return None;
+        }
+        Some((e.seq, &self.frame))
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(not(unix))]
+fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(at))?;
+    file.read_exact(buf)
+}
+
+impl PublishStore for FilePublishStore {
+    fn store(&mut self, seq: u64, frame: &[u8]) -> Result<(), StoreError> {
+        // The same checks in the same order as MemoryPublishStore.
+        if seq <= self.last_seq && !self.entries.is_empty() {
+            return Err(StoreError::OutOfOrder);
+        }
+        if frame.len() > self.opts.max_bytes
+            || frame.len() as u64 + STORE_OVERHEAD > u64::from(record::MAX_PAYLOAD)
+        {
+            return Err(StoreError::TooLarge);
+        }
+        if self.entries.len() >= self.opts.max_messages
+            || self.bytes + frame.len() > self.opts.max_bytes
+        {
+            return Err(StoreError::Full);
+        }
+        if let Err(e) = self.rotate_if_full() {
+            log::warn!(
+                "amps-fs: {}: cannot start a segment: {e}",
+                self.dir.display()
+            );
+            return Err(StoreError::Io);
+        }
+        self.rec.clear();
+        let at = record::begin(&mut self.rec, T_STORE);
+        self.rec.extend_from_slice(&seq.to_le_bytes());
+        self.rec.extend_from_slice(frame);
+        record::finish(&mut self.rec, at);
+        let off = match self.log.append(&self.rec) {
+            Ok(off) => off,
+            Err(e) => {
+                log::warn!("amps-fs: {}: cannot store: {e}", self.dir.display());
+                return Err(StoreError::Io);
+            }
+        };
+        let segment = self.active_id();
+        if let Some(s) = self.segments.back_mut() {
+            s.live += 1;
+        }
+        self.entries.push_back(Entry {
+            seq,
+            segment,
+            at: off + STORE_OVERHEAD,
+            len: frame.len() as u32,
+        });
+        self.bytes += frame.len();
+        self.last_seq = seq;
+        Ok(())
+    }
+
+    fn discard_up_to(&mut self, seq: u64) {
+        let mut popped = false;
+        while self.entries.front().is_some_and(|e| e.seq <= seq) {
+            self.pop_front();
+            popped = true;
+        }
+        if popped {
+            self.log_discard(T_DISCARD_UP_TO, seq);
+        }
+    }
+
+    fn discard(&mut self, seq: u64) {
+        // Like MemoryPublishStore: only the oldest entry is removed (the server splits
+        // persisted runs at a failure, protocol.md §8.4, so the failed one is the oldest by
+        // then); any other stays and is replayed, and the server drops it as a duplicate.
+        if self.entries.front().is_some_and(|e| e.seq == seq) {
+            self.pop_front();
+            self.log_discard(T_DISCARD_ONE, seq);
+        }
+    }
+
+    fn next_after(&mut self, seq: u64) -> Option<(u64, &[u8])> {
+        let i = self.entries.partition_point(|e| e.seq <= seq);
+        self.read(i)
+    }
+
+    fn get(&mut self, seq: u64) -> Option<&[u8]> {
+        let i = self.entries.binary_search_by_key(&seq, |e| e.seq).ok()?;
+        self.read(i).map(|(_, f)| f)
+    }
+
+    fn unpersisted_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn unpersisted_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    fn has_room(&self, len: usize) -> bool {
+        self.entries.len() < self.opts.max_messages
+            && self.bytes.saturating_add(len) <= self.opts.max_bytes
+            && !self.log.is_broken()
+    }
+}
+
+impl std::fmt::Debug for FilePublishStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilePublishStore")
+            .field("dir", &self.dir)
+            .field("client_name", &self.client_name)
+            .field("unpersisted", &self.entries.len())
+            .field("bytes", &self.bytes)
+            .field("last_seq", &self.last_seq)
+            .field("segments", &self.segments.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store rebuilt from the records, applying each as the running store did.
+#[derive(Default)]
+struct Replay {
+    entries: VecDeque<Entry>,
+    last_seq: u64,
+    started: bool,
+}
+
+impl Replay {
+    fn apply(&mut self, segment: u64, op: Op<'_>) -> Result<(), &'static str> {
+        match op {
+            Op::Begin { base_seq } => {
+                // The oldest segment left knows `last_seq` from before its first record (older
+                // segments, deleted, held only persisted messages).
+                if !self.started {
+                    self.last_seq = base_seq;
+                    self.started = true;
+                }
+            }
+            Op::Store {
+                seq,
+                frame_at,
+                frame,
+            } => {
+                if seq <= self.last_seq && !self.entries.is_empty() {
+                    return Err("sequence number out of order");
+                }
+                self.entries.push_back(Entry {
+                    seq,
+                    segment,
+                    at: frame_at,
+                    len: u32::try_from(frame.len()).map_err(|_| "frame too long")?,
+                });
+                self.last_seq = seq;
+            }
+            Op::DiscardUpTo(seq) => {
+                while self.entries.front().is_some_and(|e| e.seq <= seq) {
+                    self.entries.pop_front();
+                }
+            }
+            Op::DiscardOne(seq) => {
+                if self.entries.front().is_some_and(|e| e.seq == seq) {
+                    self.entries.pop_front();
+                }
+            }
+        }
+        Ok(())
+    }
+}

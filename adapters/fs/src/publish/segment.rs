@@ -1,0 +1,202 @@
+//! Segment files of the publish store: naming, creation, and the recovery scan.
+//!
+//! A segment is `<16 hex digits>.seg` in the store's directory. Its header carries the segment
+//! id and the store's `last_seq` when the segment was started, so numbering survives even when
+//! every older segment has been deleted. Records:
+//!
+//! | type | payload after the type byte | meaning |
+//! |---|---|---|
+//! | `0x02` store | seq (u64 LE), frame | keep `frame` under `seq` |
+//! | `0x03` discard up to | seq (u64 LE) | `discard_up_to(seq)` |
+//! | `0x04` discard one | seq (u64 LE) | `discard(seq)` |
+//!
+//! Recovery applies the records of all segments in order, exactly as the calls were applied
+//! when they were written, so the recovered store is the store that was running.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::durable;
+use crate::error::{OpenError, TailCut};
+use crate::record::{self, Kind, Next, Reader};
+
+pub(super) const T_STORE: u8 = 0x02;
+pub(super) const T_DISCARD_UP_TO: u8 = 0x03;
+pub(super) const T_DISCARD_ONE: u8 = 0x04;
+/// Bytes in front of a stored frame: record header, type, sequence number.
+pub(super) const STORE_OVERHEAD: u64 = record::REC_HDR as u64 + 1 + 8;
+
+const SUFFIX: &str = ".seg";
+
+/// The file of segment `id`.
+pub(super) fn path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}{SUFFIX}"))
+}
+
+/// The segments in `dir`, oldest first; stale staging files are removed.
+pub(super) fn list(dir: &Path) -> Result<Vec<u64>, OpenError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| OpenError::io(dir, "list", e))?;
+    let mut ids = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| OpenError::io(dir, "list", e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(SUFFIX)
+            && stem.len() == 16
+            && let Ok(id) = u64::from_str_radix(stem, 16)
+        {
+            ids.push(id);
+        } else if name.ends_with(".seg.tmp") {
+            // A segment whose creation was interrupted before its rename: never part of the
+            // store.
+            let p = entry.path();
+            std::fs::remove_file(&p).map_err(|e| OpenError::io(p, "remove", e))?;
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Create segment `id` (header only), durably when `sync`; returns it opened for appending
+/// and its length.
+pub(super) fn create(
+    dir: &Path,
+    id: u64,
+    client_name: &str,
+    last_seq: u64,
+    sync: bool,
+) -> std::io::Result<(File, u64)> {
+    let bytes = header(client_name, id, last_seq);
+    let file = durable::replace_file(&path(dir, id), &bytes, sync)?;
+    Ok((file, bytes.len() as u64))
+}
+
+fn header(client_name: &str, id: u64, last_seq: u64) -> Vec<u8> {
+    let mut extra = [0u8; 16];
+    extra[..8].copy_from_slice(&id.to_le_bytes());
+    extra[8..].copy_from_slice(&last_seq.to_le_bytes());
+    record::header(Kind::Publish, client_name, &extra)
+}
+
+/// One record found by the scan.
+pub(super) enum Op<'a> {
+    /// The segment's header: `last_seq` when the segment was started (emitted first).
+    Begin {
+        base_seq: u64,
+    },
+    Store {
+        seq: u64,
+        /// Offset of the frame in the file.
+        frame_at: u64,
+        frame: &'a [u8],
+    },
+    DiscardUpTo(u64),
+    DiscardOne(u64),
+}
+
+/// What scanning a segment found besides its records.
+pub(super) struct Scanned {
+    /// The file, opened for reading and appending.
+    pub(super) file: File,
+    /// Its valid length (after a cut, if any).
+    pub(super) len: u64,
+    pub(super) cut: Option<TailCut>,
+    pub(super) records: u64,
+}
+
+/// Read segment `id`, handing each record to `apply` in order. A damaged tail is cut off when
+/// `is_last` (the only segment a crash can tear), and refused otherwise. `apply` may refuse a
+/// record that makes no sense (returns the reason).
+pub(super) fn scan(
+    dir: &Path,
+    id: u64,
+    client_name: &str,
+    is_last: bool,
+    mut apply: impl FnMut(Op<'_>) -> Result<(), &'static str>,
+) -> Result<Scanned, OpenError> {
+    let p = path(dir, id);
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(&p)
+        .map_err(|e| OpenError::io(&p, "open", e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| OpenError::io(&p, "stat", e))?
+        .len();
+    let reading = file.try_clone().map_err(|e| OpenError::io(&p, "open", e))?;
+    let mut r = Reader::new(reading, len);
+    let extra = r
+        .header(Kind::Publish, client_name)
+        .map_err(|e| e.into_open_error(&p, client_name))?;
+    let (hid, base) = extra
+        .split_first_chunk::<8>()
+        .and_then(|(a, b)| Some((u64::from_le_bytes(*a), b.first_chunk::<8>()?)))
+        .ok_or_else(|| corrupt(&p, 0, "short segment header"))?;
+    if hid != id {
+        return Err(corrupt(&p, 0, "segment header names another segment"));
+    }
+    let base_seq = u64::from_le_bytes(*base);
+    apply(Op::Begin { base_seq }).map_err(|what| corrupt(&p, 0, what))?;
+    let mut records = 0;
+    let damage = loop {
+        match r.next().map_err(|e| OpenError::io(&p, "read", e))? {
+            Next::End => break None,
+            Next::Damaged(at, why) => break Some((at, why)),
+            Next::Record(at, payload) => {
+                let op = decode(at, payload).ok_or_else(|| corrupt(&p, at, "unknown record"))?;
+                apply(op).map_err(|what| corrupt(&p, at, what))?;
+                records += 1;
+            }
+        }
+    };
+    let mut cut = None;
+    let mut valid = len;
+    if let Some((at, damage)) = damage {
+        if !is_last {
+            return Err(corrupt(&p, at, "damaged record in an older segment"));
+        }
+        log::warn!(
+            "amps-fs: {}: cutting {} damaged bytes at offset {at} ({damage})",
+            p.display(),
+            len - at
+        );
+        file.set_len(at)
+            .map_err(|e| OpenError::io(&p, "truncate damaged tail", e))?;
+        cut = Some(TailCut {
+            path: p,
+            offset: at,
+            bytes: len - at,
+            damage,
+        });
+        valid = at;
+    }
+    Ok(Scanned {
+        file,
+        len: valid,
+        cut,
+        records,
+    })
+}
+
+fn decode(at: u64, payload: &[u8]) -> Option<Op<'_>> {
+    let (seq, rest) = record::split_u64(payload)?;
+    match *payload.first()? {
+        T_STORE => Some(Op::Store {
+            seq,
+            frame_at: at + STORE_OVERHEAD,
+            frame: rest,
+        }),
+        T_DISCARD_UP_TO if rest.is_empty() => Some(Op::DiscardUpTo(seq)),
+        T_DISCARD_ONE if rest.is_empty() => Some(Op::DiscardOne(seq)),
+        _ => None,
+    }
+}
+
+fn corrupt(path: &Path, offset: u64, what: &'static str) -> OpenError {
+    OpenError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        what,
+    }
+}
