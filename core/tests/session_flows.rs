@@ -266,6 +266,8 @@ fn publish_store_numbers_keeps_and_trims_and_publish_flush_waits_for_it() {
     let f = h.s.publish_flush(h.now, d(10_000)).unwrap();
     let tx = h.tx();
     assert_eq!(field(&tx[0], "c"), "flush");
+    // Every ack the flush waits for is requested: a server sends only those (protocol.md §5.1).
+    assert_eq!(field(&tx[0], "a"), "processed,persisted");
     // The flush's own ack is not enough while the store holds messages.
     h.feed(&format!(
         r#"{{"c":"ack","cid":"{}","a":"persisted","status":"success"}}"#,

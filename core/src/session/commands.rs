@@ -350,21 +350,20 @@ impl<S: Storage> Core<S> {
         now: Instant,
         timeout: crate::time::Duration,
     ) -> Result<CommandId, CommandError> {
+        // `processed` reports a refused flush; it is requested on the wire like every ack the
+        // command waits for, since a server sends only requested acks (protocol.md §5.1).
         let acks = if self.pstore.is_enabled() {
-            AckType::Persisted.into()
+            AckTypes::of(AckType::Persisted)
         } else {
             AckTypes::of(AckType::Completed)
-        };
+        }
+        .with(AckType::Processed);
         let id = self.execute(now, &Command::flush().acks(acks).timeout(timeout))?;
         if let Some(p) = self.pending.items_mut().iter_mut().find(|p| p.id == id) {
             p.flush_store = true;
             p.forward = AckTypes::NONE;
             // The limit covers the whole wait, not only the first ack.
             p.deadline = Some(now + timeout);
-            p.waiting = p
-                .waiting
-                .with(AckType::Processed)
-                .intersect(CommandKind::Flush.supported_acks());
         }
         Ok(id)
     }
