@@ -19,17 +19,19 @@ pub(crate) enum Seq {
 }
 
 impl Engine {
-    /// Check and record a sequenced command's `s` for client `name` (§8.4). With a transaction
-    /// log, `s` not above the highest seen is a duplicate. A command without `s` takes the next
-    /// value of the client's counter (§10.3).
-    pub(crate) fn sequence(&mut self, name: &str, s: Option<u64>) -> Seq {
+    /// Check and record the `s` of a sequenced command from `conn` (§8.4); also returns the
+    /// connection's publisher id. With a transaction log, `s` not above the highest seen for the
+    /// client name is a duplicate. A command without `s` takes the next value of the client's
+    /// counter (§10.3). `None` before logon.
+    pub(crate) fn sequence(&mut self, conn: ConnId, s: Option<u64>) -> Option<(Seq, u64)> {
         let dedupe = self.cfg.has_txlog();
-        let last = match self.clients.get_mut(name) {
+        let session = self.conns.get(&conn)?.session.as_ref()?;
+        let last = match self.clients.get_mut(session.client_name.as_str()) {
             Some(l) => l,
-            None => self.clients.entry(name.to_owned()).or_insert(0),
+            None => self.clients.entry(session.client_name.clone()).or_insert(0),
         };
         let prev = *last;
-        match s {
+        let seq = match s {
             Some(s) if dedupe && s <= prev => Seq::Duplicate,
             Some(s) => {
                 *last = prev.max(s);
@@ -42,7 +44,8 @@ impl Engine {
                     prev,
                 }
             }
-        }
+        };
+        Some((seq, session.pub_id))
     }
 
     /// A duplicate is dropped silently: requested acks report success (§8.4, §15) and its
@@ -55,12 +58,10 @@ impl Engine {
     }
 
     pub(super) fn on_publish(&mut self, conn: ConnId, msg: &Message<'_>, delta: bool) {
-        let Some((name, pub_id)) = self.identity(conn) else {
-            return;
-        };
-        let (seq, prev) = match self.sequence(&name, msg.seq()) {
-            Seq::New { seq, prev } => (seq, prev),
-            Seq::Duplicate => return self.duplicate(conn, msg),
+        let (seq, prev, pub_id) = match self.sequence(conn, msg.seq()) {
+            Some((Seq::New { seq, prev }, pub_id)) => (seq, prev, pub_id),
+            Some((Seq::Duplicate, _)) => return self.duplicate(conn, msg),
+            None => return,
         };
         let topic = msg.topic().unwrap_or("");
         let result = if let Some(reason) = self.faults.fail_next_publish.take() {

@@ -155,13 +155,14 @@ impl Engine {
             None
         };
         let doc = u.doc.or(owned.as_ref());
-        let ts = format_ts(u.ts);
+        // `ts` is formatted once, and only if a subscription asked for it.
+        let mut ts = None;
         for group in routes.chunk_by(|a, b| a.0 == b.0) {
             let Some((conn, _)) = group.first() else {
                 continue;
             };
             let picks = self.pick(*conn, group, u, doc);
-            self.write_picks(*conn, u, doc, &ts, picks);
+            self.write_picks(*conn, u, doc, &mut ts, picks);
         }
     }
 
@@ -244,7 +245,7 @@ impl Engine {
         conn: ConnId,
         u: &Update<'_>,
         doc: Option<&Value>,
-        ts: &str,
+        ts: &mut Option<String>,
         mut p: Picks,
     ) {
         fn mk<'a>(
@@ -263,7 +264,12 @@ impl Engine {
                 lp: None,
             }
         }
-        let (with_k, ts) = (p.k, p.ts.then_some(ts));
+        let with_k = p.k;
+        let ts = if p.ts {
+            Some(ts.get_or_insert_with(|| format_ts(u.ts)).as_str())
+        } else {
+            None
+        };
         if !p.delta.is_empty() || !p.delta_empties.is_empty() {
             let prev = u.prev.and_then(|p| p.doc);
             let out = match (prev, doc) {

@@ -404,13 +404,11 @@ impl Engine {
 
     /// `sow_delete` (§6.8): by filter, keys or data on SOW topics; queue acks by bookmark (§11).
     pub(super) fn on_sow_delete(&mut self, conn: ConnId, msg: &Message<'_>) {
-        let Some((name, pub_id)) = self.identity(conn) else {
-            return;
-        };
         let topic = msg.topic().unwrap_or("").to_owned();
-        let (seq, prev) = match self.sequence(&name, msg.seq()) {
-            Seq::New { seq, prev } => (seq, prev),
-            Seq::Duplicate => return self.duplicate(conn, msg),
+        let (seq, prev, pub_id) = match self.sequence(conn, msg.seq()) {
+            Some((Seq::New { seq, prev }, pub_id)) => (seq, prev, pub_id),
+            Some((Seq::Duplicate, _)) => return self.duplicate(conn, msg),
+            None => return,
         };
         let result = if self.queues.contains_key(&topic) {
             self.queue_sow_delete(conn, msg, &topic)
