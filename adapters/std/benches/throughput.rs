@@ -1,0 +1,2 @@
+//! Throughput benchmarks (written with the publish path measurements).
+fn main() {}

@@ -1,0 +1,122 @@
+//! Item 1: connecting, logging on, disconnecting and closing; the seeds' exception kinds for
+//! connection problems; connection states in the seeds' order.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use amps_std::{Client, ConnectionState as CS, ErrorKind};
+use common::*;
+
+#[test]
+fn connect_logon_publish_subscribe_round_trip() {
+    let b = broker();
+    let sub = client(&b, "sub");
+    let pubr = client(&b, "pub");
+    let mut stream = sub.subscribe("greetings", None).unwrap();
+    pubr.publish("greetings", r#"{"hello":"world"}"#).unwrap();
+    let m = stream.recv_timeout(GUARD).unwrap().unwrap();
+    assert_eq!(m.topic(), Some("greetings"));
+    assert_eq!(m.data(), r#"{"hello":"world"}"#);
+    assert_eq!(m.sub_id(), Some(stream.sub_id()));
+    sub.close();
+    pubr.close();
+}
+
+#[test]
+fn connection_errors_have_the_seeds_kinds() {
+    let b = broker();
+    let c = Client::new(&name("errs"));
+    // Before connecting nothing can be sent.
+    assert_eq!(
+        c.publish("t", "x").unwrap_err().kind(),
+        ErrorKind::Disconnected
+    );
+    assert_eq!(c.flush().unwrap_err().kind(), ErrorKind::Disconnected);
+    assert_eq!(
+        c.connect("tcp://nohost").unwrap_err().kind(),
+        ErrorKind::InvalidUri
+    );
+    assert_eq!(
+        c.connect("http://h:1/amps/json").unwrap_err().kind(),
+        ErrorKind::TransportType
+    );
+    assert_eq!(
+        c.connect("tcp://h:1/amps/json?tcp_nodelay=sometimes")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidTransportOptions
+    );
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let e = c.connect(&format!("tcp://{dead}/amps/json")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+    assert!(
+        std::error::Error::source(&e).is_some(),
+        "the io error is the source"
+    );
+    // Legacy protocols are not spoken.
+    assert_eq!(
+        c.connect(&format!("tcp://{}/fix", b.local_addr()))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidUri
+    );
+    c.connect(&uri(&b)).unwrap();
+    assert_eq!(
+        c.connect(&uri(&b)).unwrap_err().kind(),
+        ErrorKind::AlreadyConnected
+    );
+    c.logon().unwrap();
+    assert_eq!(
+        c.connect(&uri(&b)).unwrap_err().kind(),
+        ErrorKind::AlreadyConnected
+    );
+    c.close();
+    assert_eq!(
+        c.publish("t", "x").unwrap_err().kind(),
+        ErrorKind::Disconnected
+    );
+}
+
+#[test]
+fn refused_logon_is_an_authentication_error() {
+    let b = broker();
+    b.faults(|f| f.refuse_logons = Some("authentication failed".into()));
+    let c = Client::new(&name("auth"));
+    c.connect(&uri(&b)).unwrap();
+    let e = c.logon().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication);
+    assert_eq!(e.reason(), Some("authentication failed"));
+    c.close();
+}
+
+#[test]
+fn states_in_the_seeds_order_and_disconnect_then_reconnect() {
+    let b = broker();
+    let c = Client::new(&name("states"));
+    let (tx, rx) = mpsc::channel();
+    c.add_connection_state_listener(move |s| {
+        let _ = tx.send(s);
+    });
+    c.connect(&uri(&b)).unwrap();
+    assert_eq!(recv(&rx, "Connected"), CS::Connected);
+    c.logon().unwrap();
+    assert_eq!(recv(&rx, "LoggedOn"), CS::LoggedOn);
+    assert!(c.is_connected());
+    c.disconnect().unwrap();
+    assert_eq!(recv(&rx, "Disconnected"), CS::Disconnected);
+    assert!(!c.is_connected());
+    // disconnect() is not a reason to call off the client: it connects again.
+    c.connect(&uri(&b)).unwrap();
+    c.logon().unwrap();
+    assert_eq!(recv(&rx, "Connected"), CS::Connected);
+    assert_eq!(recv(&rx, "LoggedOn"), CS::LoggedOn);
+    c.close();
+    assert_eq!(recv(&rx, "Disconnected"), CS::Disconnected);
+    assert_eq!(recv(&rx, "Shutdown"), CS::Shutdown);
+    quiet(&rx, Duration::from_millis(50), "state after shutdown");
+}
