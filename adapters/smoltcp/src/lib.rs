@@ -1,2 +1,103 @@
-//! Being written.
-#![no_std]
+//! # amps-smoltcp
+//!
+//! An AMPS client for devices without an operating system: it drives an [`amps_core`]
+//! [`Session`](amps_core::session::Session) over a [smoltcp] TCP socket from the
+//! application's own poll loop (design.md §3). `#![no_std]`, no allocator: the application
+//! provides every buffer (the socket's, the session's, the publish store's) and the clock.
+//!
+//! What it does: connect and log on (protocol.md §6.1), publish through a bounded in-memory
+//! publish store that survives reconnects (§8.4), subscribe (§6.4), heartbeats (§9), and
+//! reconnect with the session's backoff policy after a lost link, replaying unpersisted
+//! publishes and re-entering subscriptions.
+//!
+//! # The drive loop
+//!
+//! ```no_run
+//! use amps_core::ha::{ExponentialDelayStrategy, ReconnectPolicy};
+//! use amps_core::session::{Config, Event, HeartbeatConfig, Session};
+//! use amps_smoltcp::{Buffers, Client, Options};
+//! use smoltcp::iface::{Interface, SocketSet, SocketStorage};
+//! use smoltcp::socket::tcp;
+//! use smoltcp::time::Instant;
+//! use smoltcp::wire::IpAddress;
+//! # fn buf(n: usize) -> &'static mut [u8] { Box::leak(vec![0; n].into_boxed_slice()) }
+//! # fn clock() -> Instant { Instant::from_millis(0) }
+//! # fn sleep(_: Option<smoltcp::time::Duration>) {}
+//! # fn run(mut iface: Interface, mut device: impl smoltcp::phy::Device) {
+//!
+//! // Buffers: static cells in firmware (`&'static mut [u8]`), anything 'static in tests.
+//! let mut storage = [SocketStorage::EMPTY; 2];
+//! let mut sockets = SocketSet::new(&mut storage[..]);
+//! let socket = sockets.add(tcp::Socket::new(
+//!     tcp::SocketBuffer::new(buf(2048)),
+//!     tcp::SocketBuffer::new(buf(2048)),
+//! ));
+//!
+//! let mut config = Config::new("sensor-17");
+//! config.heartbeat = Some(HeartbeatConfig::new(5));
+//! config.reconnect = ReconnectPolicy::Exponential(ExponentialDelayStrategy::default());
+//! config.resubscribe = true;
+//! let buffers = Buffers {
+//!     rx: buf(1100), tx: buf(1024), scratch: buf(256), arena: buf(256),
+//!     publish_store: buf(4096), publish_window: 32, bookmark_store: buf(64),
+//! };
+//! // At most 8 commands awaiting acks and 2 subscriptions.
+//! let session = Session::new(&config, buffers.into_parts::<8, 2>()).unwrap();
+//! let mut client = Client::new(session, socket, Options::new((IpAddress::v4(192, 0, 2, 7), 9007)));
+//!
+//! client.connect(clock());
+//! loop {
+//!     let now = clock();
+//!     iface.poll(now, &mut device, &mut sockets);
+//!     client.poll(now, &mut iface, &mut sockets, |event| match event {
+//!         Event::Persisted { up_to } => { /* the server has everything up to `up_to` */ }
+//!         Event::Delivery(d) => { /* d.data(): a message of a subscription */ }
+//!         _ => {}
+//!     });
+//!     if client.is_ready() {
+//!         // Backpressure (window full, transmit buffer full) is an error to retry later.
+//!         let _ = client.publish(now, "telemetry", br#"{"t":21.5}"#);
+//!     }
+//!     // Sleep until a packet arrives or the earlier of the interface's and the session's
+//!     // timers (heartbeats, reconnect backoff, command timeouts).
+//!     sleep(client.poll_delay(now, &mut iface, &sockets));
+//! }
+//! # }
+//! ```
+//!
+//! Events borrow the session's receive buffer (zero-copy), so the handler cannot call back
+//! into the client; copy what you need and act after `poll` returns.
+//!
+//! # Time
+//!
+//! The adapter takes smoltcp's [`Instant`](smoltcp::time::Instant) everywhere and converts to
+//! the core's unsigned microseconds ([`time`]); both count from the application's origin.
+//!
+//! # Features
+//!
+//! - `defmt`: log connection changes with defmt (and turn on amps-core's and smoltcp's defmt
+//!   logging).
+//!
+//! [`loopback::Loopback`] is an allocation-free loopback device for self-tests (targets/
+//! bare-metal runs a client and a responder over it).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+mod client;
+mod drive;
+mod log;
+pub mod loopback;
+mod storage;
+pub mod time;
+
+pub use client::{Client, Link, Options, Stats, UriUnsupported};
+pub use storage::Buffers;
