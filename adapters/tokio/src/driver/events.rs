@@ -255,6 +255,16 @@ impl Driver {
                     }
                 }
             }
+            ConnectionState::Resubscribed => {
+                // Recovery is complete: flushes cut by the outage go out again.
+                for (publish_flush, reply) in std::mem::take(&mut self.retry_flushes) {
+                    let cmd = crate::driver::Cmd::Flush {
+                        publish_flush,
+                        reply,
+                    };
+                    self.run_cmd(now, cmd);
+                }
+            }
             ConnectionState::Disconnected => {
                 self.close_io();
                 self.connected_reported = false;
@@ -285,9 +295,15 @@ impl Driver {
     /// Streams that are not re-entered end with `Disconnected` once their messages are taken
     /// (seeds: "MessageStream ... then throw an exception").
     fn end_streams_on_disconnect(&mut self) {
+        let retry = self.ha.as_ref().is_some_and(|h| h.retry_on_disconnect);
+        let retry_flushes = &mut self.retry_flushes;
         self.entries.retain(|_, e| {
             if e.resubscribe {
                 return true;
+            }
+            if retry && let (Some(f), Some(r)) = (e.flush, e.reply.take()) {
+                retry_flushes.push((f, r));
+                return false;
             }
             let err = Error::new(ErrorKind::Disconnected, "connection lost");
             if let Some(r) = e.reply.take() {

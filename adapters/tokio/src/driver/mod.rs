@@ -51,6 +51,9 @@ pub(crate) struct Entry {
     pub(crate) resubscribe: bool,
     /// Messages carry an ack handle (queue or bookmark messages can be acked / discarded).
     pub(crate) ackable: bool,
+    /// A flush (`Some(None)`) or publish_flush (`Some(Some(timeout))`): re-issued after a
+    /// reconnect by the HA client with `retry_on_disconnect` instead of failing.
+    pub(crate) flush: Option<Option<amps_core::Duration>>,
 }
 
 /// HA mode: who to connect to.
@@ -110,6 +113,8 @@ pub(crate) struct Driver {
     pub(crate) stalled: Option<(CommandId, Arc<StreamShared>, Message)>,
     /// The session timer; made on the runtime when the loop starts.
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Flushes interrupted by a disconnect, re-issued once recovered (HA client).
+    pub(crate) retry_flushes: Vec<(Option<amps_core::Duration>, oneshot::Sender<Result<()>>)>,
     /// `close()` ran: the loop ends.
     pub(crate) finished: bool,
 }
@@ -156,6 +161,7 @@ impl Driver {
             controls: Vec::new(),
             stalled: None,
             sleep: None,
+            retry_flushes: Vec::new(),
             finished: false,
         }
     }

@@ -388,7 +388,7 @@ impl Driver {
         }
     }
 
-    fn run_cmd(&mut self, now: Instant, c: Cmd) {
+    pub(crate) fn run_cmd(&mut self, now: Instant, c: Cmd) {
         match c {
             Cmd::Execute {
                 cmd,
@@ -416,6 +416,7 @@ impl Driver {
                                 user_processed: false,
                                 resubscribe: false,
                                 ackable: false,
+                                flush: Some(publish_flush),
                             },
                         );
                     }
@@ -480,6 +481,7 @@ impl Driver {
             user_processed,
             resubscribe: resubscribe && kind.is_subscribe(),
             ackable: queueish,
+            flush: None,
         };
         if !routed && let Some(r) = entry.reply.take() {
             // Nothing to wait for before the caller gets the stream.
