@@ -6,8 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,8 +20,27 @@ const N: u64 = 200_000;
 const BATCH: usize = 500;
 const PAYLOAD: &[u8] = br#"{"id":17,"px":100.25,"sym":"IBM"}"#;
 
+/// Frames received so far, with a condition variable so the waiting thread sleeps instead of
+/// spinning (on two cores a spinning waiter would steal the broker's CPU).
+#[derive(Default)]
+struct Counter {
+    n: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Counter {
+    fn add(&self, k: u64) {
+        let mut n = self.n.lock().unwrap();
+        *n += k;
+        self.cv.notify_all();
+    }
+    fn get(&self) -> u64 {
+        *self.n.lock().unwrap()
+    }
+}
+
 /// Counts frames arriving on `stream` (prefix walk only: the client side stays cheap).
-fn spawn_counter(mut stream: TcpStream, count: Arc<AtomicU64>) {
+fn spawn_counter(mut stream: TcpStream, count: Arc<Counter>) {
     thread::spawn(move || {
         let mut buf = vec![0u8; 1 << 20];
         let mut held = 0usize;
@@ -40,7 +58,7 @@ fn spawn_counter(mut stream: TcpStream, count: Arc<AtomicU64>) {
             }
             buf.copy_within(pos..held, 0);
             held -= pos;
-            count.fetch_add(frames, Ordering::Release);
+            count.add(frames);
         }
     });
 }
@@ -58,12 +76,13 @@ fn logon(addr: SocketAddr, name: &str) -> TcpStream {
     s
 }
 
-fn wait_for(count: &AtomicU64, target: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count.load(Ordering::Acquire) < target {
-        assert!(Instant::now() < deadline, "deliveries stalled");
-        thread::yield_now();
-    }
+fn wait_for(count: &Counter, target: u64) {
+    let n = count.n.lock().unwrap();
+    let (n, timeout) = count
+        .cv
+        .wait_timeout_while(n, Duration::from_secs(60), |n| *n < target)
+        .unwrap();
+    assert!(!timeout.timed_out(), "deliveries stalled at {}", *n);
 }
 
 fn broker_pubsub(c: &mut Criterion) {
@@ -79,7 +98,7 @@ fn broker_pubsub(c: &mut Criterion) {
             .unwrap(),
     )
     .unwrap();
-    let count = Arc::new(AtomicU64::new(0));
+    let count = Arc::new(Counter::default());
     spawn_counter(sub, count.clone());
     let mut publisher = logon(addr, "bench-pub");
     let frame = Command::publish("bench", PAYLOAD).to_vec().unwrap();
@@ -95,7 +114,7 @@ fn broker_pubsub(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                let target = count.load(Ordering::Acquire) + N;
+                let target = count.get() + N;
                 for _ in 0..N as usize / BATCH {
                     publisher.write_all(&batch).unwrap();
                 }
@@ -135,7 +154,7 @@ fn raw_relay(c: &mut Criterion) {
     });
     let mut publisher = TcpStream::connect(addr).unwrap();
     let sub = TcpStream::connect(addr).unwrap();
-    let count = Arc::new(AtomicU64::new(0));
+    let count = Arc::new(Counter::default());
     spawn_counter(sub, count.clone());
     // A delivery is a little longer than a publish; relay frames of delivery size.
     let delivery = Command::publish("bench", PAYLOAD)
@@ -151,7 +170,7 @@ fn raw_relay(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                let target = count.load(Ordering::Acquire) + N;
+                let target = count.get() + N;
                 for _ in 0..N as usize / BATCH {
                     publisher.write_all(&batch).unwrap();
                 }

@@ -91,11 +91,28 @@ impl Engine {
         }
         let mut inbuf = std::mem::take(&mut c.inbuf);
         let mut scratch = std::mem::take(&mut self.scratch);
+        let mut rest = bytes;
+        // A frame split across reads: top the held part up with just the bytes it lacks, so a
+        // large read is not copied as a whole.
+        while !inbuf.is_empty() && !rest.is_empty() {
+            let need = match inbuf.first_chunk::<4>() {
+                Some(p) => 4usize.saturating_add(u32::from_be_bytes(*p) as usize),
+                None => 4,
+            };
+            let take = need.saturating_sub(inbuf.len()).min(rest.len());
+            inbuf.extend_from_slice(rest.get(..take).unwrap_or(&[]));
+            rest = rest.get(take..).unwrap_or(&[]);
+            let used = self.frames(conn, &inbuf, &mut scratch);
+            inbuf.drain(..used.min(inbuf.len()));
+            if take == 0 || self.conns.get(&conn).is_none_or(|c| c.closing) {
+                break;
+            }
+        }
         if inbuf.is_empty() {
-            let used = self.frames(conn, bytes, &mut scratch);
-            inbuf.extend_from_slice(bytes.get(used..).unwrap_or(&[]));
-        } else {
-            inbuf.extend_from_slice(bytes);
+            let used = self.frames(conn, rest, &mut scratch);
+            inbuf.extend_from_slice(rest.get(used..).unwrap_or(&[]));
+        } else if !rest.is_empty() {
+            inbuf.extend_from_slice(rest);
             let used = self.frames(conn, &inbuf, &mut scratch);
             inbuf.drain(..used.min(inbuf.len()));
         }

@@ -136,7 +136,7 @@ pub struct Engine {
     pub(crate) clients: BTreeMap<String, u64>,
     /// SOW record expirations: (when, topic, key); stale entries are skipped when popped.
     pub(crate) expiries: BTreeSet<(Instant, String, Arc<str>)>,
-    routes: HashMap<String, Arc<[Route]>>,
+    routes: HashMap<String, Arc<[Route]>, FnvBuild>,
     scratch: Vec<u8>,
     pub(crate) delayed: VecDeque<(Instant, ConnId, Vec<u8>)>,
     pending_close: Vec<(ConnId, CloseReason)>,
@@ -169,7 +169,7 @@ impl Engine {
             queues,
             clients: BTreeMap::new(),
             expiries: BTreeSet::new(),
-            routes: HashMap::new(),
+            routes: HashMap::default(),
             scratch: Vec::new(),
             delayed: VecDeque::new(),
             pending_close: Vec::new(),
@@ -391,6 +391,32 @@ impl Engine {
         self.routes.clear();
     }
 }
+
+/// FNV-1a for the engine's lookup-only hash maps: fast on short keys, and fixed (the maps are
+/// never iterated, so output does not depend on it either way).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// Builds [`Fnv`] hashers.
+pub(crate) type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
 
 #[cfg(test)]
 mod tests;

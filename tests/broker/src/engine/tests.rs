@@ -524,3 +524,28 @@ fn conflation_delivers_the_latest_update_per_key_per_interval() {
     );
     assert!(h.out(s).is_empty(), "no processed requested");
 }
+
+#[test]
+fn any_chunking_gives_the_same_output() {
+    fn run(chunk: usize) -> Vec<String> {
+        let mut h = Harness::new(cfg());
+        let s = h.logon("s");
+        h.send(s, Command::subscribe("t").sub_id("x"));
+        h.out(s);
+        let p = h.open();
+        let mut wire = Command::logon("p").to_vec().unwrap();
+        for i in 0..50u64 {
+            let body = format!("payload-{i}-{}", "z".repeat(i as usize * 7));
+            wire.extend(Command::publish("t", body.as_bytes()).to_vec().unwrap());
+        }
+        for piece in wire.chunks(chunk) {
+            h.e.handle_bytes(h.now, p, piece);
+        }
+        h.out(s)
+    }
+    let whole = run(usize::MAX);
+    assert_eq!(whole.len(), 50);
+    for chunk in [1, 2, 3, 5, 7, 64, 333] {
+        assert_eq!(run(chunk), whole, "chunk {chunk}");
+    }
+}

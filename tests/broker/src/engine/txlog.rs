@@ -37,7 +37,7 @@ pub(crate) struct TxLog {
     entries: VecDeque<LogEntry>,
     /// Absolute index of `entries[0]` (older entries were dropped to stay within the cap).
     base: u64,
-    index: HashMap<Arc<str>, u64>,
+    index: HashMap<Arc<str>, u64, super::FnvBuild>,
     cap: usize,
 }
 
@@ -46,7 +46,7 @@ impl TxLog {
         TxLog {
             entries: VecDeque::new(),
             base: 0,
-            index: HashMap::new(),
+            index: HashMap::default(),
             cap: cap.max(1),
         }
     }
