@@ -235,7 +235,8 @@ impl State {
     fn on_ack(&mut self, id: CommandId, msg: &amps_core::codec::Message<'_>) {
         let ack = msg.ack_type();
         if let Some(w) = self.waits.get_mut(&id) {
-            if w.on_processed && ack == Some(AckType::Processed) {
+            // A failure ack is followed by the session's `Failed` event, which answers.
+            if w.on_processed && ack == Some(AckType::Processed) && msg.is_success() {
                 if let Some(w) = self.waits.remove(&id)
                     && let WaitReply::Exec(r, sub_id) = w.reply
                 {

@@ -59,3 +59,17 @@ pub fn quiet<T: std::fmt::Debug>(rx: &Receiver<T>, d: Duration, what: &str) {
         panic!("unexpected {what}: {v:?}");
     }
 }
+
+/// The records of a SOW query (group markers left out), with their data as text.
+pub fn sow_records(c: &Client, topic: &str, filter: Option<&str>) -> Vec<amps_std::Message> {
+    c.sow(topic, filter)
+        .expect("sow")
+        .map(|m| m.expect("sow message"))
+        .filter(|m| m.command() == amps_std::CommandKind::Sow)
+        .collect()
+}
+
+/// The payloads of `msgs` as text.
+pub fn texts(msgs: &[amps_std::Message]) -> Vec<String> {
+    msgs.iter().map(|m| m.data().into_owned()).collect()
+}
