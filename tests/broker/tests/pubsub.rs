@@ -497,3 +497,20 @@ fn delta_subscribe_acks_in_order() {
         .collect();
     assert_eq!(got, ["received", "processed", "stats"]);
 }
+
+#[test]
+fn documented_bad_filters_fail_as_bad_filter() {
+    let b = broker();
+    let mut s = Client::logon(b.local_addr(), "sub");
+    for (i, f) in ["/v = = ((", "/x = 'abc", "(/x = 1", "/x IN (1,2"]
+        .into_iter()
+        .enumerate()
+    {
+        let ack = s.request(&Command::subscribe("t").sub_id(&i.to_string()).filter(f));
+        assert_eq!(ack.reason(), Some("bad filter"), "{f}");
+    }
+    let ack = s.request(&Command::sow("orders").filter("(/x = 1"));
+    assert_eq!(ack.reason(), Some("bad filter"));
+    let ack = s.request(&Command::sow_delete("orders", "/x IN (1,2"));
+    assert_eq!(ack.reason(), Some("bad filter"));
+}

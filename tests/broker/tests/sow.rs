@@ -427,3 +427,23 @@ fn paginated_subscription_keeps_its_window() {
     );
     assert_eq!(got[0].data(), A3.as_bytes());
 }
+
+#[test]
+fn sow_and_delta_subscribe_sends_the_sow_then_deltas() {
+    let (b, mut p) = seeded();
+    let mut s = Client::logon(b.local_addr(), "s");
+    s.send(
+        &Command::sow_and_delta_subscribe("orders")
+            .sub_id("d")
+            .command_id("d")
+            .filter("/qty > 50")
+            .ack(AckType::Completed),
+    );
+    let (before, _) = s.recv_until(|f| f.is_ack("completed"));
+    assert_eq!(before.iter().filter(|f| f.c() == "sow").count(), 2);
+    p.publish("orders", r#"{"id":"A1","qty":101}"#);
+    let f = s.recv();
+    assert_eq!(f.data(), br#"{"id":"A1","qty":101}"#.as_slice());
+    p.publish("orders", r#"{"id":"A3","qty":70,"note":"x"}"#);
+    assert_eq!(s.recv().data(), br#"{"id":"A3","note":"x"}"#);
+}
