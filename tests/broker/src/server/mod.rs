@@ -35,10 +35,16 @@ impl Server {
         let task = EngineTask::new(Engine::new(config), ctl_tx.clone(), data_tx);
         let accept_ctl = ctl_tx.clone();
         let accept = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
-                if accept_ctl.send(Ctl::Accept(stream)).is_err() {
-                    break;
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nodelay(true);
+                        if accept_ctl.send(Ctl::Accept(stream)).is_err() {
+                            break;
+                        }
+                    }
+                    // Out of descriptors or a connection reset before accept: keep serving.
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
                 }
             }
         });
