@@ -69,8 +69,8 @@ impl<S: Storage> Session<S> {
         if self.dispatch.is_some() {
             return self.advance_dispatch();
         }
-        if let Some(err) = core.failing {
-            return core.fail_next(err);
+        if let Some((err, upto)) = core.failing {
+            return core.fail_next(err, upto);
         }
         if let Some(t) = core.timeouts_due {
             return core.expire_next(t);
@@ -510,9 +510,17 @@ impl<S: Storage> Core<S> {
     }
 
     /// Fail one pending command after a disconnect or shutdown.
-    fn fail_next(&mut self, err: CommandError) -> Step {
-        let Some(p) = self.pending.swap_remove_at(0) else {
+    fn fail_next(&mut self, err: CommandError, upto: u32) -> Step {
+        let Some(i) = self
+            .pending
+            .items()
+            .iter()
+            .position(|p| p.id.generation <= upto)
+        else {
             self.failing = None;
+            return Step::Again;
+        };
+        let Some(p) = self.pending.swap_remove_at(i) else {
             return Step::Again;
         };
         let survives = p

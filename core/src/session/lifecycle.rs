@@ -213,15 +213,28 @@ impl<S: Storage> Core<S> {
         self.pump(now);
     }
 
-    /// The logon failed: report it, end the connection and do not retry with the same
-    /// credentials (protocol.md §8.2).
+    /// The logon failed: report it and end the connection. A refusal of the credentials
+    /// (authentication, name in use, not entitled) stops reconnecting: retrying with the same
+    /// credentials cannot help (protocol.md §8.2). Anything else (a timeout, another reason) is
+    /// an ordinary lost connection and the reconnect policy applies.
     pub(super) fn logon_failed(&mut self, now: Instant, error: CommandError) {
         crate::log::warning!("amps: logon failed, generation {}", self.generation);
         if let Some(id) = self.logon_id.take() {
             self.remove_pending(id);
             self.queue.push(Queued::Failed(id, error));
         }
-        self.halted = true;
+        let refused = matches!(
+            error,
+            CommandError::Failed {
+                kind: FailureKind::Authentication
+                    | FailureKind::NameInUse
+                    | FailureKind::NotEntitled,
+                ..
+            }
+        );
+        if refused {
+            self.halted = true;
+        }
         self.end_connection(now, true);
     }
 
@@ -420,7 +433,7 @@ impl<S: Storage> Core<S> {
         self.queue
             .push(Queued::State(ConnectionState::Disconnected));
         // Pending commands will never complete: fail them (one event per poll_event).
-        self.failing = Some(CommandError::Disconnected);
+        self.failing = Some((CommandError::Disconnected, self.generation));
         // Streams end with the connection; async subscriptions stay to be re-entered.
         let mut i = 0;
         while i < self.routes.items().len() {
@@ -465,7 +478,7 @@ impl<S: Storage> Core<S> {
         }
         self.state = State::Shutdown;
         self.next_attempt = None;
-        self.failing = Some(CommandError::Shutdown);
+        self.failing = Some((CommandError::Shutdown, u32::MAX));
         while let Some(r) = self.routes.swap_remove_at(0) {
             self.free_route_block(&r);
         }

@@ -266,7 +266,9 @@ pub(crate) struct Core<S: Storage> {
     halted: bool,
 
     queue: EventQueue,
-    failing: Option<CommandError>,
+    /// Fail pending commands of connections up to this generation with this error, one per
+    /// `poll_event` (commands of a newer connection are left alone).
+    failing: Option<(CommandError, u32)>,
     timeouts_due: Option<Instant>,
     closing: bool,
     /// The receive buffer must be emptied (new or ended connection).

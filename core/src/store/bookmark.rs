@@ -2,6 +2,7 @@
 //! application discarded (processed), so a resubscription resumes with no gap and no duplicate
 //! (protocol.md §10; seeds: "BookmarkStore", `discard()`, MOST_RECENT).
 
+use crate::codec::BookmarkId;
 use crate::session::StoreError;
 
 /// Where a session tracks bookmark subscriptions.
@@ -107,6 +108,42 @@ struct SubState {
     /// Last bookmark removed from the ring as part of the discarded prefix.
     resume: Text<MAX_BOOKMARK>,
     persisted: Text<MAX_BOOKMARK>,
+    /// Per publisher, the highest sequence removed as part of the discarded prefix (two-field
+    /// bookmarks only). A replay that starts before the current resume point — because the
+    /// resubscription went out before the application discarded more — brings those messages
+    /// again; they are recognised here although their entries are gone.
+    high_water: [(u64, u64); HIGH_WATER_PUBLISHERS],
+}
+
+/// Publishers per subscription whose discarded high-water mark is kept; beyond that, only the
+/// resume bookmark itself is recognised as a duplicate.
+pub const HIGH_WATER_PUBLISHERS: usize = 8;
+
+impl SubState {
+    fn note_discarded(&mut self, bookmark: &[u8]) {
+        let Some(id) = core::str::from_utf8(bookmark).ok().map(BookmarkId::new) else {
+            return;
+        };
+        let (Some(p), Some(seq)) = (id.publisher(), id.seq()) else {
+            return;
+        };
+        if let Some(slot) = self.high_water.iter_mut().find(|(pp, _)| *pp == p) {
+            slot.1 = slot.1.max(seq);
+        } else if let Some(slot) = self.high_water.iter_mut().find(|(_, s)| *s == 0) {
+            *slot = (p, seq);
+        }
+    }
+
+    fn is_below_high_water(&self, bookmark: &str) -> bool {
+        let id = BookmarkId::new(bookmark);
+        match (id.publisher(), id.seq()) {
+            (Some(p), Some(seq)) => self
+                .high_water
+                .iter()
+                .any(|&(pp, s)| pp == p && s > 0 && seq <= s),
+            _ => false,
+        }
+    }
 }
 
 const ENTRY_HDR: usize = 3; // sub index, discarded flag, bookmark length
@@ -136,6 +173,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize> MemoryBookmarkStore<B, SUB
                 name: Text::EMPTY,
                 resume: Text::EMPTY,
                 persisted: Text::EMPTY,
+                high_water: [(0, 0); HIGH_WATER_PUBLISHERS],
             }; SUBS],
         }
     }
@@ -174,6 +212,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize> MemoryBookmarkStore<B, SUB
         s.name.set(sub_id)?;
         s.resume.len = 0;
         s.persisted.len = 0;
+        s.high_water = [(0, 0); HIGH_WATER_PUBLISHERS];
         Ok(i)
     }
 
@@ -212,6 +251,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize> MemoryBookmarkStore<B, SUB
                 break;
             }
             if let Some(s) = self.subs.get_mut(sub).filter(|s| s.used) {
+                s.note_discarded(text.as_bytes());
                 s.resume = text;
             }
             self.head += ENTRY_HDR + len;
@@ -259,11 +299,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize> BookmarkStore
         if let Some((_, _, discarded, _)) = seen {
             return Ok(!discarded);
         }
-        if self
-            .subs
-            .get(sub)
-            .is_some_and(|s| s.resume.as_bytes() == bookmark.as_bytes())
-        {
+        if self.subs.get(sub).is_some_and(|s| {
+            s.resume.as_bytes() == bookmark.as_bytes() || s.is_below_high_water(bookmark)
+        }) {
             return Ok(false);
         }
         self.append(sub, bookmark)?;
@@ -356,6 +394,24 @@ mod tests {
         // a discarded one is filtered.
         assert!(s.log("a", "1|4|").unwrap());
         assert!(!s.log("a", "1|3|").unwrap());
+    }
+
+    #[test]
+    fn messages_discarded_after_a_resubscription_are_still_recognised() {
+        let mut s = MemoryBookmarkStore::<_, 4>::new(vec![0u8; 512]);
+        for i in 1..=4 {
+            s.log("a", &format!("7|{i}|")).unwrap();
+        }
+        s.discard("a", "7|1|").unwrap();
+        // The resubscription goes out from 7|1|; then the application finishes 2 and 3.
+        assert_eq!(recent(&mut s, "a"), "7|1|");
+        s.discard("a", "7|3|").unwrap();
+        s.discard("a", "7|2|").unwrap();
+        // The replay brings 2, 3 (discarded: drop) and 4 (not yet: deliver again).
+        assert!(!s.log("a", "7|2|").unwrap());
+        assert!(!s.log("a", "7|3|").unwrap());
+        assert!(s.log("a", "7|4|").unwrap());
+        assert_eq!(recent(&mut s, "a"), "7|3|");
     }
 
     #[test]

@@ -5,5 +5,8 @@
 mod bookmark;
 mod publish;
 
-pub use bookmark::{BookmarkStore, MAX_BOOKMARK, MAX_SUB_ID, MemoryBookmarkStore, NoBookmarkStore};
+pub use bookmark::{
+    BookmarkStore, HIGH_WATER_PUBLISHERS, MAX_BOOKMARK, MAX_SUB_ID, MemoryBookmarkStore,
+    NoBookmarkStore,
+};
 pub use publish::{MemoryPublishStore, NoPublishStore, PublishStore};

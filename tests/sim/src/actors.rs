@@ -5,10 +5,12 @@
 use std::collections::BTreeSet;
 
 use amps_core::codec::{AckType, Command};
-use amps_core::ha::{DefaultServerChooser, ExponentialDelayStrategy, ReconnectPolicy, ServerChooser};
+use amps_core::ha::{
+    DefaultServerChooser, ExponentialDelayStrategy, ReconnectPolicy, ServerChooser,
+};
 use amps_core::session::{
-    CommandId, Config, ConnectionState, Event, Exec, HeapStorage, HeartbeatConfig, Limits, Logon, Parts, PublishError,
-    Session, SessionError, heap_bookmark_store, heap_publish_store,
+    CommandId, Config, ConnectionState, Event, Exec, HeapStorage, HeartbeatConfig, Limits, Logon,
+    Parts, PublishError, Session, SessionError, heap_bookmark_store, heap_publish_store,
 };
 use amps_core::store::{BookmarkStore, NoBookmarkStore, NoPublishStore, PublishStore};
 use amps_core::util::Rng;
@@ -29,7 +31,13 @@ pub(crate) struct Publisher {
 
 pub(crate) struct Subscriber {
     pub(crate) sub: Option<CommandId>,
+    /// Every delivery, redeliveries included.
     pub(crate) got: Vec<u64>,
+    /// Processed and discarded (seeds: `discard()`).
+    pub(crate) discarded: BTreeSet<u64>,
+    /// Work in progress: (done at, seq, bookmark). The application finishes messages late and
+    /// out of order, so a disconnect finds some received but not yet discarded.
+    pub(crate) working: Vec<(Instant, u64, String)>,
 }
 
 pub(crate) struct Auditor {
@@ -73,8 +81,12 @@ fn limits(window: usize) -> Limits {
 fn ha(name: &'static str, rng: &mut Rng, resubscribe: bool) -> Config<'static> {
     let mut c = Config::new(name);
     c.reconnect = ReconnectPolicy::Exponential(
-        ExponentialDelayStrategy::new(Duration::from_millis(1 + rng.below(20)), 2.0, Duration::from_millis(400))
-            .with_jitter(Duration::from_millis(rng.below(10))),
+        ExponentialDelayStrategy::new(
+            Duration::from_millis(1 + rng.below(20)),
+            2.0,
+            Duration::from_millis(400),
+        )
+        .with_jitter(Duration::from_millis(rng.below(10))),
     );
     c.resubscribe = resubscribe;
     c.heartbeat = Some(HeartbeatConfig::new(1));
@@ -83,44 +95,98 @@ fn ha(name: &'static str, rng: &mut Rng, resubscribe: bool) -> Config<'static> {
 }
 
 impl Client {
-    fn new(cfg: &Config<'_>, name: &'static str, ps: Box<dyn PublishStore + Send>, bs: Box<dyn BookmarkStore + Send>, role: Role, brokers: Vec<String>) -> Client {
+    fn new(
+        cfg: &Config<'_>,
+        name: &'static str,
+        ps: Box<dyn PublishStore + Send>,
+        bs: Box<dyn BookmarkStore + Send>,
+        role: Role,
+        brokers: Vec<String>,
+    ) -> Client {
         let parts = Parts::heap(&cfg.limits, ps, bs);
         let mut session = match Session::new(cfg, parts) {
             Ok(s) => s,
             Err(e) => panic!("simulator config is valid: {e}"),
         };
         session.start(Instant::ZERO);
-        Client { name, session, role, chooser: DefaultServerChooser::new(brokers), link: None, open: BTreeSet::new(), errors: Vec::new() }
+        Client {
+            name,
+            session,
+            role,
+            chooser: DefaultServerChooser::new(brokers),
+            link: None,
+            open: BTreeSet::new(),
+            errors: Vec::new(),
+        }
     }
 
     pub(crate) fn publisher(p: &Params, rng: &mut Rng) -> Client {
         let mut cfg = ha("sim-pub", rng, false);
         cfg.limits = limits(p.window);
         let store: Box<dyn PublishStore + Send> = Box::new(heap_publish_store(&cfg.limits));
-        let role = Role::Publisher(Publisher { next_at: Instant::ZERO, accepted: Vec::new(), persisted: 0 });
-        Client::new(&cfg, "sim-pub", store, Box::new(NoBookmarkStore), role, (0..p.brokers).map(uri).collect())
+        let role = Role::Publisher(Publisher {
+            next_at: Instant::ZERO,
+            accepted: Vec::new(),
+            persisted: 0,
+        });
+        Client::new(
+            &cfg,
+            "sim-pub",
+            store,
+            Box::new(NoBookmarkStore),
+            role,
+            (0..p.brokers).map(uri).collect(),
+        )
     }
 
     pub(crate) fn subscriber(p: &Params, rng: &mut Rng) -> Client {
         let mut cfg = ha("sim-sub", rng, true);
         cfg.limits = limits(8);
-        let role = Role::Subscriber(Subscriber { sub: None, got: Vec::new() });
-        Client::new(&cfg, "sim-sub", Box::new(NoPublishStore), Box::new(heap_bookmark_store(1 << 16)), role, (0..p.brokers).map(uri).collect())
+        let role = Role::Subscriber(Subscriber {
+            sub: None,
+            got: Vec::new(),
+            discarded: BTreeSet::new(),
+            working: Vec::new(),
+        });
+        Client::new(
+            &cfg,
+            "sim-sub",
+            Box::new(NoPublishStore),
+            Box::new(heap_bookmark_store(1 << 16)),
+            role,
+            (0..p.brokers).map(uri).collect(),
+        )
     }
 
     pub(crate) fn auditor(broker: usize) -> Client {
         let mut cfg = Config::new("sim-audit");
         cfg.limits = limits(8);
         // One try is enough: the world is quiet by now.
-        cfg.reconnect = ReconnectPolicy::Exponential(ExponentialDelayStrategy::new(Duration::from_millis(10), 1.0, Duration::from_millis(10)));
-        let role = Role::Auditor(Auditor { cmd: None, got: Vec::new(), done: false });
-        Client::new(&cfg, "sim-audit", Box::new(NoPublishStore), Box::new(NoBookmarkStore), role, vec![uri(broker)])
+        cfg.reconnect = ReconnectPolicy::Exponential(ExponentialDelayStrategy::new(
+            Duration::from_millis(10),
+            1.0,
+            Duration::from_millis(10),
+        ));
+        let role = Role::Auditor(Auditor {
+            cmd: None,
+            got: Vec::new(),
+            done: false,
+        });
+        Client::new(
+            &cfg,
+            "sim-audit",
+            Box::new(NoPublishStore),
+            Box::new(NoBookmarkStore),
+            role,
+            vec![uri(broker)],
+        )
     }
 
     /// When the application wants to act next.
-    pub(crate) fn next_action(&self) -> Option<Instant> {
+    pub(crate) fn next_action(&self, total: u64) -> Option<Instant> {
         match &self.role {
-            Role::Publisher(p) => Some(p.next_at),
+            Role::Publisher(p) if (p.accepted.len() as u64) < total => Some(p.next_at),
+            Role::Subscriber(s) => s.working.iter().map(|w| w.0).min(),
             _ => None,
         }
     }
@@ -128,8 +194,14 @@ impl Client {
     pub(crate) fn done(&self, p: &Params) -> bool {
         let quiet = self.open.is_empty();
         match &self.role {
-            Role::Publisher(pb) => quiet && pb.accepted.len() as u64 == p.messages && self.session.unpersisted_count() == 0,
-            Role::Subscriber(s) => quiet && s.got.len() as u64 >= p.messages,
+            Role::Publisher(pb) => {
+                quiet
+                    && pb.accepted.len() as u64 == p.messages
+                    && self.session.unpersisted_count() == 0
+            }
+            Role::Subscriber(s) => {
+                quiet && s.working.is_empty() && s.discarded.len() as u64 >= p.messages
+            }
             Role::Auditor(a) => a.done,
         }
     }
@@ -145,8 +217,22 @@ impl Client {
                 self.open,
                 self.session.state()
             ),
-            Role::Subscriber(s) => format!("{}: got {} open {:?} state {:?}", self.name, s.got.len(), self.open, self.session.state()),
-            Role::Auditor(a) => format!("{}: got {} done {} state {:?}", self.name, a.got.len(), a.done, self.session.state()),
+            Role::Subscriber(s) => format!(
+                "{}: got {} discarded {} working {} open {:?} state {:?}",
+                self.name,
+                s.got.len(),
+                s.discarded.len(),
+                s.working.len(),
+                self.open,
+                self.session.state()
+            ),
+            Role::Auditor(a) => format!(
+                "{}: got {} done {} state {:?}",
+                self.name,
+                a.got.len(),
+                a.done,
+                self.session.state()
+            ),
         }
     }
 }
@@ -160,6 +246,13 @@ impl Sim {
     /// One client's turn: connect if asked, act, handle events, transmit.
     pub(crate) fn client_turn(&mut self, c: usize) -> Result<(), String> {
         let now = self.now;
+        if self.clients[c]
+            .session
+            .poll_timeout()
+            .is_some_and(|t| t <= now)
+        {
+            self.clients[c].session.handle_timeout(now);
+        }
         if self.clients[c].session.poll_connect(now).is_some() {
             self.connect(c);
         }
@@ -171,10 +264,15 @@ impl Sim {
 
     fn connect(&mut self, c: usize) {
         let now = self.now;
-        let uri = self.clients[c].chooser.current_uri().unwrap_or_default().to_string();
+        let uri = self.clients[c]
+            .chooser
+            .current_uri()
+            .unwrap_or_default()
+            .to_string();
         let b = uri.as_bytes().get(12).map_or(0, |d| usize::from(d - b'0'));
         if b >= self.brokers.len() || now < self.brokers[b].down_until {
-            self.trace.log(now, format_args!("c{c} connect to b{b} refused"));
+            self.trace
+                .log(now, format_args!("c{c} connect to b{b} refused"));
             let cl = &mut self.clients[c];
             cl.chooser.report_failure(&uri, &"connection refused");
             cl.session.handle_connect_failed(now);
@@ -195,8 +293,12 @@ impl Sim {
         self.connections += 1;
         let cl = &mut self.clients[c];
         cl.link = Some(self.links.len() - 1);
-        self.trace.log(now, format_args!("c{c} connected to b{b} as {conn}"));
-        let logon = Logon { message_type: Some("json"), ..Logon::default() };
+        self.trace
+            .log(now, format_args!("c{c} connected to b{b} as {conn}"));
+        let logon = Logon {
+            message_type: Some("json"),
+            ..Logon::default()
+        };
         if let Err(e) = cl.session.handle_connected(now, &logon) {
             cl.errors.push(format!("handle_connected: {e}"));
         }
@@ -217,21 +319,49 @@ impl Sim {
                     Ok(Some(seq)) => {
                         p.accepted.push(seq);
                         p.next_at = now + Duration::from_micros(gap);
-                        self.trace.log(now, format_args!("c{c} published n={n} seq={seq}"));
-                        if flush && ready && let Ok(id) = cl.session.publish_flush(now, Duration::from_secs(60)) {
+                        self.trace
+                            .log(now, format_args!("c{c} published n={n} seq={seq}"));
+                        if flush
+                            && ready
+                            && let Ok(id) = cl.session.publish_flush(now, Duration::from_secs(60))
+                        {
                             cl.open.insert(id);
                         }
                     }
                     Ok(None) => return Err("publish without a store sequence".into()),
-                    Err(PublishError::WindowFull | PublishError::NotConnected | PublishError::WouldBlock) => {
+                    Err(
+                        PublishError::WindowFull
+                        | PublishError::NotConnected
+                        | PublishError::WouldBlock,
+                    ) => {
                         p.next_at = now + Duration::from_millis(5);
                     }
                     Err(e) => return Err(format!("publish failed: {e}")),
                 }
             }
+            Role::Subscriber(s) if s.working.iter().any(|w| w.0 <= now) => {
+                let due: Vec<usize> = (0..s.working.len())
+                    .filter(|&i| s.working[i].0 <= now)
+                    .collect();
+                let pick = due[self.rng.below(due.len() as u64) as usize];
+                let (_, seq, bm) = s.working.swap_remove(pick);
+                if let Some(sub) = s.sub
+                    && let Err(e) = cl.session.discard(sub, &bm)
+                {
+                    return Err(format!("discard failed: {e}"));
+                }
+                s.discarded.insert(seq);
+                self.trace
+                    .log(now, format_args!("c{c} discarded seq={seq}"));
+            }
             Role::Subscriber(s) if s.sub.is_none() && ready => {
-                let cmd = Command::subscribe(TOPIC).sub_id("sim-sub-1").bookmark("recent");
-                match cl.session.execute_with(now, &cmd, Exec { resubscribe: true }) {
+                let cmd = Command::subscribe(TOPIC)
+                    .sub_id("sim-sub-1")
+                    .bookmark("recent");
+                match cl
+                    .session
+                    .execute_with(now, &cmd, Exec { resubscribe: true })
+                {
                     Ok(id) => {
                         s.sub = Some(id);
                         cl.open.insert(id);
@@ -240,7 +370,10 @@ impl Sim {
                 }
             }
             Role::Auditor(a) if a.cmd.is_none() && ready => {
-                let cmd = Command::subscribe(TOPIC).sub_id("audit").bookmark("0").ack(AckType::Completed);
+                let cmd = Command::subscribe(TOPIC)
+                    .sub_id("audit")
+                    .bookmark("0")
+                    .ack(AckType::Completed);
                 match cl.session.execute(now, &cmd) {
                     Ok(id) => {
                         a.cmd = Some(id);
@@ -285,7 +418,8 @@ impl Sim {
                     Event::CloseTransport => close = true,
                     Event::Delivery(d) => {
                         let seq = d.bookmark().and_then(seq_of);
-                        self.trace.log(now, format_args!("c{c} delivery seq={seq:?}"));
+                        self.trace
+                            .log(now, format_args!("c{c} delivery seq={seq:?}"));
                         let Some(seq) = seq else {
                             cl.errors.push("delivery without a bookmark".into());
                             continue;
@@ -293,9 +427,21 @@ impl Sim {
                         let (id, bm) = (d.id, d.bookmark().unwrap_or("").to_string());
                         match &mut cl.role {
                             Role::Subscriber(s) => {
+                                let _ = id;
+                                if s.discarded.contains(&seq) {
+                                    cl.errors.push(format!(
+                                        "seq {seq} delivered again after it was discarded"
+                                    ));
+                                    continue;
+                                }
                                 s.got.push(seq);
-                                if let Err(e) = cl.session.discard(id, &bm) {
-                                    cl.errors.push(format!("discard: {e}"));
+                                if !s.working.iter().any(|w| w.1 == seq) {
+                                    let delay = match self.rng.below(3) {
+                                        0 => 0,
+                                        _ => self.rng.below(40_000),
+                                    };
+                                    s.working
+                                        .push((now + Duration::from_micros(delay), seq, bm));
                                 }
                             }
                             Role::Auditor(a) => a.got.push(seq),
@@ -318,18 +464,27 @@ impl Sim {
                         }
                     }
                     Event::Failed { id, error } => {
-                        self.trace.log(now, format_args!("c{c} failed {id:?}: {error}"));
+                        self.trace
+                            .log(now, format_args!("c{c} failed {id:?}: {error}"));
                         cl.open.remove(&id);
-                        if let Role::Subscriber(s) = &mut cl.role
-                            && s.sub == Some(id)
-                        {
+                        match &mut cl.role {
                             // The subscription failed outright (not a disconnect): subscribe again.
-                            s.sub = None;
+                            Role::Subscriber(s) if s.sub == Some(id) => s.sub = None,
+                            // The audit replay was cut short: start it over from EPOCH.
+                            Role::Auditor(a) if a.cmd == Some(id) => {
+                                a.cmd = None;
+                                a.got.clear();
+                            }
+                            _ => {}
                         }
                     }
                     Event::Ack { .. } | Event::LastChance(_) => {}
-                    Event::FailedWrite { seq, reason, .. } => cl.errors.push(format!("failed write {seq}: {reason}")),
-                    Event::Error(SessionError::GaveUp) => cl.errors.push("gave up reconnecting".into()),
+                    Event::FailedWrite { seq, reason, .. } => {
+                        cl.errors.push(format!("failed write {seq}: {reason}"))
+                    }
+                    Event::Error(SessionError::GaveUp) => {
+                        cl.errors.push("gave up reconnecting".into())
+                    }
                     Event::Error(e) => cl.errors.push(format!("session error: {e}")),
                     Event::LogonRetry { .. } => cl.errors.push("unexpected logon challenge".into()),
                     _ => {}
@@ -355,7 +510,9 @@ impl Sim {
         let now = self.now;
         let mut buf = [0u8; 2048];
         while let Some(n) = self.clients[c].session.poll_transmit(now, &mut buf) {
-            let Some(i) = self.clients[c].link else { continue };
+            let Some(i) = self.clients[c].link else {
+                continue;
+            };
             if let Some(l) = self.links[i].as_mut()
                 && !l.black_hole
             {

@@ -125,7 +125,13 @@ pub(crate) struct Trace {
 
 impl Trace {
     fn new(mode: TraceMode) -> Self {
-        Trace { mode, full: Vec::new(), tail: Default::default(), line: String::new(), digest: 0xcbf2_9ce4_8422_2325 }
+        Trace {
+            mode,
+            full: Vec::new(),
+            tail: Default::default(),
+            line: String::new(),
+            digest: 0xcbf2_9ce4_8422_2325,
+        }
     }
 
     pub(crate) fn log(&mut self, now: Instant, args: std::fmt::Arguments<'_>) {
@@ -177,6 +183,7 @@ pub(crate) struct Sim {
     pub(crate) faults: u32,
     pub(crate) connections: u32,
     next_fault: Instant,
+    quiet: bool,
     scratch: Vec<u8>,
 }
 
@@ -187,7 +194,11 @@ pub fn run(seed: u64, mode: TraceMode) -> Result<Outcome, Failure> {
     let result = sim.run_to_end();
     match result {
         Ok(()) => Ok(sim.outcome()),
-        Err(what) => Err(Failure { seed, what, trace_tail: sim.trace.tail_text() }),
+        Err(what) => Err(Failure {
+            seed,
+            what,
+            trace_tail: sim.trace.tail_text(),
+        }),
     }
 }
 
@@ -196,16 +207,24 @@ impl Sim {
         let mut rng = Rng::new(p.seed);
         let brokers = (0..p.brokers)
             .map(|_| {
-                let mut cfg = amps_broker::Config::default();
-                cfg.ack_conflation = amps_broker::config::ConfDuration(Duration::from_millis(20 + rng.below(200)));
-                Broker { engine: Engine::new(cfg), down_until: Instant::ZERO }
+                let cfg = amps_broker::Config {
+                    ack_conflation: amps_broker::config::ConfDuration(Duration::from_millis(
+                        20 + rng.below(200),
+                    )),
+                    ..amps_broker::Config::default()
+                };
+                Broker {
+                    engine: Engine::new(cfg),
+                    down_until: Instant::ZERO,
+                }
             })
             .collect();
         let mut clients = vec![Client::publisher(&p, &mut rng)];
         if p.subscriber {
             clients.push(Client::subscriber(&p, &mut rng));
         }
-        let first_fault = Instant::ZERO + Duration::from_micros(rng.below(p.fault_gap.as_micros().max(1) * 2));
+        let first_fault =
+            Instant::ZERO + Duration::from_micros(rng.below(p.fault_gap.as_micros().max(1) * 2));
         Sim {
             p,
             now: Instant::ZERO,
@@ -217,6 +236,7 @@ impl Sim {
             faults: 0,
             connections: 0,
             next_fault: first_fault,
+            quiet: false,
             scratch: vec![0u8; 4096],
         }
     }
@@ -248,12 +268,19 @@ impl Sim {
         loop {
             steps += 1;
             if steps > 2_000_000 {
-                return Err("no progress: step limit".into());
+                return Err(format!(
+                    "no progress: step limit; due now: {}",
+                    self.due_now()
+                ));
             }
             self.step()?;
             check::bounds(self)?;
             if self.finished() {
-                if self.clients.iter().any(|c| matches!(c.role, Role::Auditor(_))) {
+                if self
+                    .clients
+                    .iter()
+                    .any(|c| matches!(c.role, Role::Auditor(_)))
+                {
                     break;
                 }
                 // The world is quiet: read every broker's log from EPOCH.
@@ -311,7 +338,7 @@ impl Sim {
         }
         for c in &self.clients {
             add(c.session.poll_timeout());
-            add(c.next_action());
+            add(c.next_action(self.p.messages));
         }
         if self.now < Instant::ZERO + self.p.fault_horizon {
             add(Some(self.next_fault));
@@ -320,27 +347,73 @@ impl Sim {
         t.map(|t| t.max(self.now + Duration::from_micros(1)))
     }
 
+    /// What keeps the clock from advancing (diagnostics for a stuck run).
+    fn due_now(&self) -> String {
+        let now = self.now;
+        let mut out = Vec::new();
+        for (i, l) in self.links.iter().enumerate() {
+            if let Some(l) = l {
+                for (what, t) in [
+                    ("to_broker", l.to_broker.next_at()),
+                    ("to_client", l.to_client.next_at()),
+                    ("closing", l.closing_at),
+                ] {
+                    if t.is_some_and(|t| t <= now) {
+                        out.push(format!("link {i} {what}"));
+                    }
+                }
+            }
+        }
+        for (b, br) in self.brokers.iter().enumerate() {
+            if br.engine.poll_timeout().is_some_and(|t| t <= now) {
+                out.push(format!("broker {b} timeout {:?}", br.engine.poll_timeout()));
+            }
+        }
+        for (c, cl) in self.clients.iter().enumerate() {
+            if cl.session.poll_timeout().is_some_and(|t| t <= now) {
+                out.push(format!(
+                    "client {c} timeout {:?} state {:?}",
+                    cl.session.poll_timeout(),
+                    cl.session.state()
+                ));
+            }
+            if cl.next_action(self.p.messages).is_some_and(|t| t <= now) {
+                out.push(format!("client {c} action"));
+            }
+        }
+        format!("{now:?}: {}", out.join(", "))
+    }
+
     fn finished(&self) -> bool {
-        self.now >= Instant::ZERO + self.p.fault_horizon && self.clients.iter().all(|c| c.done(&self.p))
+        self.now >= Instant::ZERO + self.p.fault_horizon
+            && self.clients.iter().all(|c| c.done(&self.p))
     }
 
     fn progress(&self) -> String {
-        self.clients.iter().map(|c| c.progress()).collect::<Vec<_>>().join("; ")
+        self.clients
+            .iter()
+            .map(|c| c.progress())
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// Move due bytes across link `i`.
     fn deliver(&mut self, i: usize) -> Result<(), String> {
         let now = self.now;
-        let Some(link) = self.links[i].as_mut() else { return Ok(()) };
+        let Some(link) = self.links[i].as_mut() else {
+            return Ok(());
+        };
         let (ci, bi, conn) = (link.client, link.broker, link.conn);
         let to_b = link.to_broker.take_due(now, &mut self.rng);
         let to_c = link.to_client.take_due(now, &mut self.rng);
         for chunk in to_b {
-            self.trace.log(now, format_args!("wire c{ci}->b{bi} {} bytes", chunk.len()));
+            self.trace
+                .log(now, format_args!("wire c{ci}->b{bi} {} bytes", chunk.len()));
             self.brokers[bi].engine.handle_bytes(now, conn, &chunk);
         }
         for chunk in to_c {
-            self.trace.log(now, format_args!("wire b{bi}->c{ci} {} bytes", chunk.len()));
+            self.trace
+                .log(now, format_args!("wire b{bi}->c{ci} {} bytes", chunk.len()));
             self.feed_client(ci, &chunk)?;
         }
         Ok(())
@@ -354,7 +427,11 @@ impl Sim {
                     self.scratch.clear();
                     let mut out = std::mem::take(&mut self.scratch);
                     self.brokers[b].engine.drain_output(conn, &mut out);
-                    if let Some(l) = self.links.iter_mut().flatten().find(|l| l.broker == b && l.conn == conn)
+                    if let Some(l) = self
+                        .links
+                        .iter_mut()
+                        .flatten()
+                        .find(|l| l.broker == b && l.conn == conn)
                         && !l.black_hole
                     {
                         l.to_client.send(now, l.latency, &out, &mut self.rng);
@@ -364,8 +441,14 @@ impl Sim {
                 EngineEvent::Close { conn, reason } => {
                     let mut out = Vec::new();
                     self.brokers[b].engine.drain_output(conn, &mut out);
-                    self.trace.log(now, format_args!("b{b} closes {conn}: {reason}"));
-                    if let Some(l) = self.links.iter_mut().flatten().find(|l| l.broker == b && l.conn == conn) {
+                    self.trace
+                        .log(now, format_args!("b{b} closes {conn}: {reason}"));
+                    if let Some(l) = self
+                        .links
+                        .iter_mut()
+                        .flatten()
+                        .find(|l| l.broker == b && l.conn == conn)
+                    {
                         if !l.black_hole {
                             l.to_client.send(now, l.latency, &out, &mut self.rng);
                         }
@@ -381,7 +464,9 @@ impl Sim {
     fn close_drained_links(&mut self) {
         let now = self.now;
         for i in 0..self.links.len() {
-            let due = self.links[i].as_ref().is_some_and(|l| l.closing_at.is_some_and(|t| t <= now));
+            let due = self.links[i]
+                .as_ref()
+                .is_some_and(|l| l.closing_at.is_some_and(|t| t <= now));
             if due {
                 self.close_link(i);
             }
@@ -390,26 +475,42 @@ impl Sim {
 
     pub(crate) fn close_link(&mut self, i: usize) {
         let now = self.now;
-        let Some(l) = self.links[i].take() else { return };
-        self.trace.log(now, format_args!("link {i} (c{} b{}) closed", l.client, l.broker));
+        let Some(l) = self.links[i].take() else {
+            return;
+        };
+        self.trace.log(
+            now,
+            format_args!("link {i} (c{} b{}) closed", l.client, l.broker),
+        );
         self.brokers[l.broker].engine.handle_closed(now, l.conn);
         self.broker_events(l.broker);
         let c = &mut self.clients[l.client];
         if c.link == Some(i) {
             c.link = None;
-            c.session.handle_closed(now, amps_core::session::TransportClosed::PeerClosed);
+            c.session
+                .handle_closed(now, amps_core::session::TransportClosed::PeerClosed);
         }
     }
 
     fn inject_faults(&mut self) {
         let horizon = Instant::ZERO + self.p.fault_horizon;
+        if self.now >= horizon && !self.quiet {
+            // The world turns quiet: armed faults are disarmed too.
+            self.quiet = true;
+            for b in &mut self.brokers {
+                b.engine.faults().clear();
+            }
+            self.trace.log(self.now, format_args!("fault horizon"));
+        }
         if self.now < self.next_fault || self.now >= horizon {
             return;
         }
         let gap = self.p.fault_gap.as_micros().max(1);
         self.next_fault = self.now + Duration::from_micros(1 + self.rng.below(gap * 2));
         self.faults += 1;
-        let live: Vec<usize> = (0..self.links.len()).filter(|&i| self.links[i].is_some()).collect();
+        let live: Vec<usize> = (0..self.links.len())
+            .filter(|&i| self.links[i].is_some())
+            .collect();
         let now = self.now;
         match self.rng.below(10) {
             0..=5 if !live.is_empty() => {
@@ -420,7 +521,12 @@ impl Sim {
                     let (a, b) = (l.to_broker.bytes_in_flight(), l.to_client.bytes_in_flight());
                     l.to_broker.truncate(rng.below(a as u64 + 1) as usize);
                     l.to_client.truncate(rng.below(b as u64 + 1) as usize);
-                    let done = l.to_broker.last_at().max(l.to_client.last_at()).unwrap_or(now).max(now);
+                    let done = l
+                        .to_broker
+                        .last_at()
+                        .max(l.to_client.last_at())
+                        .unwrap_or(now)
+                        .max(now);
                     l.closing_at = Some(done);
                     self.trace.log(now, format_args!("fault: cut link {i}"));
                 }
@@ -431,12 +537,14 @@ impl Sim {
                     l.black_hole = true;
                     l.to_broker.clear();
                     l.to_client.clear();
-                    self.trace.log(now, format_args!("fault: black hole on link {i}"));
+                    self.trace
+                        .log(now, format_args!("fault: black hole on link {i}"));
                 }
             }
             7 | 8 => {
                 let b = self.rng.below(self.brokers.len() as u64) as usize;
-                self.trace.log(now, format_args!("fault: restart broker {b}"));
+                self.trace
+                    .log(now, format_args!("fault: restart broker {b}"));
                 let down = Duration::from_millis(self.rng.below(300));
                 self.brokers[b].down_until = now + down;
                 self.brokers[b].engine.restart(now);
@@ -457,7 +565,10 @@ impl Sim {
                 let b = self.rng.below(self.brokers.len() as u64) as usize;
                 let n = 1 + self.rng.below(20) as u32;
                 self.brokers[b].engine.faults().close_after(u64::from(n));
-                self.trace.log(now, format_args!("fault: broker {b} closes a connection after {n} frames"));
+                self.trace.log(
+                    now,
+                    format_args!("fault: broker {b} closes a connection after {n} frames"),
+                );
             }
         }
     }
