@@ -236,6 +236,14 @@ impl MessageStream {
         self.inner.lock().dropped
     }
 
+    /// The next message: `StreamExt::next` without importing `futures` (seeds: iterating a
+    /// `MessageStream`). `None` when the stream ended.
+    ///
+    /// Cancel-safety: a message leaves the stream only when this returns it.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        futures::StreamExt::next(self).await
+    }
+
     /// Unsubscribe and drop the stream (same as dropping it; seeds: `close()`).
     pub fn close(self) {}
 
