@@ -68,6 +68,31 @@ impl HaClient {
         HaClient::builder(name).uris(uris).memory_stores().build()
     }
 
+    /// An HA client with durable file-backed stores (seeds: `HAClient.create_file_backed`):
+    /// unpersisted publishes in directory `publish_path` and bookmark-subscription state in
+    /// file `bookmark_path` survive a restart of the application; after the next logon the
+    /// client replays what the server has not persisted and resumes bookmark subscriptions
+    /// from MOST_RECENT. Use the same `name` across restarts (protocol.md §8.3).
+    ///
+    /// Errors with kind `Store` when a store cannot be opened (held by another instance,
+    /// written for another client name, damaged beyond a torn tail, I/O).
+    pub fn file_backed<I, S>(
+        name: impl Into<String>,
+        uris: I,
+        publish_path: impl AsRef<std::path::Path>,
+        bookmark_path: impl AsRef<std::path::Path>,
+    ) -> Result<HaClient>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let name = name.into();
+        HaClient::builder(name.clone())
+            .uris(uris)
+            .file_stores(&name, publish_path, bookmark_path)?
+            .build()
+    }
+
     /// Connect to the server the chooser names and log on, failing over and retrying as the
     /// delay strategy allows (seeds: `connect_and_logon()`). Returns once logged on; errors
     /// when the strategy gives up or the logon is refused.
@@ -141,6 +166,35 @@ impl HaClientBuilder {
             .publish_store(Box::new(heap_publish_store(&limits)))
             .bookmark_store(Box::new(heap_bookmark_store(BOOKMARK_STORE_BYTES)));
         self
+    }
+
+    /// Durable stores from amps-fs: a [`amps_fs::FilePublishStore`] in directory
+    /// `publish_path` and a [`amps_fs::FileBookmarkStore`] in file `bookmark_path`, both for
+    /// client `name` (the name the client is built with), with default options.
+    pub fn file_stores(
+        self,
+        name: &str,
+        publish_path: impl AsRef<std::path::Path>,
+        bookmark_path: impl AsRef<std::path::Path>,
+    ) -> Result<Self> {
+        let store = |e: amps_fs::OpenError| {
+            crate::Error::new(amps_core::error_kind::ErrorKind::Store, e.to_string())
+        };
+        let publish = amps_fs::FilePublishStore::open(
+            publish_path,
+            name,
+            amps_fs::FileStoreOptions::default(),
+        )
+        .map_err(store)?;
+        let bookmarks = amps_fs::FileBookmarkStore::open(
+            bookmark_path,
+            name,
+            amps_fs::BookmarkStoreOptions::default(),
+        )
+        .map_err(store)?;
+        Ok(self
+            .publish_store(Box::new(publish))
+            .bookmark_store(Box::new(bookmarks)))
     }
 
     /// A publish store (memory or file backed).

@@ -218,3 +218,56 @@ async fn commands_wait_for_the_reconnect_with_retry_on_disconnect() {
     let s = within(ha.execute(Command::subscribe("x"))).await.unwrap();
     assert!(!s.sub_id().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_backed_publishes_survive_a_restart_of_the_client() {
+    let b = broker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (pubs, bms) = (dir.path().join("publish"), dir.path().join("bookmarks.log"));
+    let first = HaClient::file_backed("durable", [uri(&b)], &pubs, &bms).unwrap();
+    within(first.connect_and_logon()).await.unwrap();
+    // The broker takes the first publish, drops the connection without acknowledging it and
+    // refuses the reconnect: all 20 stay in the file store, 19 of them nowhere else.
+    b.faults(|f| {
+        f.close_after(1);
+        f.refuse_logons = Some("authentication failed".into());
+    });
+    for i in 0..20 {
+        first
+            .publish("events", format!("{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    within(async {
+        while first.unpersisted_count() != 20 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    within(first.close()).await.unwrap();
+    drop(first);
+    b.faults(|f| f.refuse_logons = None);
+    // A second run with the same name and files replays them once logged on.
+    let again = HaClient::file_backed("durable", [uri(&b)], &pubs, &bms).unwrap();
+    assert_eq!(
+        again.unpersisted_count(),
+        0,
+        "counted once the driver starts"
+    );
+    within(again.connect_and_logon()).await.unwrap();
+    within(again.publish_flush(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let reader = client(&b, "reader").await;
+    let mut s = within(reader.bookmark_subscribe("events", bookmark::EPOCH, None))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        got.push(text(&next(&mut s).await).parse::<u32>().unwrap());
+    }
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
+    // The store is locked while open: a second instance is refused with a typed error.
+    let e = HaClient::file_backed("durable", [uri(&b)], &pubs, &bms).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Store);
+}

@@ -115,6 +115,8 @@ pub(crate) struct Driver {
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Flushes interrupted by a disconnect, re-issued once recovered (HA client).
     pub(crate) retry_flushes: Vec<(Option<amps_core::Duration>, oneshot::Sender<Result<()>>)>,
+    /// `close()` callers, answered after the driver (and its stores) are dropped.
+    close_replies: Vec<oneshot::Sender<Result<()>>>,
     /// `close()` ran: the loop ends.
     pub(crate) finished: bool,
 }
@@ -162,6 +164,7 @@ impl Driver {
             stalled: None,
             sleep: None,
             retry_flushes: Vec::new(),
+            close_replies: Vec::new(),
             finished: false,
         }
     }
@@ -180,7 +183,12 @@ impl Driver {
                 self.shutdown().await;
             }
             if self.finished {
-                break;
+                let replies = std::mem::take(&mut self.close_replies);
+                drop(self);
+                for r in replies {
+                    let _ = r.send(Ok(()));
+                }
+                return;
             }
             let now = self.now();
             if self.session.poll_timeout().is_some_and(|t| t <= now) {

@@ -127,7 +127,9 @@ impl Driver {
             }
             Ctl::Close { reply } => {
                 self.shutdown().await;
-                let _ = reply.send(Ok(()));
+                // Answered once the driver is gone, stores included (a file store's lock is
+                // free when `close` returns).
+                self.close_replies.push(reply);
             }
             Ctl::Heartbeat { hb, reply } => {
                 let r = self.session.set_heartbeat(now, hb).map_err(Error::from);
