@@ -1,0 +1,122 @@
+//! Session hot paths (issue 4 item 6): deliveries through `handle_bytes` + `poll_event`, and
+//! publishes through `poll_transmit`, per message.
+//!
+//! Run: `cargo bench -p amps-core --bench session`
+
+use std::hint::black_box;
+
+use amps_core::Instant;
+use amps_core::codec::Command;
+use amps_core::session::{
+    Config, Event, HeapStorage, Limits, Logon, Parts, Session, heap_publish_store,
+};
+use amps_core::store::{MemoryPublishStore, NoBookmarkStore, NoPublishStore, PublishStore};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const N: u64 = 1000;
+
+fn limits() -> Limits {
+    Limits {
+        rx_bytes: 1 << 16,
+        tx_bytes: 1 << 20,
+        max_frame: 1 << 15,
+        ..Limits::small()
+    }
+}
+
+fn logged_on<P: PublishStore>(store: P) -> Session<HeapStorage<P, NoBookmarkStore>> {
+    let mut cfg = Config::new("bench");
+    cfg.limits = limits();
+    cfg.limits.publish_window_messages = 100_000;
+    let mut s = Session::new(&cfg, Parts::heap(&cfg.limits, store, NoBookmarkStore)).unwrap();
+    let now = Instant::ZERO;
+    s.handle_connected(now, &Logon::default()).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    while s.poll_event().is_some() {}
+    while s.poll_transmit(now, &mut buf).is_some() {}
+    let ack = br#"{"c":"ack","cid":"1","a":"processed","status":"success","s":0}"#;
+    let mut wire = (ack.len() as u32).to_be_bytes().to_vec();
+    wire.extend_from_slice(ack);
+    s.handle_bytes(now, &wire).unwrap();
+    while s.poll_event().is_some() {}
+    s
+}
+
+fn bench(c: &mut Criterion) {
+    // Deliveries: a subscription, then N publish frames (protocol.md §18 V6 shape).
+    let mut s = logged_on(NoPublishStore);
+    let now = Instant::ZERO;
+    let sub = s.execute(now, &Command::subscribe("orders")).unwrap();
+    let mut out = vec![0u8; 1 << 16];
+    while s.poll_transmit(now, &mut out).is_some() {}
+    let mut wire = Vec::new();
+    for i in 0..N {
+        let f = format!(
+            r#"{{"c":"p","t":"orders","sub_id":"{}","k":"1666656983372193{i:04}","bm":"3084015820777091662|{i}|","l":21}}{{"id":"A1","qty":100}}"#,
+            sub.wire()
+        );
+        wire.extend((f.len() as u32).to_be_bytes());
+        wire.extend(f.as_bytes());
+    }
+    let mut g = c.benchmark_group("session");
+    g.throughput(Throughput::Elements(N));
+    g.bench_function("deliveries_handle_bytes_poll_event", |b| {
+        b.iter(|| {
+            let mut rest = &wire[..];
+            let mut n = 0u64;
+            while !rest.is_empty() {
+                let took = s.handle_bytes(now, rest).unwrap();
+                rest = &rest[took..];
+                while let Some(e) = s.poll_event() {
+                    if let Event::Delivery(d) = e {
+                        black_box(d.data());
+                        n += 1;
+                    }
+                }
+            }
+            assert_eq!(n, N);
+        })
+    });
+
+    // Publishes without a store: encode into the transmit buffer, drain it.
+    let mut p = logged_on(NoPublishStore);
+    let payload = [b'x'; 100];
+    g.bench_function("publish_poll_transmit", |b| {
+        b.iter(|| {
+            for _ in 0..N {
+                p.publish(now, "telemetry", black_box(&payload)).unwrap();
+            }
+            while let Some(n) = p.poll_transmit(now, &mut out) {
+                black_box(n);
+            }
+        })
+    });
+
+    // Publishes through the memory publish store (numbered, kept until persisted).
+    let mut ps = logged_on::<MemoryPublishStore<Vec<u8>>>(heap_publish_store(&Limits {
+        publish_window_messages: 100_000,
+        publish_window_bytes: 64 << 20,
+        ..limits()
+    }));
+    g.bench_function("publish_with_store_poll_transmit", |b| {
+        b.iter(|| {
+            for _ in 0..N {
+                ps.publish(now, "telemetry", black_box(&payload)).unwrap();
+            }
+            while let Some(n) = ps.poll_transmit(now, &mut out) {
+                black_box(n);
+            }
+            // The server persists the batch: the store empties (conflated ack, §8.4).
+            let last = ps.next_seq() - 1;
+            let ack = format!(r#"{{"c":"ack","a":"persisted","status":"success","s":{last}}}"#);
+            let mut w = (ack.len() as u32).to_be_bytes().to_vec();
+            w.extend(ack.as_bytes());
+            ps.handle_bytes(now, &w).unwrap();
+            while ps.poll_event().is_some() {}
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
