@@ -151,3 +151,131 @@ proptest! {
         }
     }
 }
+
+/// One step of the fuzz-style property below.
+#[derive(Debug, Clone)]
+enum Op {
+    Bytes(Vec<u8>),
+    Frame(String),
+    Execute(u8),
+    Publish(usize),
+    Timeout(u64),
+    Closed,
+    Reconnect,
+    Ack(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Op::Bytes),
+        prop_oneof![
+            Just(
+                r#"{"c":"ack","cid":"3","a":"processed","status":"success","o":"max_backlog=2"}"#
+                    .to_string()
+            ),
+            Just(r#"{"c":"ack","a":"persisted","status":"success","s":5}"#.to_string()),
+            Just(
+                r#"{"c":"ack","a":"persisted","status":"failure","s":2,"reason":"x"}"#.to_string()
+            ),
+            Just(r#"{"c":"p","t":"t","sids":"2,3,4","bm":"1|2|","lp":"x"}data"#.to_string()),
+            Just(r#"{"c":"sow","query_id":"3"}{"k":"1","l":99}x"#.to_string()),
+            Just(r#"{"c":"oof","sub_id":"2","reason":"deleted"}"#.to_string()),
+            Just(r#"{"c":"heartbeat"}"#.to_string()),
+            Just(r#"{"c":"group_end","query_id":"5"}"#.to_string()),
+            r#"\{"c":"[a-z_]{1,12}","cid":"[0-9]{1,2}","a":"[a-z]{1,9}","status":"[a-z]{4,7}"\}"#,
+        ]
+        .prop_map(Op::Frame),
+        (0u8..6).prop_map(Op::Execute),
+        (0usize..300).prop_map(Op::Publish),
+        (0u64..5_000).prop_map(Op::Timeout),
+        Just(Op::Closed),
+        Just(Op::Reconnect),
+        (0u8..3).prop_map(Op::Ack),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A logged-on session fed arbitrary bytes, frames and operations never panics, never drops
+    /// an event, and stays within every bound (design.md §5 fuzz target, as a property).
+    #[test]
+    fn arbitrary_input_and_operations_never_break_the_session(ops in proptest::collection::vec(op(), 1..80)) {
+        let mut cfg = config("pub-1");
+        cfg.heartbeat = Some(amps_core::session::HeartbeatConfig::new(1));
+        cfg.reconnect = amps_core::ha::ReconnectPolicy::Fixed(Default::default());
+        cfg.resubscribe = true;
+        cfg.limits.max_commands = 8;
+        cfg.limits.max_routes = 4;
+        cfg.limits.publish_window_messages = 6;
+        let lim = cfg.limits;
+        let mut h = H::new(&cfg);
+        h.s.start(h.now);
+        let _ = h.s.poll_connect(h.now);
+        h.logon();
+        let mut t = 0;
+        let mut last_route = None;
+        for op in ops {
+            match op {
+                Op::Bytes(b) => {
+                    if h.s.handle_bytes(h.now, &b).is_ok() {
+                        h.events();
+                    }
+                }
+                Op::Frame(f) => {
+                    let mut w = (f.len() as u32).to_be_bytes().to_vec();
+                    w.extend(f.as_bytes());
+                    if h.s.handle_bytes(h.now, &w).is_ok() {
+                        h.events();
+                    }
+                }
+                Op::Execute(k) => {
+                    let cmd = match k {
+                        0 => Command::subscribe("t").options("max_backlog=3"),
+                        1 => Command::sow("t"),
+                        2 => Command::subscribe("t").bookmark("recent").sub_id("b"),
+                        3 => Command::flush(),
+                        4 => Command::unsubscribe("all"),
+                        _ => Command::sow_and_subscribe("t").options("oof"),
+                    };
+                    if let Ok(id) = h.s.execute_with(h.now, &cmd, amps_core::session::Exec { resubscribe: k % 2 == 0 }) {
+                        last_route = Some(id);
+                    }
+                }
+                Op::Publish(n) => {
+                    let _ = h.s.publish(h.now, "t", &vec![b'p'; n]);
+                }
+                Op::Timeout(ms) => {
+                    t += ms;
+                    h.timeout(t);
+                    if h.s.poll_connect(h.now).is_some() {
+                        h.logon();
+                    }
+                }
+                Op::Closed => {
+                    h.s.handle_closed(h.now, TransportClosed::PeerClosed);
+                    h.events();
+                }
+                Op::Reconnect => {
+                    if h.s.state() == amps_core::session::State::Disconnected {
+                        h.s.start(h.now);
+                        if h.s.poll_connect(h.now).is_some() {
+                            h.logon();
+                        }
+                    }
+                }
+                Op::Ack(k) => {
+                    let how = [amps_core::session::AckHow::Ack, amps_core::session::AckHow::Cancel, amps_core::session::AckHow::Expire][k as usize];
+                    if let Some(id) = last_route {
+                        let _ = h.s.ack(h.now, id, "t", "1|2|", how);
+                    }
+                }
+            }
+            h.tx();
+            prop_assert!(h.s.pending_commands() <= lim.max_commands);
+            prop_assert!(h.s.routes() <= lim.max_routes);
+            prop_assert!(h.s.unpersisted_count() <= lim.publish_window_messages);
+            prop_assert_eq!(h.s.dropped_events(), 0);
+        }
+    }
+}
