@@ -1,6 +1,6 @@
 //! `FileBookmarkStore` answers every call as `MemoryBookmarkStore` does (MOST_RECENT = end of
-//! the discarded prefix, duplicates after a resume reported by `log` as `Ok(false)`, discard,
-//! remove, capacity and size errors), across random operation sequences with reopen and prune
+//! the discarded prefix, duplicates after a resume reported by `log` as `Ok(false)` including
+//! the per-publisher high-water marks, discard, remove, capacity and size errors), across random operation sequences with reopen and prune
 //! in between, and with automatic prunes after nearly every write.
 
 use amps_core::store::{BookmarkStore, MemoryBookmarkStore};
@@ -37,13 +37,18 @@ fn bm(i: usize) -> String {
     match i {
         0..=13 => format!("7|{i}|"),
         14 => String::new(),
-        _ => format!("7|{}|", "9".repeat(130)), // above MAX_BOOKMARK
+        15 => format!("7|{}|", "9".repeat(130)), // above MAX_BOOKMARK
+        // More publishers than the memory store keeps high-water marks for.
+        16..=25 => format!("{}|{}|", 100 + i % 10, i / 3),
+        // Opaque forms (protocol.md §10.1, §17).
+        26 => "1|2|3|".into(),
+        _ => "20261121T120000Z".into(),
     }
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let s = prop_oneof![12 => 0..4usize, 1 => 4..6usize];
-    let b = prop_oneof![20 => 0..14usize, 1 => 14..16usize];
+    let b = prop_oneof![20 => 0..14usize, 8 => 16..26usize, 2 => 14..16usize, 1 => 26..28usize];
     prop_oneof![
         10 => (s.clone(), b.clone()).prop_map(|(s, b)| Op::Log(s, b)),
         8 => (s.clone(), b.clone()).prop_map(|(s, b)| Op::Discard(s, b)),
@@ -141,7 +146,7 @@ fn run(ops: &[Op], auto_prune: Option<u64>) {
     drop(file);
     let mut f = FileBookmarkStore::open(&path, "diff", opts(auto_prune)).unwrap();
     for s in 0..4 {
-        for b in 0..16 {
+        for b in 0..28 {
             assert_eq!(
                 f.log(&sub(s), &bm(b)),
                 mem.log(&sub(s), &bm(b)),

@@ -4,7 +4,10 @@
 //!
 //! As in the memory store, every received message is an entry of one global window in arrival
 //! order; the discarded prefix of the window is dropped as it forms, each dropped entry
-//! becoming its subscription's resume point. Subscriptions occupy numbered slots; a slot is
+//! becoming its subscription's resume point and raising its publisher's high-water mark (the
+//! highest sequence of a two-field bookmark dropped so far, for up to
+//! [`HIGH_WATER_PUBLISHERS`] publishers), so that messages replayed from an older resume point
+//! are still recognised as discarded. Subscriptions occupy numbered slots; a slot is
 //! reused only once no entry of its previous subscription is left in the window. A hash of
 //! (slot, bookmark) finds entries in O(1); two keys with the same 64-bit hash (practically
 //! never) fall back to a scan, so results never depend on the hash.
@@ -13,8 +16,9 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
+use amps_core::codec::BookmarkId;
 use amps_core::session::StoreError;
-use amps_core::store::MAX_BOOKMARK;
+use amps_core::store::{HIGH_WATER_PUBLISHERS, MAX_BOOKMARK};
 
 /// The memory store's cost of a window entry besides its bookmark (its entry header).
 pub(super) const ENTRY_COST: usize = 3;
@@ -26,8 +30,46 @@ pub(super) struct Slot {
     /// Bookmark of the last entry dropped as part of the discarded prefix.
     pub(super) resume: String,
     pub(super) persisted: String,
+    /// (publisher, highest sequence) of the dropped discarded prefix; `(_, 0)` is free.
+    pub(super) high_water: HighWater,
     /// Entries of this slot in the window.
     entries: usize,
+}
+
+/// MemoryBookmarkStore's per-subscription high-water marks.
+pub(super) type HighWater = [(u64, u64); HIGH_WATER_PUBLISHERS];
+
+impl Slot {
+    /// A discarded bookmark left the window (MemoryBookmarkStore's `note_discarded`).
+    fn note_discarded(&mut self, bm: &str) {
+        let id = BookmarkId::new(bm);
+        let (Some(p), Some(seq)) = (id.publisher(), id.seq()) else {
+            return;
+        };
+        if let Some(slot) = self.high_water.iter_mut().find(|(pp, _)| *pp == p) {
+            slot.1 = slot.1.max(seq);
+        } else if let Some(slot) = self.high_water.iter_mut().find(|(_, s)| *s == 0) {
+            *slot = (p, seq);
+        }
+    }
+
+    /// Whether `bm` is at or below its publisher's high-water mark.
+    fn is_below_high_water(&self, bm: &str) -> bool {
+        let id = BookmarkId::new(bm);
+        match (id.publisher(), id.seq()) {
+            (Some(p), Some(seq)) => self
+                .high_water
+                .iter()
+                .any(|&(pp, s)| pp == p && s > 0 && seq <= s),
+            _ => false,
+        }
+    }
+
+    /// Whether `log` must call `bm` a duplicate although it is not in the window: it is the
+    /// resume point, or below a high-water mark.
+    pub(super) fn is_discarded(&self, bm: &str) -> bool {
+        self.resume == bm || self.is_below_high_water(bm)
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -202,6 +244,7 @@ impl Index {
             s.name = name.to_string();
             s.resume.clear();
             s.persisted.clear();
+            s.high_water = HighWater::default();
         }
         self.by_name.insert(name.into(), slot);
     }
@@ -217,6 +260,12 @@ impl Index {
         if let Some(s) = self.slots.get_mut(usize::from(slot)) {
             s.resume.clear();
             s.resume.push_str(bm);
+        }
+    }
+
+    pub(super) fn set_high_water(&mut self, slot: u16, hw: HighWater) {
+        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
+            s.high_water = hw;
         }
     }
 
@@ -299,8 +348,10 @@ impl Index {
                         .arena
                         .get(from..from + usize::from(e.len))
                         .unwrap_or(&[]);
+                    let bm = std::str::from_utf8(bm).unwrap_or("");
+                    s.note_discarded(bm);
                     s.resume.clear();
-                    s.resume.push_str(std::str::from_utf8(bm).unwrap_or(""));
+                    s.resume.push_str(bm);
                 }
             }
             self.window.pop_front();

@@ -281,7 +281,13 @@ impl BookmarkStore for FileBookmarkStore {
         if let Some((_, e)) = self.index.find(slot, bookmark) {
             return Ok(!e.discarded);
         }
-        if self.index.slot(slot).is_some_and(|s| s.resume == bookmark) {
+        // Not in the window: a duplicate if at or below what was discarded (resume point,
+        // high-water marks), as in MemoryBookmarkStore.
+        if self
+            .index
+            .slot(slot)
+            .is_some_and(|s| s.is_discarded(bookmark))
+        {
             return Ok(false);
         }
         self.index.check_room(bookmark.len())?;
