@@ -19,7 +19,9 @@ pub enum OpenError {
         source: io::Error,
     },
     /// Another process, or another open store in this process, holds the store's lock (seeds:
-    /// "A store file should only be used by one instance of a client at a time").
+    /// "A store file should only be used by one instance of a client at a time"). The lock is
+    /// released when its holder closes the store or dies; a process forked while a store is
+    /// open shares the lock until it execs or exits.
     Locked {
         /// The lock file.
         path: PathBuf,
