@@ -120,3 +120,69 @@ fn states_in_the_seeds_order_and_disconnect_then_reconnect() {
     assert_eq!(recv(&rx, "Shutdown"), CS::Shutdown);
     quiet(&rx, Duration::from_millis(50), "state after shutdown");
 }
+
+#[test]
+fn uri_credentials_and_authenticators_with_a_challenge() {
+    use amps_broker::config::User;
+    use std::sync::{Arc, Mutex};
+    let mut cfg = amps_broker::Config::default();
+    cfg.users = vec![
+        User {
+            name: "alice".into(),
+            password: "secret".into(),
+            challenge: false,
+        },
+        User {
+            name: "bob".into(),
+            password: "hunter2".into(),
+            challenge: true,
+        },
+    ];
+    let b = broker_with(cfg);
+    let at = |cred: &str| format!("tcp://{cred}@{}/amps/json", b.local_addr());
+    // DefaultAuthenticator: the URI's password.
+    let c = Client::new(&name("alice"));
+    c.connect(&at("alice:secret")).unwrap();
+    c.logon().unwrap();
+    c.close();
+    let c = Client::new(&name("alice-bad"));
+    c.connect(&at("alice:wrong")).unwrap();
+    assert_eq!(c.logon().unwrap_err().kind(), ErrorKind::Authentication);
+    c.close();
+
+    // A custom authenticator supplies the password and answers the server's challenge.
+    struct Vault(Arc<Mutex<Vec<String>>>);
+    impl amps_std::Authenticator for Vault {
+        fn authenticate(
+            &mut self,
+            user: &str,
+            uri_password: &str,
+            out: &mut dyn std::fmt::Write,
+        ) -> std::fmt::Result {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("auth {user} [{uri_password}]"));
+            out.write_str("hunter2")
+        }
+        fn retry(
+            &mut self,
+            user: &str,
+            token: &str,
+            out: &mut dyn std::fmt::Write,
+        ) -> std::fmt::Result {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("retry {user} {}", token.starts_with("token-")));
+            out.write_str(token)
+        }
+    }
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let c = Client::new(&name("bob"));
+    c.connect(&at("bob")).unwrap();
+    c.logon_with(Vault(log.clone())).unwrap();
+    assert!(c.is_connected());
+    assert_eq!(*log.lock().unwrap(), ["auth bob []", "retry bob true"]);
+    c.close();
+}

@@ -68,8 +68,7 @@ fn tls_proxy(config: Arc<ServerConfig>, backend: std::net::SocketAddr) -> u16 {
             let mut sock_w = sock.try_clone().unwrap();
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let Ok(n) = sock_in.read(&mut buf) else { break };
+                while let Ok(n) = sock_in.read(&mut buf) {
                     if n == 0 {
                         break;
                     }

@@ -63,8 +63,14 @@ impl Driver {
         match a {
             After::LogonRetry { user, password } => {
                 let user = (!user.is_empty()).then_some(user.as_str());
-                if let Err(e) = self.session.handle_logon_retry(now, user, &password) {
-                    self.st.report(e.into());
+                match self.session.handle_logon_retry(now, user, &password) {
+                    // The answer is a new logon command: its ack completes the logon.
+                    Ok(id) => {
+                        if let Some(l) = self.st.logon.as_mut() {
+                            l.id = id;
+                        }
+                    }
+                    Err(e) => self.st.report(e.into()),
                 }
             }
             After::Disconnected => {
