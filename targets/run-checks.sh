@@ -14,7 +14,8 @@
 # "run-checks: N passed, M failed"; the exit status is 0 only if nothing failed.
 #
 # Environment: AMPS_SHARED (default ../shared beside the repository), GATEWAY_COUNT (default 50),
-# GATEWAY_RATE (samples/s, default 25), QEMU_TIMEOUT (seconds per qemu run, default 300).
+# GATEWAY_RATE (samples/s, default 25), QEMU_TIMEOUT (seconds per qemu run, default 300),
+# RUN_CHECKS_TARGET_DIR (where the cross builds go, default <repo>/target).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +24,8 @@ XC=$SHARED/tools/cross-check.sh
 COUNT=${GATEWAY_COUNT:-50}
 RATE=${GATEWAY_RATE:-25}
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-300}
-LOGS=$ROOT/target/run-checks
+TARGET_BASE=${RUN_CHECKS_TARGET_DIR:-$ROOT/target}
+LOGS=$TARGET_BASE/run-checks
 mkdir -p "$LOGS"
 T0=$SECONDS
 PASS=0
@@ -55,7 +57,7 @@ fi
 # cross-check.sh prints PASS/FAIL lines and a summary; count its verdicts into ours.
 xc() {
   local out rc=0
-  out=$(bash "$XC" "$@" "$ROOT" 2>&1) || rc=$?
+  out=$(bash "$XC" --target-dir "$TARGET_BASE/cross-check" "$@" "$ROOT" 2>&1) || rc=$?
   echo "$out" | grep -vE '^cross-check: [0-9]+ passed' || true
   if [[ $rc -eq 2 ]]; then echo "FAIL setup: cross-check.sh $*"; exit 2; fi
   PASS=$((PASS + $(echo "$out" | grep -c '^PASS' || true)))
@@ -104,7 +106,7 @@ fi
 
 # ------------------------------------------------------------------ 3. bare-metal firmware
 step "bare-metal firmware for thumbv7em-none-eabihf (build-std, rust-lld)"
-FW_TARGET=$ROOT/target/bare-metal
+FW_TARGET=$TARGET_BASE/bare-metal
 ELF=$FW_TARGET/thumbv7em-none-eabihf/release/amps-firmware
 start=$SECONDS
 if (cd "$ROOT/targets/bare-metal" && env RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc CARGO=/usr/bin/cargo \
