@@ -14,7 +14,7 @@
 //!
 //! ```no_run
 //! use amps_core::ha::{ExponentialDelayStrategy, ReconnectPolicy};
-//! use amps_core::session::{Config, Event, HeartbeatConfig, Session};
+//! use amps_core::session::{Config, Event, HeartbeatConfig};
 //! use amps_smoltcp::{Buffers, Client, Options};
 //! use smoltcp::iface::{Interface, SocketSet, SocketStorage};
 //! use smoltcp::socket::tcp;
@@ -42,7 +42,7 @@
 //!     publish_store: buf(4096), publish_window: 32, bookmark_store: buf(64),
 //! };
 //! // At most 8 commands awaiting acks and 2 subscriptions.
-//! let session = Session::new(&config, buffers.into_parts::<8, 2>()).unwrap();
+//! let session = buffers.session::<8, 2>(&config).unwrap();
 //! let mut client = Client::new(session, socket, Options::new((IpAddress::v4(192, 0, 2, 7), 9007)));
 //!
 //! client.connect(clock());

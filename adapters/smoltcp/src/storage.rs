@@ -1,7 +1,7 @@
 //! Building a session's storage from caller buffers, without `alloc` (design.md §2: bounded
 //! memory, caller-provided slices).
 
-use amps_core::session::{FixedStorage, Parts};
+use amps_core::session::{Config, ConfigError, FixedStorage, Parts, Session};
 use amps_core::store::{MemoryBookmarkStore, MemoryPublishStore};
 
 /// The buffers of one session, all provided by the application (typically `static` cells in
@@ -48,5 +48,18 @@ impl Buffers {
             publish_store: MemoryPublishStore::new(self.publish_store, self.publish_window),
             bookmark_store: MemoryBookmarkStore::new(self.bookmark_store),
         }
+    }
+
+    /// A session over these buffers with `CMDS` pending commands and `ROUTES` subscriptions
+    /// at most. The configured limits are capped to the table sizes, so a full table is the
+    /// session's typed error (`TooManyCommands`) and never a silently dropped entry.
+    pub fn session<const CMDS: usize, const ROUTES: usize>(
+        self,
+        config: &Config<'_>,
+    ) -> Result<Session<FixedStorage<CMDS, ROUTES>>, ConfigError> {
+        let mut config = *config;
+        config.limits.max_commands = config.limits.max_commands.min(CMDS);
+        config.limits.max_routes = config.limits.max_routes.min(ROUTES);
+        Session::new(&config, self.into_parts())
     }
 }

@@ -10,7 +10,6 @@ use amps_core::codec::CommandKind;
 use amps_core::ha::{ExponentialDelayStrategy, ReconnectPolicy};
 use amps_core::session::{
     CommandError, CommandId, Config, ConnectionState, Event, FixedStorage, HeartbeatConfig, Limits,
-    Session,
 };
 use amps_smoltcp::loopback::Loopback;
 use amps_smoltcp::{Buffers, Client, Options};
@@ -177,7 +176,7 @@ impl World {
             publish_window: 64,
             bookmark_store: buf(512),
         };
-        let session = Session::new(&config, buffers.into_parts()).unwrap();
+        let session = buffers.session(&config).unwrap();
         let socket = self.sockets.add(tcp::Socket::new(
             tcp::SocketBuffer::new(buf(4096)),
             tcp::SocketBuffer::new(buf(4096)),
