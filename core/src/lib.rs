@@ -64,6 +64,7 @@ pub mod conflate;
 pub mod error_kind;
 pub mod ha;
 mod log;
+pub mod msgtypes;
 #[cfg(feature = "alloc")]
 pub mod owned;
 pub mod session;
