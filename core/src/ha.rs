@@ -94,19 +94,18 @@ impl Default for ExponentialDelayStrategy {
 
 impl DelayStrategy for ExponentialDelayStrategy {
     fn next_delay(&mut self, elapsed: Duration, rng: &mut Rng) -> Option<Duration> {
-        let mult = if self.multiplier > 1.0 {
-            self.multiplier
-        } else {
-            1.0
-        };
-        let mut d = self.initial.as_micros() as f64;
+        // Integer arithmetic in thousandths: no soft-float code on targets without an f64 unit
+        // (a Cortex-M4 has single precision only).
+        let mult_milli = u64::from((self.multiplier.max(1.0) * 1000.0) as u32);
+        let cap = self.max_delay.as_micros();
+        let mut d = self.initial.as_micros();
         for _ in 0..self.attempt.min(64) {
-            d *= f64::from(mult);
-            if d >= self.max_delay.as_micros() as f64 {
+            d = d.saturating_mul(mult_milli) / 1000;
+            if d >= cap {
                 break;
             }
         }
-        let base = Duration::from_micros((d as u64).min(self.max_delay.as_micros()));
+        let base = Duration::from_micros(d.min(cap));
         let jitter = Duration::from_micros(rng.below(self.jitter.as_micros().saturating_add(1)));
         let delay = base.saturating_add(jitter);
         if let Some(max) = self.max_retry_time

@@ -261,3 +261,62 @@ fn command_timeout_unsubscribes_and_reports() {
     assert!(h.timeout(10_000).is_empty());
     assert_eq!(h.s.routes(), 1);
 }
+
+/// Fixed tables: the session caps its limits to them, and a reconnect while the table is full
+/// of the ended connection's commands still logs on (one slot is kept for the logon).
+#[test]
+fn fixed_tables_cap_the_limits_and_keep_room_for_the_logon() {
+    use amps_core::session::{Parts, Pending, Route, Session, Storage};
+    use amps_core::store::{NoBookmarkStore, NoPublishStore};
+    struct Tiny;
+    impl Storage for Tiny {
+        type Bytes = Vec<u8>;
+        type Commands = heapless::Vec<Pending, 4>;
+        type Routes = heapless::Vec<Route, 2>;
+        type PublishStore = NoPublishStore;
+        type BookmarkStore = NoBookmarkStore;
+    }
+    let cfg = config("tiny");
+    let parts = Parts::<Tiny> {
+        rx: vec![0; 1 << 16],
+        tx: vec![0; 1 << 14],
+        scratch: vec![0; 512],
+        arena: vec![0; 1024],
+        commands: heapless::Vec::new(),
+        routes: heapless::Vec::new(),
+        publish_store: NoPublishStore,
+        bookmark_store: NoBookmarkStore,
+    };
+    let mut s = Session::new(&cfg, parts).unwrap();
+    assert_eq!((s.limits().max_commands, s.limits().max_routes), (4, 2));
+    let now = amps_core::Instant::ZERO;
+    let logon = |s: &mut Session<Tiny>, cid: u64| {
+        s.handle_connected(now, &Logon::default()).unwrap();
+        let ack = format!(r#"{{"c":"ack","cid":"{cid}","a":"processed","status":"success"}}"#);
+        let mut w = (ack.len() as u32).to_be_bytes().to_vec();
+        w.extend(ack.as_bytes());
+        let mut out = [0u8; 512];
+        while s.poll_transmit(now, &mut out).is_some() {}
+        s.handle_bytes(now, &w).unwrap();
+        let mut states = Vec::new();
+        while let Some(e) = s.poll_event() {
+            if let amps_core::session::Event::State(st) = e {
+                states.push(st);
+            }
+        }
+        states
+    };
+    assert!(logon(&mut s, 1).contains(&CS::LoggedOn));
+    for _ in 0..3 {
+        s.flush(now).unwrap();
+    }
+    assert_eq!(
+        s.flush(now),
+        Err(CommandError::TooManyCommands),
+        "one slot stays free"
+    );
+    s.handle_closed(now, amps_core::session::TransportClosed::PeerClosed);
+    // Reconnect before the old commands' failures are drained: the logon still fits.
+    assert!(logon(&mut s, 5).contains(&CS::LoggedOn));
+    assert_eq!(s.pending_commands(), 0);
+}

@@ -57,7 +57,9 @@ impl<S: Storage> Core<S> {
                 reason: super::ReasonText::new("the session sends the logon itself"),
             });
         }
-        if self.pending.items().len() >= self.limits.max_commands {
+        // One slot stays free for the logon of the next connection: commands of an ended
+        // connection linger until `poll_event` reports their failures.
+        if self.pending.items().len() + 1 >= self.limits.max_commands {
             return Err(CommandError::TooManyCommands);
         }
         let kind = cmd.kind;
@@ -192,7 +194,7 @@ impl<S: Storage> Core<S> {
             } else {
                 None
             };
-            let _ = self.pending.try_push(Pending {
+            let pushed = self.pending.try_push(Pending {
                 id,
                 report: route_handle.unwrap_or(id),
                 kind,
@@ -204,6 +206,13 @@ impl<S: Storage> Core<S> {
                 flush_store: false,
                 processed: false,
             });
+            if pushed.is_err() {
+                // Cannot happen (capacity is checked first); never lose track of a command.
+                self.queue.push(super::Queued::Failed(
+                    route_handle.unwrap_or(id),
+                    CommandError::TooManyCommands,
+                ));
+            }
         } else {
             self.queue
                 .push(super::Queued::Completed(id, Default::default()));

@@ -129,7 +129,7 @@ impl<S: Storage> Core<S> {
         if let Some(old) = self.logon_id.take() {
             self.remove_pending(old);
         }
-        let _ = self.pending.try_push(Pending {
+        let pushed = self.pending.try_push(Pending {
             id,
             report: id,
             kind: CommandKind::Logon,
@@ -141,6 +141,10 @@ impl<S: Storage> Core<S> {
             flush_store: false,
             processed: false,
         });
+        // The slot `execute_with` keeps free guarantees room; never send an untracked logon.
+        if pushed.is_err() {
+            return Err(CommandError::TooManyCommands);
+        }
         self.logon_id = Some(id);
         self.logon_deadline = Some(now + self.logon_timeout);
         Ok(id)
@@ -377,7 +381,7 @@ impl<S: Storage> Core<S> {
         let deadline = route.timeout.or(self.command_timeout).map(|t| now + t);
         // Reported under the route's handle: an application still waiting for the first
         // subscription's `processed` ack gets it from the re-entry.
-        let _ = self.pending.try_push(Pending {
+        let pushed = self.pending.try_push(Pending {
             id,
             report: route.handle,
             kind: route.kind,
@@ -389,6 +393,9 @@ impl<S: Storage> Core<S> {
             flush_store: false,
             processed: false,
         });
+        if pushed.is_err() {
+            return Err(CommandError::TooManyCommands);
+        }
         if let Some(r) = self.routes.items_mut().get_mut(i) {
             r.id = id;
         }

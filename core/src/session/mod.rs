@@ -111,7 +111,9 @@ pub enum CommandStatus {
     NotPending,
 }
 
-const QUEUE_CAP: usize = 32;
+/// Internal events queued before the next frame is processed. At most a handful are queued per
+/// step (a reconnect's state sequence is the longest), and the queue drains before any new frame.
+const QUEUE_CAP: usize = 16;
 
 #[derive(Clone, Copy, Debug)]
 enum Queued {
@@ -297,10 +299,19 @@ impl<S: Storage> Session<S> {
         if parts.tx.as_ref().len() < 256 {
             return Err(ConfigError::BufferTooSmall { which: "tx" });
         }
-        // The effective maximum frame is what the receive buffer can hold.
+        // The effective maximum frame is what the receive buffer can hold, and the table limits
+        // what the tables can hold: a fixed table must never refuse an entry the session
+        // counted on (the logon, a re-entry).
         let max_frame = lim
             .max_frame
             .min(u32::try_from(rx_len - 4).unwrap_or(u32::MAX));
+        let max_commands = lim.max_commands.min(parts.commands.capacity());
+        let max_routes = lim.max_routes.min(parts.routes.capacity());
+        if max_commands < 2 || max_routes < 1 {
+            return Err(ConfigError::BufferTooSmall {
+                which: "commands/routes table",
+            });
+        }
         let core = Core {
             client_name,
             version: FixedStr::new(config.version).unwrap_or_default(),
@@ -311,7 +322,12 @@ impl<S: Storage> Session<S> {
             resubscribe: config.resubscribe,
             ack_batch_size: config.ack_batch_size.max(1),
             ack_timeout: config.ack_timeout,
-            limits: Limits { max_frame, ..lim },
+            limits: Limits {
+                max_frame,
+                max_commands,
+                max_routes,
+                ..lim
+            },
             reconnect: config.reconnect,
             rng: Rng::new(config.seed),
             now: Instant::ZERO,

@@ -27,6 +27,9 @@ pub trait Table<T> {
     fn swap_remove_at(&mut self, i: usize) -> Option<T>;
     /// Remove everything.
     fn clear_all(&mut self);
+    /// The most entries the table can ever hold (`usize::MAX` for a growable `Vec`; the
+    /// session caps its configured limits to this).
+    fn capacity(&self) -> usize;
 }
 
 impl<T, const N: usize> Table<T> for heapless::Vec<T, N> {
@@ -44,6 +47,9 @@ impl<T, const N: usize> Table<T> for heapless::Vec<T, N> {
     }
     fn clear_all(&mut self) {
         self.clear();
+    }
+    fn capacity(&self) -> usize {
+        N
     }
 }
 
@@ -64,6 +70,9 @@ impl<T> Table<T> for alloc::vec::Vec<T> {
     }
     fn clear_all(&mut self) {
         self.clear();
+    }
+    fn capacity(&self) -> usize {
+        usize::MAX
     }
 }
 
