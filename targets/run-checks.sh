@@ -20,7 +20,10 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${AMPS_SHARED:-$ROOT/../shared}
+# The shared tool when the checkout sits beside ../shared, else the copy vendored in .ci/ (CI
+# runs on a fresh clone).
 XC=$SHARED/tools/cross-check.sh
+[[ -f $XC ]] || XC=$ROOT/.ci/cross-check.sh
 COUNT=${GATEWAY_COUNT:-50}
 RATE=${GATEWAY_RATE:-25}
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-300}
