@@ -53,6 +53,8 @@ pub(crate) struct Inner {
     ctl: mpsc::UnboundedSender<Ctl>,
     cmd: mpsc::Sender<Cmd>,
     driver: Mutex<Option<Driver>>,
+    /// The driver was spawned (checked before taking the lock above).
+    started: std::sync::atomic::AtomicBool,
     name: String,
     ha: bool,
     stream_defaults: StreamOptions,
@@ -145,6 +147,7 @@ impl Client {
                 ctl,
                 cmd,
                 driver: Mutex::new(Some(driver)),
+                started: std::sync::atomic::AtomicBool::new(false),
                 name,
                 ha: is_ha,
                 stream_defaults: stream,
@@ -161,6 +164,10 @@ impl Client {
 
     /// Start the driver task on the current runtime (once).
     fn start(&self) {
+        if self.inner.started.load(Ordering::Acquire) {
+            return;
+        }
+        self.inner.started.store(true, Ordering::Release);
         let d = self
             .inner
             .driver
@@ -315,7 +322,11 @@ impl Client {
             s.records += 1;
             s.records == 1
         };
-        shared.queued.fetch_add(1, Ordering::AcqRel);
+        if shared.has_store.load(Ordering::Relaxed) {
+            // Counted only where `unpersisted_count` reports it (a shared counter per publish
+            // costs a contended cache line otherwise).
+            shared.queued.fetch_add(1, Ordering::AcqRel);
+        }
         if first {
             // The driver takes whole batches: only the first record of one needs a wake-up.
             shared.kick();
@@ -331,6 +342,10 @@ impl Client {
         o: &PublishOptions<'_>,
     ) -> Result<()> {
         self.start();
+        // Fast path: room in the queue, no waiter registration.
+        if self.try_stage(kind, topic, data, o)? {
+            return Ok(());
+        }
         loop {
             let notified = self.inner.shared.space.notified();
             tokio::pin!(notified);

@@ -19,7 +19,9 @@ use crate::shared::{Control, Shared};
 /// (bytes, the seeds' `data_raw`) or [`Message::data_str`] (text, the seeds' `data`).
 #[derive(Clone)]
 pub struct Message {
-    inner: OwnedMessage,
+    /// Boxed: the owned copy holds two detached headers (several hundred bytes), and a
+    /// message moves through the stream queue and `Poll` values by value.
+    inner: Box<OwnedMessage>,
     ack: Option<AckHandle>,
 }
 
@@ -35,7 +37,10 @@ pub(crate) struct AckHandle {
 
 impl Message {
     pub(crate) fn new(inner: OwnedMessage, ack: Option<AckHandle>) -> Message {
-        Message { inner, ack }
+        Message {
+            inner: Box::new(inner),
+            ack,
+        }
     }
 
     /// The owned copy from the core (zero-cost view of the same data).

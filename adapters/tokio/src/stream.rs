@@ -136,10 +136,17 @@ impl StreamShared {
                 Push::Full(m)
             }
         };
-        if let Some(w) = st.waker.take() {
+        // The consumer is woken once per batch of deliveries (see `wake`), not per message:
+        // waking it at the first message would have it take that one alone and sleep again.
+        out
+    }
+
+    /// Wake the consumer after the driver pushed a batch. Returns false when nothing waited.
+    pub(crate) fn wake(&self) {
+        let w = self.lock().waker.take();
+        if let Some(w) = w {
             w.wake();
         }
-        out
     }
 
     /// Whether a stalled driver may push again (room, or the application is gone).
@@ -184,6 +191,10 @@ pub struct MessageStream {
     auto_ack: bool,
     last: Option<Pending>,
     done: bool,
+    /// Messages taken from the shared queue in one lock (when not conflating), so the
+    /// consumer and the driver do not contend for the lock once per message. With it a
+    /// stream holds at most twice its capacity.
+    local: std::collections::VecDeque<Message>,
 }
 
 impl MessageStream {
@@ -202,6 +213,7 @@ impl MessageStream {
             auto_ack,
             last: None,
             done: false,
+            local: std::collections::VecDeque::new(),
         }
     }
 
@@ -223,7 +235,7 @@ impl MessageStream {
 
     /// Messages waiting in the stream.
     pub fn len(&self) -> usize {
-        self.inner.lock().queue.len()
+        self.local.len() + self.inner.lock().queue.len()
     }
 
     /// True when no message is waiting.
@@ -293,25 +305,11 @@ impl Stream for MessageStream {
         if this.done {
             return Poll::Ready(None);
         }
-        let mut st = this.inner.lock();
-        let item = if let Some(m) = st.queue.pop() {
-            if st.driver_waiting {
-                st.driver_waiting = false;
-                this.shared.kick();
-            }
+        let item = if let Some(m) = this.local.pop_front() {
             Some(Ok(m))
         } else {
-            match std::mem::replace(&mut st.end, End::Done) {
-                End::Open => {
-                    st.end = End::Open;
-                    st.waker = Some(cx.waker().clone());
-                    return Poll::Pending;
-                }
-                End::Done => None,
-                End::Failed(e) => Some(Err(e)),
-            }
+            std::task::ready!(this.take_from_queue(cx))
         };
-        drop(st);
         if this.auto_ack {
             this.auto_ack_last();
         }
@@ -328,6 +326,37 @@ impl Stream for MessageStream {
                 Poll::Ready(None)
             }
         }
+    }
+}
+
+impl MessageStream {
+    /// The next item from the shared queue (taking the rest of it into `local` when not
+    /// conflating), the end, or `Pending` with the waker registered.
+    fn take_from_queue(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        let mut st = self.inner.lock();
+        let item = if let Some(m) = st.queue.pop() {
+            if !st.queue.is_conflating() {
+                while let Some(more) = st.queue.pop() {
+                    self.local.push_back(more);
+                }
+            }
+            if st.driver_waiting {
+                st.driver_waiting = false;
+                self.shared.kick();
+            }
+            Some(Ok(m))
+        } else {
+            match std::mem::replace(&mut st.end, End::Done) {
+                End::Open => {
+                    st.end = End::Open;
+                    st.waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                End::Done => None,
+                End::Failed(e) => Some(Err(e)),
+            }
+        };
+        Poll::Ready(item)
     }
 }
 

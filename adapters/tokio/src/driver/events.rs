@@ -20,6 +20,14 @@ impl Driver {
     /// Drain the session's events (always before transmitting, per the session contract),
     /// stopping early only when a `Block` stream is full.
     pub(crate) fn drain_events(&mut self, now: Instant) {
+        self.drain_events_inner(now);
+        // Consumers are woken once per drained batch.
+        for s in self.to_wake.drain(..) {
+            s.wake();
+        }
+    }
+
+    fn drain_events_inner(&mut self, now: Instant) {
         while self.stalled.is_none() {
             let Some(ev) = self.session.poll_event() else {
                 break;
@@ -106,7 +114,11 @@ impl Driver {
             });
         let msg = Message::new(owned, ack);
         match entry.stream.push(msg) {
-            Push::Done => {}
+            Push::Done => {
+                if !self.to_wake.iter().any(|s| Arc::ptr_eq(s, &entry.stream)) {
+                    self.to_wake.push(entry.stream.clone());
+                }
+            }
             Push::Full(m) => self.stalled = Some((id, entry.stream.clone(), m)),
             Push::SlowConsumer | Push::Closed => {
                 self.entries.remove(&id);
@@ -130,7 +142,7 @@ impl Driver {
             return;
         };
         match stream.push(msg) {
-            Push::Done => {}
+            Push::Done => stream.wake(),
             Push::Full(m) => self.stalled = Some((id, stream, m)),
             Push::SlowConsumer | Push::Closed => {
                 self.entries.remove(&id);
@@ -167,6 +179,7 @@ impl Driver {
         }
         if ack != Some(AckType::Processed) || entry.user_processed {
             let _ = entry.stream.push(Message::new(owned, None));
+            entry.stream.wake();
         }
     }
 

@@ -33,6 +33,7 @@ pub(crate) type HostSession = Session<HeapStorage<BoxPublishStore, BoxBookmarkSt
 /// Read chunk and write batch sizes: large, so a busy connection moves many frames per
 /// system call.
 const READ_BUF: usize = 256 * 1024;
+/// At least this, and at least the session's transmit buffer (see `fill_wbuf`).
 const WRITE_BUF: usize = 256 * 1024;
 /// Commands handled per loop turn before the socket is serviced again (fairness).
 const CMDS_PER_TURN: usize = 64;
@@ -111,6 +112,8 @@ pub(crate) struct Driver {
     controls: Vec<Control>,
     /// A message for a full `Block` stream: nothing else is processed until it fits.
     pub(crate) stalled: Option<(CommandId, Arc<StreamShared>, Message)>,
+    /// Streams that got messages during the current drain, woken at its end.
+    pub(crate) to_wake: Vec<Arc<StreamShared>>,
     /// The session timer; made on the runtime when the loop starts.
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Flushes interrupted by a disconnect, re-issued once recovered (HA client).
@@ -135,6 +138,7 @@ pub(crate) struct DriverParts {
 
 impl Driver {
     pub(crate) fn new(p: DriverParts) -> Driver {
+        let wbuf = WRITE_BUF.max(p.session.limits().tx_bytes);
         Driver {
             session: p.session,
             shared: p.shared,
@@ -150,7 +154,7 @@ impl Driver {
             rbuf: vec![0; READ_BUF],
             rpos: 0,
             rend: 0,
-            wbuf: vec![0; WRITE_BUF],
+            wbuf: vec![0; wbuf],
             wpos: 0,
             wend: 0,
             entries: HashMap::new(),
@@ -162,6 +166,7 @@ impl Driver {
             pending_cmd: None,
             controls: Vec::new(),
             stalled: None,
+            to_wake: Vec::new(),
             sleep: None,
             retry_flushes: Vec::new(),
             close_replies: Vec::new(),
@@ -270,12 +275,21 @@ impl Driver {
         self.wend = 0;
     }
 
-    /// Move what the session wants to send into the write buffer.
+    /// Move what the session wants to send into the write buffer, all of it or nothing.
+    ///
+    /// Draining the session's transmit buffer only in part would leave it non-empty at its
+    /// front, and the session then compacts it on every following publish (a copy of
+    /// everything pending per message). The write buffer is at least as large as the transmit
+    /// buffer, so once the socket took what was written before, everything fits.
     pub(crate) fn fill_wbuf(&mut self, now: amps_core::Instant) -> bool {
         if self.io.is_none() {
             return false;
         }
-        if self.wpos > 0 && self.wend == self.wbuf.len() {
+        let pending = self.session.pending_transmit();
+        if pending > self.wbuf.len() - self.wend {
+            if self.wpos == 0 || pending > self.wbuf.len() - (self.wend - self.wpos) {
+                return false;
+            }
             self.wbuf.copy_within(self.wpos..self.wend, 0);
             self.wend -= self.wpos;
             self.wpos = 0;

@@ -378,7 +378,12 @@ impl Driver {
             self.batch_pos += len;
             accepted += 1;
         }
-        if accepted > 0 {
+        if accepted > 0
+            && self
+                .shared
+                .has_store
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
             // Count in the store before uncounting from the queue: never under-report.
             self.shared.unpersisted.store(
                 self.session.unpersisted_count(),
