@@ -287,11 +287,6 @@ impl Log {
         self.len
     }
 
-    /// Whether appends are refused after an unrecoverable failure.
-    pub(crate) fn is_broken(&self) -> bool {
-        self.broken
-    }
-
     /// Whether the policy ever syncs.
     pub(crate) fn syncs(&self) -> bool {
         self.syncer.syncs()
@@ -307,8 +302,9 @@ impl Log {
             .write_all(bytes)
             .and_then(|()| self.syncer.wrote(&self.file));
         if let Err(e) = res {
-            // Cut what may have been written; if that fails too, or the data may have been
-            // dropped by a failed sync, stop appending: the next open cuts the tail.
+            // Cut what may have been written. Only a full disk, cut back cleanly, leaves the log
+            // usable; after any other failure (the cut failed, or a failed sync may have made
+            // the kernel drop earlier data) stop appending: the next open cuts the tail.
             if self.file.set_len(at).is_err() || e.kind() != io::ErrorKind::StorageFull {
                 self.broken = true;
             }

@@ -57,6 +57,7 @@ mod error;
 mod options;
 mod publish;
 mod record;
+mod recover;
 
 pub use bookmark::FileBookmarkStore;
 pub use error::{OpenError, RecoveryReport, TailCut, TailDamage};

@@ -3,7 +3,7 @@
 mod index;
 mod journal;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -11,9 +11,10 @@ use amps_core::session::StoreError;
 use amps_core::store::{BookmarkStore, MAX_BOOKMARK, MAX_SUB_ID};
 
 use crate::durable::{self, Log};
-use crate::error::{OpenError, RecoveryReport, TailCut};
+use crate::error::{OpenError, RecoveryReport};
 use crate::options::BookmarkStoreOptions;
-use crate::record::{self, Kind, Next, Reader};
+use crate::record::{self, Kind};
+use crate::recover::{Item, read_store_file};
 use index::Index;
 use journal::{T_DISCARDED, T_PERSISTED, T_RECEIVED, T_REMOVED, T_SUB};
 
@@ -80,11 +81,7 @@ impl FileBookmarkStore {
         client_name: &str,
         opts: BookmarkStoreOptions,
     ) -> Result<FileBookmarkStore, OpenError> {
-        if client_name.is_empty() || client_name.len() > 128 {
-            return Err(OpenError::InvalidOptions(
-                "client name must be 1 to 128 bytes",
-            ));
-        }
+        crate::recover::check_client_name(client_name)?;
         if opts.max_subscriptions == 0
             || opts.max_subscriptions > usize::from(u16::MAX)
             || opts.max_window_bytes == 0
@@ -219,60 +216,21 @@ impl FileBookmarkStore {
     }
 }
 
-/// Read the log at `path` into `index`; cut a damaged tail. Returns the log opened for
-/// appending and its valid length.
+/// Read the log at `path` into `index`; cut a damaged tail (the whole log is one file, so any
+/// damage is its tail). Returns the log opened for appending and its valid length.
 fn recover(
     path: &Path,
     client_name: &str,
     index: &mut Index,
     report: &mut RecoveryReport,
 ) -> Result<(File, u64), OpenError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| OpenError::io(path, "open", e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| OpenError::io(path, "stat", e))?
-        .len();
-    let reading = file
-        .try_clone()
-        .map_err(|e| OpenError::io(path, "open", e))?;
-    let mut r = Reader::new(reading, len);
-    r.header(Kind::Bookmark, client_name)
-        .map_err(|e| e.into_open_error(path, client_name))?;
-    let damage = loop {
-        match r.next().map_err(|e| OpenError::io(path, "read", e))? {
-            Next::End => break None,
-            Next::Damaged(at, why) => break Some((at, why)),
-            Next::Record(at, payload) => {
-                journal::replay(index, payload).map_err(|what| OpenError::Corrupt {
-                    path: path.to_path_buf(),
-                    offset: at,
-                    what,
-                })?;
-                report.records += 1;
-            }
-        }
-    };
-    let Some((at, damage)) = damage else {
-        return Ok((file, len));
-    };
-    log::warn!(
-        "amps-fs: {}: cutting {} damaged bytes at offset {at} ({damage})",
-        path.display(),
-        len - at
-    );
-    file.set_len(at)
-        .map_err(|e| OpenError::io(path, "truncate damaged tail", e))?;
-    report.cut = Some(TailCut {
-        path: path.to_path_buf(),
-        offset: at,
-        bytes: len - at,
-        damage,
-    });
-    Ok((file, at))
+    let read = read_store_file(path, Kind::Bookmark, client_name, true, |item| match item {
+        Item::Header(_) => Ok(()),
+        Item::Record(_, payload) => journal::replay(index, payload),
+    })?;
+    report.records = read.records;
+    report.cut = read.cut;
+    Ok((read.file, read.len))
 }
 
 impl BookmarkStore for FileBookmarkStore {

@@ -1,5 +1,6 @@
 //! [`FilePublishStore`]: the seeds' file-backed PublishStore.
 
+mod replay;
 mod segment;
 
 use std::collections::VecDeque;
@@ -11,13 +12,10 @@ use amps_core::session::StoreError;
 use amps_core::store::PublishStore;
 
 use crate::durable::{self, Log};
-use crate::error::{OpenError, RecoveryReport, TailCut, TailDamage};
+use crate::error::{OpenError, RecoveryReport};
 use crate::options::FileStoreOptions;
 use crate::record;
-use segment::{Op, STORE_OVERHEAD, T_DISCARD_ONE, T_DISCARD_UP_TO, T_STORE};
-
-/// Longest client name a store records (the session's own limit, protocol.md §8.3).
-const MAX_CLIENT_NAME: usize = 128;
+use segment::{STORE_OVERHEAD, T_DISCARD_ONE, T_DISCARD_UP_TO, T_STORE};
 
 /// A durable publish store: every sequenced command the session stores is appended to a
 /// segment file before `store` returns, and survives a crash of the process (and, depending on
@@ -30,7 +28,7 @@ const MAX_CLIENT_NAME: usize = 128;
 /// [`FileStoreOptions::max_messages`] and [`FileStoreOptions::max_bytes`] instead of a buffer.
 ///
 /// On disk: a directory with a `LOCK` file and segment files. Frames stay on disk; memory holds
-/// 24 bytes of index per unpersisted message, and one frame while it is replayed. Segments
+/// 32 bytes of index per unpersisted message, and one frame while it is replayed. Segments
 /// whose messages are all persisted are deleted, so disk use is about the unpersisted bytes
 /// plus one segment.
 ///
@@ -104,11 +102,7 @@ impl FilePublishStore {
         client_name: &str,
         opts: FileStoreOptions,
     ) -> Result<FilePublishStore, OpenError> {
-        if client_name.is_empty() || client_name.len() > MAX_CLIENT_NAME {
-            return Err(OpenError::InvalidOptions(
-                "client name must be 1 to 128 bytes",
-            ));
-        }
+        crate::recover::check_client_name(client_name)?;
         if opts.max_messages == 0 || opts.max_bytes == 0 || opts.segment_bytes == 0 {
             return Err(OpenError::InvalidOptions(
                 "capacities and segment size must be above zero",
@@ -117,85 +111,24 @@ impl FilePublishStore {
         let dir = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| OpenError::io(&dir, "create directory", e))?;
         let lock = durable::lock(&dir.join("LOCK"))?;
-        let mut ids = segment::list(&dir)?;
-        let mut report = RecoveryReport::default();
-        if let Some(&last) = ids.last() {
-            // Under `FsyncPolicy::Never` an OS crash can leave a renamed but empty new segment.
-            let p = segment::path(&dir, last);
-            let len = std::fs::metadata(&p).map_err(|e| OpenError::io(&p, "stat", e))?;
-            if len.len() == 0 {
-                log::warn!("amps-fs: {}: removing an empty segment", p.display());
-                std::fs::remove_file(&p).map_err(|e| OpenError::io(&p, "remove", e))?;
-                ids.pop();
-                report.cut = Some(TailCut {
-                    path: p,
-                    offset: 0,
-                    bytes: 0,
-                    damage: TailDamage::Partial,
-                });
-            }
-        }
-
-        let mut state = Replay::default();
-        let mut segments = VecDeque::new();
-        let mut active = None;
-        for (i, &id) in ids.iter().enumerate() {
-            let is_last = i + 1 == ids.len();
-            let scanned = segment::scan(&dir, id, client_name, is_last, |op| state.apply(id, op))?;
-            report.records += scanned.records;
-            if scanned.cut.is_some() {
-                report.cut = scanned.cut;
-            }
-            let file = Arc::new(
-                scanned
-                    .file
-                    .try_clone()
-                    .map_err(|e| OpenError::io(segment::path(&dir, id), "open", e))?,
-            );
-            segments.push_back(Segment { id, file, live: 0 });
-            if is_last {
-                active = Some((scanned.file, scanned.len));
-            }
-        }
-        for e in &state.entries {
-            if let Some(s) = segments.iter_mut().find(|s| s.id == e.segment) {
-                s.live += 1;
-            }
-        }
-        let (file, len) = match active {
-            Some(a) => a,
-            None => {
-                report.created = report.cut.is_none();
-                let sync = opts.fsync != crate::FsyncPolicy::Never;
-                let (file, len) = segment::create(&dir, 1, client_name, state.last_seq, sync)
-                    .map_err(|e| OpenError::io(segment::path(&dir, 1), "create segment", e))?;
-                let shared = file
-                    .try_clone()
-                    .map_err(|e| OpenError::io(segment::path(&dir, 1), "open", e))?;
-                segments.push_back(Segment {
-                    id: 1,
-                    file: Arc::new(shared),
-                    live: 0,
-                });
-                (file, len)
-            }
-        };
+        let found = replay::recover(&dir, client_name, opts.fsync)?;
+        let (file, len) = found.active;
         let log = Log::new(file, len, opts.fsync)
             .map_err(|e| OpenError::io(&dir, "start sync thread", e))?;
-        let bytes = state.entries.iter().map(|e| e.len as usize).sum();
+        let bytes = found.entries.iter().map(|e| e.len as usize).sum();
         let mut store = FilePublishStore {
             dir,
             client_name: client_name.to_string(),
             opts,
             _lock: lock,
-            segments,
+            segments: found.segments,
             log,
-            entries: state.entries,
+            entries: found.entries,
             bytes,
-            last_seq: state.last_seq,
+            last_seq: found.last_seq,
             rec: Vec::new(),
             frame: Vec::new(),
-            report,
+            report: found.report,
         };
         store.reclaim();
         Ok(store)
@@ -422,9 +355,10 @@ impl PublishStore for FilePublishStore {
     }
 
     fn has_room(&self, len: usize) -> bool {
+        // A store that can no longer write still "has room": `store` then reports `Io`, which
+        // the session surfaces, rather than backpressure that would never end.
         self.entries.len() < self.opts.max_messages
             && self.bytes.saturating_add(len) <= self.opts.max_bytes
-            && !self.log.is_broken()
     }
 }
 
@@ -438,55 +372,5 @@ impl std::fmt::Debug for FilePublishStore {
             .field("last_seq", &self.last_seq)
             .field("segments", &self.segments.len())
             .finish_non_exhaustive()
-    }
-}
-
-/// The store rebuilt from the records, applying each as the running store did.
-#[derive(Default)]
-struct Replay {
-    entries: VecDeque<Entry>,
-    last_seq: u64,
-    started: bool,
-}
-
-impl Replay {
-    fn apply(&mut self, segment: u64, op: Op<'_>) -> Result<(), &'static str> {
-        match op {
-            Op::Begin { base_seq } => {
-                // The oldest segment left knows `last_seq` from before its first record (older
-                // segments, deleted, held only persisted messages).
-                if !self.started {
-                    self.last_seq = base_seq;
-                    self.started = true;
-                }
-            }
-            Op::Store {
-                seq,
-                frame_at,
-                frame,
-            } => {
-                if seq <= self.last_seq && !self.entries.is_empty() {
-                    return Err("sequence number out of order");
-                }
-                self.entries.push_back(Entry {
-                    seq,
-                    segment,
-                    at: frame_at,
-                    len: u32::try_from(frame.len()).map_err(|_| "frame too long")?,
-                });
-                self.last_seq = seq;
-            }
-            Op::DiscardUpTo(seq) => {
-                while self.entries.front().is_some_and(|e| e.seq <= seq) {
-                    self.entries.pop_front();
-                }
-            }
-            Op::DiscardOne(seq) => {
-                if self.entries.front().is_some_and(|e| e.seq == seq) {
-                    self.entries.pop_front();
-                }
-            }
-        }
-        Ok(())
     }
 }

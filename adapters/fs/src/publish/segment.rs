@@ -13,12 +13,13 @@
 //! Recovery applies the records of all segments in order, exactly as the calls were applied
 //! when they were written, so the recovered store is the store that was running.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::durable;
-use crate::error::{OpenError, TailCut};
-use crate::record::{self, Kind, Next, Reader};
+use crate::error::OpenError;
+use crate::record::{self, Kind};
+use crate::recover::{Item, Recovered, read_store_file};
 
 pub(super) const T_STORE: u8 = 0x02;
 pub(super) const T_DISCARD_UP_TO: u8 = 0x03;
@@ -94,89 +95,37 @@ pub(super) enum Op<'a> {
     DiscardOne(u64),
 }
 
-/// What scanning a segment found besides its records.
-pub(super) struct Scanned {
-    /// The file, opened for reading and appending.
-    pub(super) file: File,
-    /// Its valid length (after a cut, if any).
-    pub(super) len: u64,
-    pub(super) cut: Option<TailCut>,
-    pub(super) records: u64,
-}
-
-/// Read segment `id`, handing each record to `apply` in order. A damaged tail is cut off when
-/// `is_last` (the only segment a crash can tear), and refused otherwise. `apply` may refuse a
-/// record that makes no sense (returns the reason).
+/// Read segment `id`, handing its header (as [`Op::Begin`]) and each record to `apply` in
+/// order. A damaged tail is cut off when `is_last` (the only segment a crash can tear) and
+/// refused otherwise.
 pub(super) fn scan(
     dir: &Path,
     id: u64,
     client_name: &str,
     is_last: bool,
     mut apply: impl FnMut(Op<'_>) -> Result<(), &'static str>,
-) -> Result<Scanned, OpenError> {
-    let p = path(dir, id);
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .open(&p)
-        .map_err(|e| OpenError::io(&p, "open", e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| OpenError::io(&p, "stat", e))?
-        .len();
-    let reading = file.try_clone().map_err(|e| OpenError::io(&p, "open", e))?;
-    let mut r = Reader::new(reading, len);
-    let extra = r
-        .header(Kind::Publish, client_name)
-        .map_err(|e| e.into_open_error(&p, client_name))?;
-    let (hid, base) = extra
-        .split_first_chunk::<8>()
-        .and_then(|(a, b)| Some((u64::from_le_bytes(*a), b.first_chunk::<8>()?)))
-        .ok_or_else(|| corrupt(&p, 0, "short segment header"))?;
-    if hid != id {
-        return Err(corrupt(&p, 0, "segment header names another segment"));
-    }
-    let base_seq = u64::from_le_bytes(*base);
-    apply(Op::Begin { base_seq }).map_err(|what| corrupt(&p, 0, what))?;
-    let mut records = 0;
-    let damage = loop {
-        match r.next().map_err(|e| OpenError::io(&p, "read", e))? {
-            Next::End => break None,
-            Next::Damaged(at, why) => break Some((at, why)),
-            Next::Record(at, payload) => {
-                let op = decode(at, payload).ok_or_else(|| corrupt(&p, at, "unknown record"))?;
-                apply(op).map_err(|what| corrupt(&p, at, what))?;
-                records += 1;
+) -> Result<Recovered, OpenError> {
+    read_store_file(
+        &path(dir, id),
+        Kind::Publish,
+        client_name,
+        is_last,
+        |item| match item {
+            Item::Header(extra) => {
+                let (hid, base) = extra
+                    .split_first_chunk::<8>()
+                    .and_then(|(a, b)| Some((u64::from_le_bytes(*a), b.first_chunk::<8>()?)))
+                    .ok_or("short segment header")?;
+                if hid != id {
+                    return Err("segment header names another segment");
+                }
+                apply(Op::Begin {
+                    base_seq: u64::from_le_bytes(*base),
+                })
             }
-        }
-    };
-    let mut cut = None;
-    let mut valid = len;
-    if let Some((at, damage)) = damage {
-        if !is_last {
-            return Err(corrupt(&p, at, "damaged record in an older segment"));
-        }
-        log::warn!(
-            "amps-fs: {}: cutting {} damaged bytes at offset {at} ({damage})",
-            p.display(),
-            len - at
-        );
-        file.set_len(at)
-            .map_err(|e| OpenError::io(&p, "truncate damaged tail", e))?;
-        cut = Some(TailCut {
-            path: p,
-            offset: at,
-            bytes: len - at,
-            damage,
-        });
-        valid = at;
-    }
-    Ok(Scanned {
-        file,
-        len: valid,
-        cut,
-        records,
-    })
+            Item::Record(at, payload) => apply(decode(at, payload).ok_or("unknown record")?),
+        },
+    )
 }
 
 fn decode(at: u64, payload: &[u8]) -> Option<Op<'_>> {
@@ -190,13 +139,5 @@ fn decode(at: u64, payload: &[u8]) -> Option<Op<'_>> {
         T_DISCARD_UP_TO if rest.is_empty() => Some(Op::DiscardUpTo(seq)),
         T_DISCARD_ONE if rest.is_empty() => Some(Op::DiscardOne(seq)),
         _ => None,
-    }
-}
-
-fn corrupt(path: &Path, offset: u64, what: &'static str) -> OpenError {
-    OpenError::Corrupt {
-        path: path.to_path_buf(),
-        offset,
-        what,
     }
 }

@@ -29,7 +29,7 @@ use amps_core::codec::bookmark::MOST_RECENT;
 use amps_core::session::{
     Config, ConnectionState, HeapStorage, Limits, Parts, PublishError, Session, Storage,
 };
-use amps_core::store::{NoBookmarkStore, NoPublishStore, PublishStore};
+use amps_core::store::{BookmarkStore, NoBookmarkStore, NoPublishStore, PublishStore};
 use amps_fs::{
     BookmarkStoreOptions, FileBookmarkStore, FilePublishStore, FileStoreOptions, FsyncPolicy,
 };
@@ -93,15 +93,23 @@ fn run(args: &[String]) -> Res<()> {
     }
 }
 
-fn config(name: &str) -> Config<'_> {
-    let mut c = Config::new(name);
-    c.limits = Limits {
+/// A session named `name` with these stores, connected to `addr` and logging on.
+fn connect<P: PublishStore, B: BookmarkStore>(
+    addr: SocketAddr,
+    name: &str,
+    publish: P,
+    bookmarks: B,
+) -> Res<Conn<HeapStorage<P, B>>> {
+    let mut config = Config::new(name);
+    config.limits = Limits {
         max_frame: 1 << 20,
         rx_bytes: (1 << 20) + 4,
         tx_bytes: 1 << 16,
         ..Limits::default()
     };
-    c
+    let parts = Parts::heap(&config.limits, publish, bookmarks);
+    let session = Session::new(&config, parts).map_err(|e| format!("{e:?}"))?;
+    Conn::connect(addr, session).map_err(|e| e.to_string())
 }
 
 /// Pump until `done` holds for an event (failing on a failure).
@@ -142,14 +150,8 @@ fn publish(
         ..FileStoreOptions::default()
     };
     let store = FilePublishStore::open(dir, name, opts).map_err(|e| e.to_string())?;
-    let config = config(name);
-    let parts = Parts::<HeapStorage<FilePublishStore, NoBookmarkStore>>::heap(
-        &config.limits,
-        store,
-        NoBookmarkStore,
-    );
-    let session = Session::new(&config, parts).map_err(|e| format!("{e:?}"))?;
-    let mut conn = Conn::connect(addr, session).map_err(|e| e.to_string())?;
+    let mut conn = connect(addr, name, store, NoBookmarkStore)?;
+    // The store's replay went out.
     wait_for(&mut conn, |ev| {
         matches!(ev, Ev::State(ConnectionState::PublishReplayed))
     })?;
@@ -237,14 +239,7 @@ fn subscribe(
         ..BookmarkStoreOptions::default()
     };
     let store = FileBookmarkStore::open(path, name, opts).map_err(|e| e.to_string())?;
-    let config = config(name);
-    let parts = Parts::<HeapStorage<NoPublishStore, FileBookmarkStore>>::heap(
-        &config.limits,
-        NoPublishStore,
-        store,
-    );
-    let session = Session::new(&config, parts).map_err(|e| format!("{e:?}"))?;
-    let mut conn = Conn::connect(addr, session).map_err(|e| e.to_string())?;
+    let mut conn = connect(addr, name, NoPublishStore, store)?;
     wait_for(&mut conn, |ev| {
         matches!(ev, Ev::State(ConnectionState::LoggedOn))
     })?;
