@@ -27,6 +27,15 @@ pub trait BookmarkStore {
     fn most_recent<'o>(&mut self, sub_id: &str, out: &'o mut [u8]) -> Result<&'o str, StoreError>;
     /// Forget a subscription.
     fn remove(&mut self, sub_id: &str);
+    /// Make everything recorded durable now (file stores: fsync). A no-op for memory stores.
+    fn sync(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Drop what the resume points no longer need (seeds: `prune()`; file stores rewrite their
+    /// log). A no-op for memory stores, which prune as they go.
+    fn prune(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// No bookmark store.
@@ -71,6 +80,12 @@ impl<S: BookmarkStore + ?Sized> BookmarkStore for alloc::boxed::Box<S> {
     }
     fn remove(&mut self, sub_id: &str) {
         (**self).remove(sub_id)
+    }
+    fn sync(&mut self) -> Result<(), StoreError> {
+        (**self).sync()
+    }
+    fn prune(&mut self) -> Result<(), StoreError> {
+        (**self).prune()
     }
 }
 

@@ -32,6 +32,11 @@ pub trait PublishStore {
     fn last_seq(&self) -> u64;
     /// Would an entry of `len` bytes be accepted now (capacity in messages and bytes)?
     fn has_room(&self, len: usize) -> bool;
+    /// Make everything stored durable now, whatever the store's sync policy (file stores:
+    /// fsync). A no-op for memory stores.
+    fn sync(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// No publish store: the plain client's default.
@@ -98,6 +103,9 @@ impl<P: PublishStore + ?Sized> PublishStore for alloc::boxed::Box<P> {
     }
     fn has_room(&self, len: usize) -> bool {
         (**self).has_room(len)
+    }
+    fn sync(&mut self) -> Result<(), StoreError> {
+        (**self).sync()
     }
 }
 

@@ -234,6 +234,14 @@ fn recover(
 }
 
 impl BookmarkStore for FileBookmarkStore {
+    fn sync(&mut self) -> Result<(), StoreError> {
+        FileBookmarkStore::sync(self).map_err(|_| StoreError::Io)
+    }
+
+    fn prune(&mut self) -> Result<(), StoreError> {
+        FileBookmarkStore::prune(self).map_err(|_| StoreError::Io)
+    }
+
     fn log(&mut self, sub_id: &str, bookmark: &str) -> Result<bool, StoreError> {
         let slot = self.find_or_add(sub_id)?;
         if let Some((_, e)) = self.index.find(slot, bookmark) {

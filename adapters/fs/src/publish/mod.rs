@@ -262,6 +262,10 @@ fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
 }
 
 impl PublishStore for FilePublishStore {
+    fn sync(&mut self) -> Result<(), StoreError> {
+        FilePublishStore::sync(self).map_err(|_| StoreError::Io)
+    }
+
     fn store(&mut self, seq: u64, frame: &[u8]) -> Result<(), StoreError> {
         // The same checks in the same order as MemoryPublishStore.
         if seq <= self.last_seq && !self.entries.is_empty() {
