@@ -428,8 +428,16 @@ impl Client {
     /// Messages in the publish store not yet acknowledged as persisted (seeds:
     /// `unpersisted_count()`); 0 without a store. Counts every publish sent before the call.
     pub fn unpersisted_count(&self) -> usize {
-        if !matches!(*self.start_lock(), Start::Running { .. }) {
-            return self.inner.shared.unpersisted.load(Ordering::Relaxed);
+        match &*self.start_lock() {
+            // Not started: the store itself (a file store recovered its contents at open).
+            Start::Pending(s) => {
+                return s
+                    .publish_store
+                    .as_ref()
+                    .map_or(0, |p| p.unpersisted_count());
+            }
+            Start::Closed => return self.inner.shared.unpersisted.load(Ordering::Relaxed),
+            Start::Running { .. } => {}
         }
         self.call(Op::UnpersistedCount)
             .unwrap_or_else(|_| self.inner.shared.unpersisted.load(Ordering::Relaxed))

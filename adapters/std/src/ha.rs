@@ -5,14 +5,17 @@
 //! connection states reported in the seeds' order.
 
 use std::ops::Deref;
+use std::path::Path;
 
 use amps_core::ha::{
     Authenticator, ExponentialDelayStrategy, FixedDelayStrategy, ReconnectPolicy, ServerChooser,
 };
 use amps_core::session::{heap_bookmark_store, heap_publish_store};
 
+use amps_fs::{BookmarkStoreOptions, FileBookmarkStore, FilePublishStore, FileStoreOptions};
+
 use crate::client::Client;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::settings::{Changed, Settings};
 
 /// Bytes of the memory bookmark store of [`HaClient::memory_backed`].
@@ -85,6 +88,35 @@ impl HaClient {
         s.publish_store = Some(Box::new(heap_publish_store(&s.limits)));
         s.bookmark_store = Some(Box::new(heap_bookmark_store(MEMORY_BOOKMARK_BYTES)));
         HaClient::with_settings(name, s)
+    }
+
+    /// An HA client with file-backed stores (seeds: `create_file_backed`): the publish store
+    /// in directory `publish_path`, the bookmark store in file `bookmark_path` (both created
+    /// if missing). After a crash or restart under the same client name, unpersisted
+    /// publishes are replayed and bookmark subscriptions resume where the application
+    /// discarded. Stores of `amps-fs` with their default options (fsync at most 100 ms after a
+    /// write); build them yourself and use [`Client::set_publish_store`] /
+    /// [`Client::set_bookmark_store`] for other options. Errors: kind `Store` (a store is
+    /// locked by another instance, belongs to another client name, or is damaged).
+    pub fn file_backed(
+        name: &str,
+        publish_path: impl AsRef<Path>,
+        bookmark_path: impl AsRef<Path>,
+    ) -> Result<HaClient> {
+        let store_err = |what: &str, e: amps_fs::OpenError| {
+            Error::with_source(ErrorKind::Store, format!("cannot open the {what}: {e}"), e)
+        };
+        let publish = FilePublishStore::open(publish_path, name, FileStoreOptions::default())
+            .map_err(|e| store_err("publish store", e))?;
+        let bookmarks =
+            FileBookmarkStore::open(bookmark_path, name, BookmarkStoreOptions::default())
+                .map_err(|e| store_err("bookmark store", e))?;
+        let s = Settings {
+            publish_store: Some(Box::new(publish)),
+            bookmark_store: Some(Box::new(bookmarks)),
+            ..Settings::default()
+        };
+        Ok(HaClient::with_settings(name, s))
     }
 
     /// The underlying client handle.

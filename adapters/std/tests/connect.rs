@@ -125,19 +125,21 @@ fn states_in_the_seeds_order_and_disconnect_then_reconnect() {
 fn uri_credentials_and_authenticators_with_a_challenge() {
     use amps_broker::config::User;
     use std::sync::{Arc, Mutex};
-    let mut cfg = amps_broker::Config::default();
-    cfg.users = vec![
-        User {
-            name: "alice".into(),
-            password: "secret".into(),
-            challenge: false,
-        },
-        User {
-            name: "bob".into(),
-            password: "hunter2".into(),
-            challenge: true,
-        },
-    ];
+    let cfg = amps_broker::Config {
+        users: vec![
+            User {
+                name: "alice".into(),
+                password: "secret".into(),
+                challenge: false,
+            },
+            User {
+                name: "bob".into(),
+                password: "hunter2".into(),
+                challenge: true,
+            },
+        ],
+        ..amps_broker::Config::default()
+    };
     let b = broker_with(cfg);
     let at = |cred: &str| format!("tcp://{cred}@{}/amps/json", b.local_addr());
     // DefaultAuthenticator: the URI's password.

@@ -328,3 +328,81 @@ fn a_disconnect_handler_replaces_the_automatic_reconnect() {
     );
     c.close();
 }
+
+#[test]
+fn file_backed_stores_survive_a_restart_of_the_client() {
+    let b = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (pdir, bfile) = (dir.path().join("publish"), dir.path().join("bookmarks.log"));
+    let me = name("file");
+    // First run: a bookmark subscription processes all but its last message; then the
+    // connection drops and the client publishes into its store before it goes away.
+    let c = HaClient::file_backed(&me, &pdir, &bfile).unwrap();
+    c.set_server_chooser(DefaultServerChooser::new(vec![uri(&b)]))
+        .unwrap();
+    c.set_reconnect_delay_strategy(fixed(60_000)).unwrap();
+    let st = states(&c);
+    c.connect_and_logon().unwrap();
+    let (tx, rx) = mpsc::channel();
+    c.bookmark_subscribe(
+        "events",
+        bookmark::MOST_RECENT,
+        None,
+        Some("fsub"),
+        move |m| {
+            if m.data() != "p2" {
+                m.discard().unwrap();
+            }
+            let _ = tx.send(m.data().into_owned());
+        },
+    )
+    .unwrap();
+    let p = client(&b, "filep");
+    for i in 0..3 {
+        p.publish("events", format!("p{i}")).unwrap();
+    }
+    for i in 0..3 {
+        assert_eq!(recv(&rx, "first run"), format!("p{i}"));
+    }
+    b.kill_connections();
+    until(&st, CS::Disconnected);
+    for i in 0..50 {
+        c.publish("events", format!("u{i}")).unwrap();
+    }
+    assert_eq!(c.unpersisted_count(), 50);
+    c.close();
+
+    // Second run: the same name and files.
+    let c = HaClient::file_backed(&me, &pdir, &bfile).unwrap();
+    assert!(
+        HaClient::file_backed(&me, &pdir, &bfile).is_err_and(|e| e.kind() == ErrorKind::Store),
+        "a store is used by one client at a time"
+    );
+    assert_eq!(c.unpersisted_count(), 50, "recovered from the file");
+    c.set_server_chooser(DefaultServerChooser::new(vec![uri(&b)]))
+        .unwrap();
+    c.connect_and_logon().unwrap();
+    c.publish_flush(GUARD).unwrap();
+    assert_eq!(c.unpersisted_count(), 0);
+    let (tx, rx) = mpsc::channel();
+    c.bookmark_subscribe(
+        "events",
+        bookmark::MOST_RECENT,
+        None,
+        Some("fsub"),
+        move |m| {
+            m.discard().unwrap();
+            let _ = tx.send(m.data().into_owned());
+        },
+    )
+    .unwrap();
+    // Resumed after the last discarded message: p2 again, then the replayed publishes.
+    assert_eq!(recv(&rx, "resumed"), "p2");
+    for i in 0..50 {
+        assert_eq!(recv(&rx, "replayed publish"), format!("u{i}"));
+    }
+    c.flush().unwrap();
+    quiet(&rx, Duration::from_millis(50), "duplicate");
+    c.close();
+    p.close();
+}
