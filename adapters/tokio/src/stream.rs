@@ -264,6 +264,10 @@ impl MessageStream {
     /// to the queue (`cancel`) when it returns `Err`; the error is reported to the client's
     /// events as [`ClientEvent::HandlerError`] and processing goes on. Returns the stream's
     /// closing error, if it ended with one.
+    ///
+    /// Cancel-safety: dropping the future drops the stream (unsubscribing); a message whose
+    /// handler was interrupted is neither acknowledged nor cancelled, so its lease expires and
+    /// the queue delivers it again.
     pub async fn process<F, Fut, E>(mut self, mut handler: F) -> Result<(), Error>
     where
         F: FnMut(&Message) -> Fut,

@@ -18,23 +18,27 @@ fn poll_then_drop<F: Future>(f: F, polls: usize) -> bool {
     (0..polls).any(|_| matches!(f.as_mut().poll(&mut cx), Poll::Ready(_)))
 }
 
-fn small_window() -> Limits {
-    Limits {
+/// An HA client logged on to `b` with a publish window of 8 messages and a 1 KiB publish
+/// queue, so backpressure starts after a handful of publishes.
+async fn small_window(name: &str, b: &amps_broker::ServerHandle) -> HaClient {
+    let limits = Limits {
         publish_window_messages: 8,
         ..Limits::default()
-    }
+    };
+    let ha = HaClient::builder(name)
+        .uris([uri(b)])
+        .configure(|c| c.limits(limits).publish_queue_bytes(1024))
+        .memory_stores()
+        .build()
+        .unwrap();
+    within(ha.connect_and_logon()).await.unwrap();
+    ha
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_waits_for_the_window_and_try_publish_refuses() {
     let b = broker().await;
-    let ha = HaClient::builder("bp")
-        .uris([uri(&b)])
-        .configure(|c| c.limits(small_window()).publish_queue_bytes(1024))
-        .memory_stores()
-        .build()
-        .unwrap();
-    within(ha.connect_and_logon()).await.unwrap();
+    let ha = small_window("bp", &b).await;
     // The server stops acknowledging: the window (8 messages) fills, then the queue (1 KiB).
     b.faults(|f| f.withhold_acks = true);
     let payload = [b'x'; 100];
@@ -86,13 +90,7 @@ async fn publish_waits_for_the_window_and_try_publish_refuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_publish_futures_neither_lose_nor_duplicate() {
     let b = broker().await;
-    let ha = HaClient::builder("cancel-pub")
-        .uris([uri(&b)])
-        .configure(|c| c.limits(small_window()).publish_queue_bytes(1024))
-        .memory_stores()
-        .build()
-        .unwrap();
-    within(ha.connect_and_logon()).await.unwrap();
+    let ha = small_window("cancel-pub", &b).await;
     let reader = client(&b, "reader").await;
     let mut s = within(reader.subscribe("events", None)).await.unwrap();
     let mut sent = Vec::new();

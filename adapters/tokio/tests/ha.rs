@@ -18,6 +18,18 @@ fn fast() -> FixedDelayStrategy {
     }
 }
 
+/// An HA client with memory stores and a short fixed reconnect delay, logged on to `b`.
+async fn ha_client(name: &str, b: &amps_broker::ServerHandle) -> HaClient {
+    let c = HaClient::builder(name)
+        .uris([uri(b)])
+        .memory_stores()
+        .fixed_delay(fast())
+        .build()
+        .unwrap();
+    within(c.connect_and_logon()).await.unwrap();
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_to_the_second_broker_resubscribes_and_replays() {
     let a = broker().await;
@@ -57,13 +69,7 @@ async fn failover_to_the_second_broker_resubscribes_and_replays() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_during_an_outage_are_kept_and_replayed_exactly_once() {
     let b = broker().await;
-    let ha = HaClient::builder("ha-pub")
-        .uris([uri(&b)])
-        .memory_stores()
-        .fixed_delay(fast())
-        .build()
-        .unwrap();
-    within(ha.connect_and_logon()).await.unwrap();
+    let ha = ha_client("ha-pub", &b).await;
     let sub = client(&b, "sub").await;
     let mut s = within(sub.bookmark_subscribe("events", bookmark::EPOCH, None))
         .await
@@ -102,21 +108,9 @@ async fn publishes_during_an_outage_are_kept_and_replayed_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bookmark_subscription_resumes_after_the_last_discarded_message() {
     let b = broker().await;
-    let ha = HaClient::builder("ha-bm")
-        .uris([uri(&b)])
-        .memory_stores()
-        .fixed_delay(fast())
-        .build()
-        .unwrap();
-    within(ha.connect_and_logon()).await.unwrap();
+    let ha = ha_client("ha-bm", &b).await;
     let mut states = ha.events().states();
-    let p = HaClient::builder("ha-bm-pub")
-        .uris([uri(&b)])
-        .memory_stores()
-        .fixed_delay(fast())
-        .build()
-        .unwrap();
-    within(p.connect_and_logon()).await.unwrap();
+    let p = ha_client("ha-bm-pub", &b).await;
     let mut s = within(ha.bookmark_subscribe("events", bookmark::MOST_RECENT, Some("bm-1")))
         .await
         .unwrap();
