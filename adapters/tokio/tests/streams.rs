@@ -188,3 +188,54 @@ async fn command_failures_and_errors_are_typed() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TimedOut);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_is_a_stream_error_not_a_hang() {
+    let b = broker().await;
+    let limits = amps_tokio::Limits {
+        max_frame: 64 * 1024,
+        rx_bytes: 64 * 1024 + 4,
+        ..amps_tokio::Limits::default()
+    };
+    let c = amps_tokio::Client::builder("small")
+        .limits(limits)
+        .build()
+        .unwrap();
+    within(c.connect(&uri(&b))).await.unwrap();
+    within(c.logon()).await.unwrap();
+    let mut events = c.events();
+    let mut s = within(c.subscribe("big", None)).await.unwrap();
+    let p = client(&b, "p").await;
+    p.publish("big", &vec![b'x'; 200 * 1024]).await.unwrap();
+    let e = wait_event(
+        &mut events,
+        |e| matches!(e, ClientEvent::Error(e) if e.kind() == ErrorKind::Stream),
+    )
+    .await;
+    assert!(matches!(e, ClientEvent::Error(_)));
+    let end = within(futures::StreamExt::next(&mut s)).await.unwrap();
+    assert_eq!(end.unwrap_err().kind(), ErrorKind::Disconnected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_while_a_full_stream_holds_the_client_still_shuts_down() {
+    let b = broker().await;
+    let c = client(&b, "c").await;
+    let s = within(c.execute_with(Command::subscribe("t"), opts(1, OverflowPolicy::Block)))
+        .await
+        .unwrap();
+    feed(&b, "t", 5).await;
+    within(async {
+        while s.is_empty() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    within(c.close()).await.unwrap();
+    assert!(!c.is_logged_on());
+    assert_eq!(*c.state().borrow(), amps_tokio::ConnectionState::Shutdown);
+    assert_eq!(
+        c.publish("t", b"x").await.unwrap_err().kind(),
+        ErrorKind::Disconnected
+    );
+}

@@ -119,6 +119,7 @@ impl Driver {
                     self.to_wake.push(entry.stream.clone());
                 }
             }
+            Push::Full(_) if self.ending => {}
             Push::Full(m) => self.stalled = Some((id, entry.stream.clone(), m)),
             Push::SlowConsumer | Push::Closed => {
                 self.entries.remove(&id);

@@ -112,6 +112,9 @@ pub(crate) struct Driver {
     controls: Vec<Control>,
     /// A message for a full `Block` stream: nothing else is processed until it fits.
     pub(crate) stalled: Option<(CommandId, Arc<StreamShared>, Message)>,
+    /// The connection is being ended by the application: a full `Block` stream drops what
+    /// does not fit instead of holding the driver (the events of the end must get through).
+    pub(crate) ending: bool,
     /// Streams that got messages during the current drain, woken at its end.
     pub(crate) to_wake: Vec<Arc<StreamShared>>,
     /// The session timer; made on the runtime when the loop starts.
@@ -167,6 +170,7 @@ impl Driver {
             controls: Vec::new(),
             stalled: None,
             to_wake: Vec::new(),
+            ending: false,
             sleep: None,
             retry_flushes: Vec::new(),
             close_replies: Vec::new(),
@@ -233,19 +237,29 @@ impl Driver {
 
     /// Offer the received bytes to the session, draining events whenever it pushes back.
     fn handle_input(&mut self, now: amps_core::Instant) {
+        let mut stuck = false;
         while self.rpos < self.rend && self.stalled.is_none() {
             let Some(input) = self.rbuf.get(self.rpos..self.rend) else {
                 break;
             };
             match self.session.handle_bytes(now, input) {
+                Ok(0) if stuck => {
+                    // Twice nothing taken with every event drained: the session cannot make
+                    // progress (it reports an oversized frame as a decode error and ends the
+                    // connection, after which it refuses bytes). Never spin or wedge here.
+                    self.shared.report(crate::events::ClientEvent::Error(
+                        crate::error::Error::new(
+                            amps_core::error_kind::ErrorKind::Stream,
+                            "the session accepts no more input",
+                        ),
+                    ));
+                    self.transport_closed(now, TransportClosed::Error);
+                    break;
+                }
                 Ok(n) => {
+                    stuck = n == 0;
                     self.rpos += n;
                     self.drain_events(now);
-                    if n == 0 && self.stalled.is_none() {
-                        // The session took nothing although every event was drained: the
-                        // frame cannot fit (it will report the decode error on close).
-                        break;
-                    }
                 }
                 Err(_) => {
                     // No connection in the session (ended by it): the bytes are moot.

@@ -114,10 +114,15 @@ impl Driver {
                 self.session.start(now);
             }
             Ctl::Disconnect { reply } => {
+                // A message held for a full stream is dropped with the connection: the events
+                // of the disconnect must be processed (streams end, states are reported).
+                self.stalled = None;
+                self.ending = true;
                 self.feed_staging(now);
                 self.flush_out(std::time::Duration::from_secs(2)).await;
                 self.session.disconnect(now);
                 self.drain_events(now);
+                self.ending = false;
                 if self.io.is_some() {
                     // Connected by `connect` but never logged on: the session had no connection.
                     self.close_io();
@@ -265,6 +270,8 @@ impl Driver {
     /// Close for good: send what is staged, close the session, end every stream.
     pub(crate) async fn shutdown(&mut self) {
         let now = self.now();
+        self.stalled = None;
+        self.ending = true;
         self.shared.request_shutdown();
         self.feed_staging(now);
         self.drain_events(now);
