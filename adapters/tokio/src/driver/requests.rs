@@ -67,8 +67,9 @@ impl Driver {
     pub(crate) async fn handle_ctl(&mut self, now: Instant, c: Ctl) {
         match c {
             Ctl::Connect { uri, reply } => {
-                let r = self.connect_plain(now, uri).await;
-                if reply.send(r).is_err() && self.io.is_some() && self.logon.is_none() {
+                let r = self.connect_plain(uri).await;
+                let opened = r.is_ok();
+                if reply.send(r).is_err() && opened {
                     // The caller gave up (cancel-safety): do not leave a half-open client.
                     self.close_io();
                     self.report_disconnected_plain();
@@ -147,7 +148,7 @@ impl Driver {
     }
 
     /// Plain client `connect(uri)`: open the transport; the logon comes with `logon()`.
-    async fn connect_plain(&mut self, now: Instant, uri: String) -> Result<()> {
+    async fn connect_plain(&mut self, uri: String) -> Result<()> {
         if self.ha.is_some() {
             return Err(Error::usage("use connect_and_logon on an HA client"));
         }
@@ -158,7 +159,6 @@ impl Driver {
             return Err(Error::shutdown());
         }
         let stream = self.open(&uri).await?;
-        let _ = now;
         self.io = Some(stream);
         self.uri = Some(uri);
         self.connected_reported = true;
