@@ -120,4 +120,17 @@ async fn heartbeats_detect_a_silent_server_and_states_are_ordered() {
     within(async { while states.next().await != Some(CS::Disconnected) {} }).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(*c.state().borrow(), CS::Disconnected);
+
+    // Heartbeats can also start on a logged-on client (seeds: `set_heartbeat` after connect).
+    let late = client(&b, "late").await;
+    let mut states = late.events().states();
+    within(late.set_heartbeat(Some(amps_tokio::HeartbeatConfig::new(5))))
+        .await
+        .unwrap();
+    assert_eq!(within(states.next()).await, Some(CS::HeartbeatInitiated));
+    assert!(
+        late.set_heartbeat(Some(amps_tokio::HeartbeatConfig::new(0)))
+            .await
+            .is_err()
+    );
 }
