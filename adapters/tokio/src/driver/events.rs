@@ -122,6 +122,8 @@ impl Driver {
             Push::Full(_) if self.ending => {}
             Push::Full(m) => self.stalled = Some((id, entry.stream.clone(), m)),
             Push::SlowConsumer | Push::Closed => {
+                // The consumer must see the end (slow consumer) even if it is waiting.
+                entry.stream.wake();
                 self.entries.remove(&id);
                 let _ = self.session.unsubscribe(now, id);
             }
