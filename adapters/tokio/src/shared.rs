@@ -30,8 +30,9 @@ pub(crate) enum Control {
     },
     /// The application processed a bookmark-subscription message (seeds: `discard()`).
     Discard { route: CommandId, bookmark: String },
-    /// A stream was dropped or closed: unsubscribe (seeds: unsubscribe when the stream goes).
-    StreamClosed(CommandId),
+    /// A stream was dropped or closed: unsubscribe (seeds: unsubscribe when the stream goes),
+    /// unless the subscription moved to another stream since (a `replace`).
+    StreamClosed(CommandId, std::sync::Weak<crate::stream::StreamShared>),
 }
 
 /// Kinds of staged publish records.

@@ -370,7 +370,10 @@ impl Drop for MessageStream {
             self.auto_ack_last();
         }
         self.inner.closed.store(true, Ordering::Release);
-        self.shared.push_control(Control::StreamClosed(self.handle));
+        self.shared.push_control(Control::StreamClosed(
+            self.handle,
+            Arc::downgrade(&self.inner),
+        ));
     }
 }
 

@@ -260,3 +260,22 @@ async fn unsubscribe_and_drop_end_subscriptions() {
     p.publish("t", b"hello").await.unwrap();
     assert_eq!(text(&next(&mut s).await), "hello");
 }
+
+#[tokio::test]
+async fn replace_moves_the_subscription_to_the_new_stream() {
+    let b = broker().await;
+    let c = client(&b, "c").await;
+    let p = client(&b, "p").await;
+    let old = within(c.subscribe("r", Some("/n < 10"))).await.unwrap();
+    let cmd = Command::subscribe("r")
+        .sub_id(old.sub_id())
+        .filter("/n >= 10")
+        .options("replace");
+    let mut new = within(c.execute(cmd)).await.unwrap();
+    assert_eq!(new.sub_id(), old.sub_id());
+    assert!(drain(old).await.is_empty(), "the old stream ends normally");
+    // Dropping the old stream did not unsubscribe the moved subscription.
+    p.publish("r", br#"{"n":1}"#).await.unwrap();
+    p.publish("r", br#"{"n":11}"#).await.unwrap();
+    assert_eq!(text(&next(&mut new).await), r#"{"n":11}"#);
+}

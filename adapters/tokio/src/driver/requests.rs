@@ -504,7 +504,11 @@ impl Driver {
         if kind == CommandKind::Unsubscribe {
             self.end_unrouted_streams();
         }
-        self.entries.insert(id, entry);
+        // A `replace` (protocol.md §6.4) keeps the route and its handle: the subscription
+        // moves to the new stream, and the old one ends normally.
+        if let Some(old) = self.entries.insert(id, entry) {
+            old.stream.finish(None);
+        }
     }
 
     /// Unsubscribe subscriptions whose caller dropped the future before the processed ack.
@@ -555,8 +559,12 @@ impl Driver {
                     }
                     Ok(())
                 }
-                Control::StreamClosed(id) => {
-                    if let Some(e) = self.entries.remove(id) {
+                Control::StreamClosed(id, closed) => {
+                    let same = self
+                        .entries
+                        .get(id)
+                        .is_some_and(|e| std::ptr::eq(Arc::as_ptr(&e.stream), closed.as_ptr()));
+                    if let Some(e) = same.then(|| self.entries.remove(id)).flatten() {
                         e.stream.finish(None);
                         if !e.ends_on_complete || self.session.route_key(*id).is_some() {
                             let _ = self.session.unsubscribe(now, *id);
