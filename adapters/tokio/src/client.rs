@@ -103,6 +103,7 @@ impl Client {
             publish_store,
             bookmark_store,
             ha,
+            filter,
         } = config;
         let mut cfg = Config::new(&name);
         cfg.limits = limits;
@@ -140,6 +141,7 @@ impl Client {
             tls,
             connect_timeout,
             authenticator,
+            filter,
         });
         Ok(Client {
             inner: Arc::new(Inner {

@@ -9,6 +9,20 @@ use amps_core::store::{BookmarkStore, NoBookmarkStore, NoPublishStore, PublishSt
 use crate::stream::StreamOptions;
 use crate::tls::TlsConfig;
 
+/// Which way bytes travel, for a [`TransportFilter`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Read from the server.
+    Incoming,
+    /// Written to the server.
+    Outgoing,
+}
+
+/// Sees the raw bytes of the connection both ways, as read and as written (seeds:
+/// `set_transport_filter`): length prefixes included, not aligned to frames, after TLS
+/// decryption and before encryption. It runs on the driver task: keep it short.
+pub type TransportFilter = std::sync::Arc<dyn Fn(Direction, &[u8]) + Send + Sync>;
+
 /// Boxed publish store, chosen at run time.
 pub type BoxPublishStore = Box<dyn PublishStore + Send>;
 /// Boxed bookmark store, chosen at run time.
@@ -31,6 +45,7 @@ pub(crate) struct ClientConfig {
     pub(crate) publish_store: BoxPublishStore,
     pub(crate) bookmark_store: BoxBookmarkStore,
     pub(crate) ha: Option<HaConfig>,
+    pub(crate) filter: Option<TransportFilter>,
 }
 
 /// The HA client's parts.
@@ -73,6 +88,7 @@ impl ClientBuilder {
                 publish_store: Box::new(NoPublishStore),
                 bookmark_store: Box::new(NoBookmarkStore),
                 ha: None,
+                filter: None,
             },
             authenticator: Box::new(DefaultAuthenticator),
         }
@@ -172,6 +188,15 @@ impl ClientBuilder {
     /// The authenticator used at logon (seeds: `Authenticator`; default: the URI password).
     pub fn authenticator(mut self, a: impl Authenticator + Send + 'static) -> Self {
         self.authenticator = Box::new(a);
+        self
+    }
+
+    /// Inspect the raw bytes of the connection (seeds: `set_transport_filter`).
+    pub fn transport_filter(
+        mut self,
+        f: impl Fn(Direction, &[u8]) + Send + Sync + 'static,
+    ) -> Self {
+        self.config.filter = Some(std::sync::Arc::new(f));
         self
     }
 

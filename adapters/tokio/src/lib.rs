@@ -64,7 +64,7 @@ pub use amps_core::ha::{
 pub use amps_core::session::{AckHow, ConnectionState, HeartbeatConfig, Limits};
 pub use amps_core::{Duration, Instant};
 pub use client::Client;
-pub use config::{BoxBookmarkStore, BoxPublishStore, ClientBuilder};
+pub use config::{BoxBookmarkStore, BoxPublishStore, ClientBuilder, Direction, TransportFilter};
 pub use error::{Error, Result};
 pub use events::{ClientEvent, EventStream};
 pub use ha::{HaClient, HaClientBuilder};

@@ -134,3 +134,32 @@ async fn heartbeats_detect_a_silent_server_and_states_are_ordered() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_filter_sees_the_raw_bytes_both_ways() {
+    use std::sync::Mutex;
+    let b = broker().await;
+    let seen: Arc<Mutex<(Vec<u8>, Vec<u8>)>> = Arc::default();
+    let log = seen.clone();
+    let c = Client::builder("filtered")
+        .transport_filter(move |dir, bytes| {
+            let mut l = log.lock().unwrap();
+            match dir {
+                amps_tokio::Direction::Outgoing => l.0.extend_from_slice(bytes),
+                amps_tokio::Direction::Incoming => l.1.extend_from_slice(bytes),
+            }
+        })
+        .build()
+        .unwrap();
+    within(c.connect(&uri(&b))).await.unwrap();
+    within(c.logon()).await.unwrap();
+    c.publish("t", b"filtered payload").await.unwrap();
+    within(c.flush()).await.unwrap();
+    let (out, inc) = seen.lock().unwrap().clone();
+    let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    // Whole frames with their length prefixes, as on the wire (protocol.md §1.1).
+    let logon_len = u32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
+    assert!(has(&out[4..4 + logon_len], br#""c":"logon""#));
+    assert!(has(&out, b"filtered payload"));
+    assert!(has(&inc, br#""c":"ack""#));
+}

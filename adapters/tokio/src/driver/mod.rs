@@ -88,6 +88,7 @@ pub(crate) struct Driver {
     pub(crate) tls: TlsConfig,
     pub(crate) connect_timeout: std::time::Duration,
     pub(crate) authenticator: Box<dyn Authenticator + Send>,
+    filter: Option<crate::config::TransportFilter>,
     pub(crate) io: Option<Stream>,
     /// The URI of the open (or last) connection.
     pub(crate) uri: Option<String>,
@@ -137,6 +138,7 @@ pub(crate) struct DriverParts {
     pub(crate) tls: TlsConfig,
     pub(crate) connect_timeout: std::time::Duration,
     pub(crate) authenticator: Box<dyn Authenticator + Send>,
+    pub(crate) filter: Option<crate::config::TransportFilter>,
 }
 
 impl Driver {
@@ -152,6 +154,7 @@ impl Driver {
             tls: p.tls,
             connect_timeout: p.connect_timeout,
             authenticator: p.authenticator,
+            filter: p.filter,
             io: None,
             uri: None,
             rbuf: vec![0; READ_BUF],
@@ -216,11 +219,13 @@ impl Driver {
             match wake {
                 Wake::Kick | Wake::Timer => {}
                 Wake::Read(n) => {
+                    self.filter(crate::config::Direction::Incoming, 0, n);
                     self.rend += n;
                     self.handle_input(now);
                 }
                 Wake::ReadClosed(cause) => self.transport_closed(now, cause),
                 Wake::Wrote(n) => {
+                    self.filter(crate::config::Direction::Outgoing, self.wpos, n);
                     self.wpos += n;
                     if self.wpos == self.wend {
                         self.wpos = 0;
@@ -232,6 +237,18 @@ impl Driver {
                 Wake::CtlClosed => self.shared.request_shutdown(),
                 Wake::Cmd(c) => self.handle_cmd(now, c),
             }
+        }
+    }
+
+    /// Show `n` bytes at `at` of the read or write buffer to the transport filter.
+    fn filter(&self, dir: crate::config::Direction, at: usize, n: usize) {
+        let Some(f) = &self.filter else { return };
+        let buf = match dir {
+            crate::config::Direction::Incoming => &self.rbuf,
+            crate::config::Direction::Outgoing => &self.wbuf,
+        };
+        if let Some(bytes) = buf.get(at..at + n) {
+            f(dir, bytes);
         }
     }
 
@@ -335,6 +352,7 @@ impl Driver {
             let write = tokio::io::AsyncWriteExt::write(io, chunk);
             match tokio::time::timeout_at(deadline, write).await {
                 Ok(Ok(n)) if n > 0 => {
+                    self.filter(crate::config::Direction::Outgoing, self.wpos, n);
                     self.wpos += n;
                     if self.wpos == self.wend {
                         self.wpos = 0;
