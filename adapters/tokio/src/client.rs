@@ -125,6 +125,10 @@ impl Client {
         let max_publish = session.limits().tx_bytes.saturating_sub(HEADER_ROOM);
         let shared = Arc::new(Shared::new(staging_bytes));
         shared.has_store.store(has_store, Ordering::Release);
+        // A file store may hold messages from an earlier run: count them before connecting.
+        shared
+            .unpersisted
+            .store(session.unpersisted_count(), Ordering::Release);
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
         let (cmd, cmd_rx) = mpsc::channel(CMD_QUEUE);
         let is_ha = ha.is_some();
@@ -574,6 +578,26 @@ impl Client {
             reply,
         })
         .await
+    }
+
+    /// Make the publish and bookmark stores durable now (file stores: fsync), whatever their
+    /// sync policy. `close()` does this too.
+    ///
+    /// Cancel-safety: the sync happens even if the future is dropped once polled.
+    pub async fn sync_stores(&self) -> Result<()> {
+        self.ctl(|reply| Ctl::Stores {
+            prune: false,
+            reply,
+        })
+        .await
+    }
+
+    /// Sync the stores and prune the bookmark store (seeds: `prune()`, "most applications call
+    /// prune() when the application exits"). A no-op for memory stores.
+    ///
+    /// Cancel-safety: as [`Client::sync_stores`].
+    pub async fn prune(&self) -> Result<()> {
+        self.ctl(|reply| Ctl::Stores { prune: true, reply }).await
     }
 
     /// Queue acks batched before sending (seeds: `set_ack_batch_size`).

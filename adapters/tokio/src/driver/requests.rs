@@ -44,6 +44,11 @@ pub(crate) enum Ctl {
     },
     AckBatch(u32),
     AckTimeout(Duration),
+    /// Make the stores durable now, and prune the bookmark store when asked.
+    Stores {
+        prune: bool,
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 /// Commands, in order with the publishes staged before them.
@@ -142,9 +147,24 @@ impl Driver {
                 self.drain_events(now);
                 let _ = reply.send(r);
             }
+            Ctl::Stores { prune, reply } => {
+                let _ = reply.send(self.sync_stores(prune));
+            }
             Ctl::AckBatch(n) => self.session.set_ack_batch_size(n),
             Ctl::AckTimeout(t) => self.session.set_ack_timeout(t),
         }
+    }
+
+    /// Sync both stores (file stores: fsync) and optionally prune the bookmark store.
+    fn sync_stores(&mut self, prune: bool) -> Result<()> {
+        use amps_core::store::{BookmarkStore, PublishStore};
+        self.session.publish_store_mut().sync()?;
+        let bookmarks = self.session.bookmark_store_mut();
+        bookmarks.sync()?;
+        if prune {
+            bookmarks.prune()?;
+        }
+        Ok(())
     }
 
     /// Plain client `connect(uri)`: open the transport; the logon comes with `logon()`.
@@ -280,6 +300,10 @@ impl Driver {
         self.session.close(now);
         self.drain_events(now);
         self.close_io();
+        // What the stores hold must survive the process (file stores: fsync now).
+        if let Err(e) = self.sync_stores(false) {
+            self.shared.report(ClientEvent::Error(e));
+        }
         for (_, e) in self.entries.drain() {
             e.stream.finish(Some(Error::shutdown()));
             if let Some(r) = e.reply {
