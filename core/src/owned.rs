@@ -9,71 +9,118 @@ use crate::codec::{CommandKind, Detached, Header, Message, Scratch};
 use crate::conflate::Keyed;
 use crate::session::{CommandId, Delivery};
 
-#[derive(Clone)]
-struct OwnedHeader {
-    raw: String,
-    esc: String,
+/// Where a header's parts live in [`OwnedMessage`]'s text.
+#[derive(Clone, Copy)]
+struct HeaderAt {
+    raw: (u32, u32),
+    esc: (u32, u32),
     fields: Detached,
-}
-
-impl OwnedHeader {
-    fn of(h: &Header<'_>, scratch_text: &str) -> Self {
-        OwnedHeader {
-            raw: String::from(h.raw()),
-            esc: String::from(scratch_text),
-            fields: h.detach(),
-        }
-    }
-    fn view(&self) -> Header<'_> {
-        self.fields.attach(&self.raw, &self.esc)
-    }
 }
 
 /// A message copied out of a session event: a publish delivery, a `sow` record, an `oof`, a
 /// group marker, an ack or a last-chance message.
+///
+/// Two allocations: every piece of text (the frame header, a record header, strings decoded
+/// from escapes, the route key) in one `String`, and the payload in one `Vec`. Header accessors
+/// re-attach the detached fields to that text: O(1), no parsing.
 #[derive(Clone)]
 pub struct OwnedMessage {
-    header: OwnedHeader,
-    record: Option<OwnedHeader>,
+    text: String,
+    header: HeaderAt,
+    record: Option<HeaderAt>,
+    sub_id: (u32, u32),
     kind: CommandKind,
     data: Vec<u8>,
     route: Option<CommandId>,
-    sub_id: String,
+}
+
+/// Append `s` to `text`; its place.
+fn put(text: &mut String, s: &str) -> (u32, u32) {
+    let start = text.len();
+    text.push_str(s);
+    (start as u32, text.len() as u32)
+}
+
+/// Copy a header's text (and, if it has escapes, the decoded strings) into `text`.
+fn put_header(text: &mut String, h: &Header<'_>) -> HeaderAt {
+    let raw = put(text, h.raw());
+    if h.escaped_len() == 0 {
+        return HeaderAt {
+            raw,
+            esc: (raw.1, raw.1),
+            fields: h.detach(),
+        };
+    }
+    // The decoded strings live in the session's scratch, which the copy cannot borrow: parse
+    // the header text again into a scratch of our own (only for headers with escapes).
+    let mut scratch = alloc::vec![0u8; h.raw().len()];
+    let parsed = Header::parse(h.raw().as_bytes(), &mut Scratch::new(&mut scratch))
+        .map(|(p, _)| (p.detach(), p.escaped_len()));
+    match parsed {
+        Ok((fields, n)) => {
+            let decoded = core::str::from_utf8(scratch.get(..n).unwrap_or(&[])).unwrap_or("");
+            let esc = put(text, decoded);
+            HeaderAt { raw, esc, fields }
+        }
+        Err(_) => HeaderAt {
+            raw,
+            esc: (raw.1, raw.1),
+            fields: h.detach(),
+        },
+    }
 }
 
 impl OwnedMessage {
+    fn build(
+        h: &Header<'_>,
+        record: Option<&Header<'_>>,
+        sub_id: &str,
+        kind: CommandKind,
+        data: &[u8],
+    ) -> Self {
+        let mut text = String::with_capacity(
+            h.raw().len() + record.map_or(0, |r| r.raw().len()) + sub_id.len(),
+        );
+        let header = put_header(&mut text, h);
+        let record = record.map(|r| put_header(&mut text, r));
+        let sub_id = put(&mut text, sub_id);
+        OwnedMessage {
+            text,
+            header,
+            record,
+            sub_id,
+            kind,
+            data: data.to_vec(),
+            route: None,
+        }
+    }
+
     /// Copy a delivery.
     pub fn from_delivery(d: &Delivery<'_>) -> Self {
-        let mut m = OwnedMessage::from_message(&d.msg);
+        let record = d.record.as_ref().map(|r| &r.header);
+        let mut m = OwnedMessage::build(d.msg.header(), record, d.sub_id, d.msg.kind(), d.data());
         m.route = Some(d.id);
-        m.sub_id = String::from(d.sub_id);
-        if let Some(r) = &d.record {
-            m.record = Some(owned_header(&r.header));
-            m.data = r.data.to_vec();
-        }
         m
     }
 
     /// Copy any message (an ack, a last-chance message).
     pub fn from_message(msg: &Message<'_>) -> Self {
-        OwnedMessage {
-            header: owned_header(msg.header()),
-            record: None,
-            kind: msg.kind(),
-            data: msg.data().to_vec(),
-            route: None,
-            sub_id: String::new(),
-        }
+        OwnedMessage::build(msg.header(), None, "", msg.kind(), msg.data())
+    }
+
+    fn view(&self, at: &HeaderAt) -> Header<'_> {
+        let slice = |(a, b): (u32, u32)| self.text.get(a as usize..b as usize).unwrap_or("");
+        at.fields.attach(slice(at.raw), slice(at.esc))
     }
 
     /// The frame's header (for a `sow` record, the batch's outer header).
     pub fn frame_header(&self) -> Header<'_> {
-        self.header.view()
+        self.view(&self.header)
     }
 
     /// The record header of a `sow` record, else the frame header.
     pub fn header(&self) -> Header<'_> {
-        self.record.as_ref().unwrap_or(&self.header).view()
+        self.view(self.record.as_ref().unwrap_or(&self.header))
     }
 
     /// What the message is.
@@ -98,7 +145,20 @@ impl OwnedMessage {
 
     /// The route key (`sub_id`, or `query_id` for query results).
     pub fn sub_id(&self) -> &str {
-        &self.sub_id
+        self.text
+            .get(self.sub_id.0 as usize..self.sub_id.1 as usize)
+            .unwrap_or("")
+    }
+
+    fn record_or_frame<'s>(
+        &'s self,
+        f: impl Fn(&Header<'s>) -> Option<&'s str>,
+    ) -> Option<&'s str> {
+        let rec = self.record.as_ref().map(|r| self.view(r));
+        match rec.as_ref().and_then(&f) {
+            Some(v) => Some(v),
+            None => f(&self.frame_header()),
+        }
     }
 
     /// `t`.
@@ -107,55 +167,23 @@ impl OwnedMessage {
     }
     /// `k` of the record, else of the frame.
     pub fn sow_key(&self) -> Option<&str> {
-        self.record
-            .as_ref()
-            .and_then(|r| r.view().sow_key())
-            .or_else(|| self.frame_header().sow_key())
+        self.record_or_frame(|h| h.sow_key())
     }
     /// `bm` of the record, else of the frame.
     pub fn bookmark(&self) -> Option<&str> {
-        self.record
-            .as_ref()
-            .and_then(|r| r.view().bookmark())
-            .or_else(|| self.frame_header().bookmark())
+        self.record_or_frame(|h| h.bookmark())
     }
     /// `x` of the record, else of the frame.
     pub fn correlation_id(&self) -> Option<&str> {
-        self.record
-            .as_ref()
-            .and_then(|r| r.view().correlation_id())
-            .or_else(|| self.frame_header().correlation_id())
+        self.record_or_frame(|h| h.correlation_id())
     }
     /// `ts` of the record, else of the frame.
     pub fn timestamp(&self) -> Option<&str> {
-        self.record
-            .as_ref()
-            .and_then(|r| r.view().timestamp())
-            .or_else(|| self.frame_header().timestamp())
+        self.record_or_frame(|h| h.timestamp())
     }
     /// `lp`: the lease of a queue message.
     pub fn lease_period(&self) -> Option<&str> {
         self.frame_header().lease_period()
-    }
-}
-
-fn owned_header(h: &Header<'_>) -> OwnedHeader {
-    if h.escaped_len() == 0 {
-        return OwnedHeader::of(h, "");
-    }
-    // The decoded strings live in the session's scratch, which this copy cannot borrow: parse
-    // the header text again into a scratch of our own (only for headers with escapes).
-    let mut scratch = alloc::vec![0u8; h.raw().len()];
-    let raw = String::from(h.raw());
-    let (fields, esc) = match Header::parse(raw.as_bytes(), &mut Scratch::new(&mut scratch)) {
-        Ok((p, _)) => (p.detach(), p.escaped_len()),
-        Err(_) => (h.detach(), 0),
-    };
-    scratch.truncate(esc);
-    OwnedHeader {
-        raw,
-        esc: String::from_utf8(scratch).unwrap_or_default(),
-        fields,
     }
 }
 
@@ -178,6 +206,7 @@ impl core::fmt::Debug for OwnedMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::CommandId;
 
     #[test]
     fn owned_copy_keeps_every_field_including_escaped_ones() {
@@ -192,5 +221,38 @@ mod tests {
         assert_eq!(owned.bookmark(), Some("1|2|"));
         assert_eq!(owned.data(), br#"{"a":1}"#);
         assert_eq!(owned.kind(), CommandKind::Publish);
+    }
+
+    #[test]
+    fn a_sow_record_with_escapes_copies_into_two_allocations_worth() {
+        let frame = br#"{"c":"sow","t":"orders","query_id":"q"}{"k":"1","l":3}abc{"k":"2","x":"a\"b","l":2}de"#;
+        let mut sc = [0u8; 128];
+        let mut rs = [0u8; 128];
+        let msg = Message::parse(frame, &mut Scratch::new(&mut sc)).unwrap();
+        let mut rscratch = Scratch::new(&mut rs);
+        let (_, next) = msg.sow_record_at(0, &mut rscratch).unwrap().unwrap();
+        let (rec, _) = msg.sow_record_at(next, &mut rscratch).unwrap().unwrap();
+        let d = Delivery {
+            id: CommandId {
+                generation: 1,
+                cid: 7,
+            },
+            sub_id: "q",
+            msg,
+            record: Some(rec),
+        };
+        let owned = OwnedMessage::from_delivery(&d);
+        rs.fill(0);
+        sc.fill(0);
+        assert_eq!(
+            (owned.sow_key(), owned.correlation_id()),
+            (Some("2"), Some("a\"b"))
+        );
+        assert_eq!(
+            (owned.topic(), owned.sub_id(), owned.data()),
+            (Some("orders"), "q", &b"de"[..])
+        );
+        assert_eq!(owned.route().map(|r| r.wire()), Some(7));
+        assert_eq!(owned.frame_header().query_id(), Some("q"));
     }
 }

@@ -16,7 +16,7 @@ fn encode_into(
     cmd: &Command<'_>,
 ) -> Result<usize, CommandError> {
     let cap = tx.capacity();
-    match cmd.encode(tx.tail()) {
+    match tx.stage(cmd) {
         Ok(n) => Ok(n),
         Err(EncodeError::BufferTooSmall { needed }) if needed <= cap => {
             Err(CommandError::WouldBlock)
@@ -335,7 +335,7 @@ impl<S: Storage> Core<S> {
         if !self.pstore.has_room(n) {
             return Err(PublishError::WindowFull);
         }
-        let frame = self.tx.tail().get(..n).unwrap_or(&[]);
+        let frame = self.tx.staged(n);
         match self.pstore.store(seq, frame) {
             Ok(()) => {}
             Err(super::StoreError::Full) => return Err(PublishError::WindowFull),

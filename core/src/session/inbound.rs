@@ -568,9 +568,7 @@ impl<S: Storage> Core<S> {
                 } else {
                     Command::new(CommandKind::Unsubscribe).query_id(key)
                 };
-                if let Ok(n) = cmd.encode(self.tx.tail()) {
-                    self.tx.commit(n);
-                }
+                let _ = self.tx.push_cmd(&cmd);
             }
             self.remove_route(h);
         }

@@ -1,6 +1,6 @@
 //! The session's receive and transmit buffers.
 
-use crate::codec::{DecodeError, PREFIX_LEN, split_frame};
+use crate::codec::{Command, DecodeError, EncodeError, PREFIX_LEN, split_frame};
 
 /// Receive buffer. Frames are dispatched in place; the frame being dispatched stays pinned at
 /// the front until it is released, so events can borrow it across `poll_event` calls.
@@ -98,15 +98,44 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> TxBuf<B> {
         self.buf.as_ref().len()
     }
 
-    /// Free space at the tail, compacting first if that helps.
-    pub(crate) fn tail(&mut self) -> &mut [u8] {
+    fn compact(&mut self) {
         if self.start > 0 {
             self.buf.as_mut().copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
+    }
+
+    fn tail_space(&mut self) -> &mut [u8] {
         let end = self.end;
         self.buf.as_mut().get_mut(end..).unwrap_or(&mut [])
+    }
+
+    /// Encode `cmd` at the tail without committing it. Pending bytes are moved to the front
+    /// only when the frame does not fit behind them (a partial drain must not cost a copy of
+    /// everything pending on every encode).
+    pub(crate) fn stage(&mut self, cmd: &Command<'_>) -> Result<usize, EncodeError> {
+        match cmd.encode(self.tail_space()) {
+            Err(EncodeError::BufferTooSmall { needed })
+                if self.start > 0 && needed <= self.free() =>
+            {
+                self.compact();
+                cmd.encode(self.tail_space())
+            }
+            r => r,
+        }
+    }
+
+    /// The `n` bytes [`TxBuf::stage`] just wrote.
+    pub(crate) fn staged(&self, n: usize) -> &[u8] {
+        self.buf.as_ref().get(self.end..self.end + n).unwrap_or(&[])
+    }
+
+    /// Encode and commit `cmd`.
+    pub(crate) fn push_cmd(&mut self, cmd: &Command<'_>) -> Result<usize, EncodeError> {
+        let n = self.stage(cmd)?;
+        self.commit(n);
+        Ok(n)
     }
 
     /// Free space without compacting.
@@ -114,7 +143,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> TxBuf<B> {
         self.capacity() - self.pending()
     }
 
-    /// `n` bytes were written into [`TxBuf::tail`].
+    /// `n` bytes were written by [`TxBuf::stage`].
     pub(crate) fn commit(&mut self, n: usize) {
         self.end = (self.end + n).min(self.capacity());
     }
@@ -124,7 +153,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> TxBuf<B> {
         if bytes.len() > self.free() {
             return false;
         }
-        let tail = self.tail();
+        if bytes.len() > self.capacity() - self.end {
+            self.compact();
+        }
+        let tail = self.tail_space();
         match tail.get_mut(..bytes.len()) {
             Some(dst) => {
                 dst.copy_from_slice(bytes);

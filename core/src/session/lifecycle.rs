@@ -123,8 +123,7 @@ impl<S: Storage> Core<S> {
         if !opts.is_empty() {
             cmd = cmd.options(opts.as_str());
         }
-        let n = cmd.encode(self.tx.tail())?;
-        self.tx.commit(n);
+        self.tx.push_cmd(&cmd)?;
         // A retry replaces the previous logon entry.
         if let Some(old) = self.logon_id.take() {
             self.remove_pending(old);
@@ -204,9 +203,7 @@ impl<S: Storage> Core<S> {
         }
         if let Some(hb) = self.heartbeat {
             let cmd = Command::heartbeat_start(u64::from(hb.interval_secs));
-            if let Ok(n) = cmd.encode(self.tx.tail()) {
-                self.tx.commit(n);
-            }
+            let _ = self.tx.push_cmd(&cmd);
             let every = crate::time::Duration::from_secs(u64::from(hb.interval_secs));
             self.hb_send = Some(now + every);
             self.hb_deadline = Some(now + hb.timeout);
@@ -366,8 +363,7 @@ impl<S: Storage> Core<S> {
         if let Some(n) = route.top_n {
             cmd = cmd.top_n(n);
         }
-        let tail = self.tx.tail();
-        let n = match cmd.encode(tail) {
+        let n = match self.tx.stage(&cmd) {
             Ok(n) => n,
             Err(crate::codec::EncodeError::BufferTooSmall { needed })
                 if needed <= self.tx.capacity() =>
@@ -550,9 +546,7 @@ impl<S: Storage> Core<S> {
 
     pub(super) fn send_beat(&mut self) {
         self.last_beat = Some(self.now);
-        if let Ok(n) = Command::heartbeat_beat().encode(self.tx.tail()) {
-            self.tx.commit(n);
-        }
+        let _ = self.tx.push_cmd(&Command::heartbeat_beat());
     }
 
     /// The earliest time `handle_timeout` (or `poll_connect`) has work.

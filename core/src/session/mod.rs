@@ -514,9 +514,7 @@ impl<S: Storage> Session<S> {
                 Some(h) => crate::codec::Command::heartbeat_start(u64::from(h.interval_secs)),
                 None => crate::codec::Command::heartbeat_stop(),
             };
-            if let Ok(n) = cmd.encode(core.tx.tail()) {
-                core.tx.commit(n);
-            }
+            let _ = core.tx.push_cmd(&cmd);
             if let Some(h) = hb {
                 core.hb_send = Some(now + Duration::from_secs(u64::from(h.interval_secs)));
                 core.hb_deadline = Some(now + h.timeout);
