@@ -98,6 +98,8 @@ struct State {
     stopped: bool,
     /// The I/O thread waits for room.
     blocked: bool,
+    /// The dispatch thread waits for items (only then is it signalled).
+    waiting: bool,
 }
 
 /// The bounded queue to the dispatch thread.
@@ -114,6 +116,7 @@ impl DispatchQueue {
                 items: VecDeque::new(),
                 stopped: false,
                 blocked: false,
+                waiting: false,
             }),
             ready: Condvar::new(),
             capacity: capacity.max(1),
@@ -133,7 +136,7 @@ impl DispatchQueue {
         st.items.extend(items.drain(..n));
         let all = items.is_empty();
         st.blocked = !all;
-        if n > 0 {
+        if n > 0 && st.waiting {
             self.ready.notify_one();
         }
         all
@@ -183,7 +186,9 @@ impl Dispatcher {
             {
                 let mut st = self.queue.lock();
                 while st.items.is_empty() && !st.stopped {
+                    st.waiting = true;
                     st = self.queue.ready.wait(st).unwrap_or_else(|p| p.into_inner());
+                    st.waiting = false;
                 }
                 if st.items.is_empty() && st.stopped {
                     return;

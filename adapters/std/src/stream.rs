@@ -9,6 +9,7 @@
 //! `SlowConsumer` (end the stream with an error and unsubscribe) and `Unbounded` (the seeds'
 //! own behaviour) are available through `Client::set_stream_limits`.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ use crate::message::Message;
 
 /// Messages a stream holds by default before its overflow policy applies.
 pub const DEFAULT_STREAM_CAPACITY: usize = 10_000;
+
+/// Messages the consumer takes from the shared queue at once (without conflation), so it locks
+/// once per batch rather than once per message.
+const TAKE_BATCH: usize = 256;
 
 enum End {
     Open,
@@ -39,6 +44,8 @@ pub(crate) struct StreamState {
     gone: bool,
     /// The I/O thread holds a message that did not fit and waits for room.
     blocked: bool,
+    /// The consumer waits for a message (only then is it signalled).
+    waiting: bool,
 }
 
 /// The queue between the I/O thread and a [`MessageStream`].
@@ -97,7 +104,7 @@ impl Producer<'_> {
 
 impl Drop for Producer<'_> {
     fn drop(&mut self) {
-        if self.pushed {
+        if self.pushed && self.st.waiting {
             self.ready.notify_all();
         }
     }
@@ -111,6 +118,7 @@ impl StreamShared {
                 end: End::Open,
                 gone: false,
                 blocked: false,
+                waiting: false,
             }),
             ready: Condvar::new(),
         })
@@ -156,6 +164,8 @@ pub struct MessageStream {
     closed: bool,
     /// Queue message to acknowledge under auto-ack when the next one is requested.
     unacked: Option<(CommandId, String, String)>,
+    /// Messages taken from the shared queue, not yet returned.
+    taken: VecDeque<Message>,
 }
 
 impl MessageStream {
@@ -172,6 +182,7 @@ impl MessageStream {
             sub_id,
             closed: false,
             unacked: None,
+            taken: VecDeque::new(),
         }
     }
 
@@ -189,7 +200,7 @@ impl MessageStream {
 
     /// Messages waiting to be consumed.
     pub fn len(&self) -> usize {
-        self.shared.lock().queue.len()
+        self.shared.lock().queue.len() + self.taken.len()
     }
 
     /// True when no message is waiting.
@@ -211,6 +222,7 @@ impl MessageStream {
             st.end = End::Finished;
             while st.queue.pop().is_some() {}
         }
+        self.taken.clear();
         // Best effort: after a shutdown there is nothing to unsubscribe from.
         let _ = self.client.send(Op::StreamClosed {
             handle: self.handle,
@@ -249,19 +261,31 @@ impl MessageStream {
             return None;
         }
         self.ack_previous();
+        if let Some(m) = self.taken.pop_front() {
+            return Some(Ok(Some(self.returned(m))));
+        }
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         let mut st = self.shared.lock();
         loop {
-            if let Some(m) = st.queue.pop() {
+            // Conflation needs unconsumed messages in the queue, where a newer one can replace
+            // them; otherwise take a batch.
+            let take = if st.queue.is_conflating() {
+                1
+            } else {
+                TAKE_BATCH
+            };
+            while self.taken.len() < take
+                && let Some(m) = st.queue.pop()
+            {
+                self.taken.push_back(m);
+            }
+            if let Some(m) = self.taken.pop_front() {
                 if st.blocked {
                     st.blocked = false;
                     self.client.inbox.wake();
                 }
                 drop(st);
-                if self.client.auto_ack() {
-                    self.unacked = m.auto_ack_key();
-                }
-                return Some(Ok(Some(m)));
+                return Some(Ok(Some(self.returned(m))));
             }
             match std::mem::replace(&mut st.end, End::Finished) {
                 End::Open => st.end = End::Open,
@@ -271,17 +295,18 @@ impl MessageStream {
                 }
                 End::Failed(e) => return Some(Err(e)),
             }
-            st = match deadline {
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                return Some(Ok(None));
+            }
+            st.waiting = true;
+            st = match left {
                 None => self
                     .shared
                     .ready
                     .wait(st)
                     .unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        return Some(Ok(None));
-                    }
+                Some(left) => {
                     self.shared
                         .ready
                         .wait_timeout(st, left)
@@ -289,7 +314,16 @@ impl MessageStream {
                         .0
                 }
             };
+            st.waiting = false;
         }
+    }
+
+    /// A message handed to the application (remembered for auto-ack).
+    fn returned(&mut self, m: Message) -> Message {
+        if self.client.auto_ack() {
+            self.unacked = m.auto_ack_key();
+        }
+        m
     }
 }
 

@@ -3,6 +3,9 @@
 //! unroutable to the last-chance handler (protocol.md §5, §7; seeds: "Unexpected messages",
 //! "Detecting write failures", "Monitoring connection state").
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use amps_core::Instant;
 use amps_core::codec::{AckType, FrameWriter};
 use amps_core::owned::OwnedMessage;
@@ -100,21 +103,28 @@ impl State {
         let mut batch = std::collections::VecDeque::new();
         while let Some(front) = self.out.front() {
             match front {
-                Out::Stream(s, ..) => {
-                    let s = s.clone();
-                    let mut p = s.producer();
-                    while let Some(Out::Stream(s2, ..)) = self.out.front() {
-                        if !std::sync::Arc::ptr_eq(&s, s2) {
-                            break;
-                        }
-                        let Some(Out::Stream(_, id, m)) = self.out.pop_front() else {
-                            break;
-                        };
+                Out::Stream { .. } => {
+                    let Some(Out::Stream {
+                        stream,
+                        id,
+                        mut msgs,
+                    }) = self.out.pop_front()
+                    else {
+                        break;
+                    };
+                    let mut p = stream.producer();
+                    while let Some(m) = msgs.pop_front() {
                         match p.push(m) {
-                            Push::Queued | Push::Gone => {}
-                            Push::Overflowed => after.push(After::Unsubscribe(id)),
+                            Push::Queued => {}
+                            Push::Gone => break,
+                            Push::Overflowed => {
+                                after.push(After::Unsubscribe(id));
+                                break;
+                            }
                             Push::Blocked(m) => {
-                                self.out.push_front(Out::Stream(s.clone(), id, m));
+                                msgs.push_front(m);
+                                drop(p);
+                                self.out.push_front(Out::Stream { stream, id, msgs });
                                 return false;
                             }
                         }
@@ -346,18 +356,17 @@ impl State {
             self.out.push_back(Out::Dispatch(DItem::LastChance(m)));
             return;
         };
+        // Only a message with a bookmark can be acknowledged or discarded: only it needs the
+        // way back to the client.
+        let link = d.bookmark().is_some().then_some(&self.shared);
         let queue = r.queue || d.msg.lease_period().is_some();
-        let m = Message::new(OwnedMessage::from_delivery(d), Some(&self.shared), queue);
-        self.deliver(d.id, m);
+        let m = Message::new(OwnedMessage::from_delivery(d), link, queue);
+        push_to(&mut self.out, &r.target, d.id, m);
     }
 
     fn deliver(&mut self, id: CommandId, m: Message) {
-        let Some(r) = self.routes.get(&id) else {
-            return;
-        };
-        match &r.target {
-            RouteTarget::Stream(s) => self.out.push_back(Out::Stream(s.clone(), id, m)),
-            RouteTarget::Handler => self.out.push_back(Out::Dispatch(DItem::Message(id, m))),
+        if let Some(r) = self.routes.get(&id) {
+            push_to(&mut self.out, &r.target, id, m);
         }
     }
 
@@ -370,6 +379,21 @@ impl State {
             RouteTarget::Stream(s) => self.out.push_back(Out::Finish(s, error)),
             RouteTarget::Handler => self.out.push_back(Out::Dispatch(DItem::Unregister(id))),
         }
+    }
+}
+
+/// Queue `m` for `target`, joining the batch of the stream's previous message when it is last.
+fn push_to(out: &mut VecDeque<Out>, target: &RouteTarget, id: CommandId, m: Message) {
+    match target {
+        RouteTarget::Stream(s) => match out.back_mut() {
+            Some(Out::Stream { stream, msgs, .. }) if Arc::ptr_eq(stream, s) => msgs.push_back(m),
+            _ => out.push_back(Out::Stream {
+                stream: s.clone(),
+                id,
+                msgs: VecDeque::from([m]),
+            }),
+        },
+        RouteTarget::Handler => out.push_back(Out::Dispatch(DItem::Message(id, m))),
     }
 }
 

@@ -24,6 +24,7 @@ mod events;
 mod user;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -174,6 +175,31 @@ impl Op {
     }
 }
 
+/// Hashes command ids (two integers the session hands out) with one multiply per word: route
+/// and wait lookups happen per delivered message.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by command id.
+pub(crate) type IdMap<V> = HashMap<CommandId, V, BuildHasherDefault<IdHasher>>;
+
 /// Why the head of the user queue waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Blocked {
@@ -217,7 +243,12 @@ enum WaitReply {
 
 /// An output of the event loop, delivered in order.
 enum Out {
-    Stream(Arc<StreamShared>, CommandId, Message),
+    /// Consecutive messages for one stream (route `id`), pushed under one lock.
+    Stream {
+        stream: Arc<StreamShared>,
+        id: CommandId,
+        msgs: VecDeque<Message>,
+    },
     Finish(Arc<StreamShared>, Option<Error>),
     Dispatch(dispatch::Item),
 }
@@ -264,8 +295,8 @@ pub(crate) struct State {
     blocked: Option<Blocked>,
     rx: VecDeque<Rx>,
     out: VecDeque<Out>,
-    routes: HashMap<CommandId, Route>,
-    waits: HashMap<CommandId, Wait>,
+    routes: IdMap<Route>,
+    waits: IdMap<Wait>,
     logon: Option<LogonWait>,
     ha_waiters: Vec<Reply<()>>,
     close_waiters: Vec<Reply<()>>,
@@ -344,8 +375,8 @@ impl Driver {
                 blocked: None,
                 rx: VecDeque::new(),
                 out: VecDeque::new(),
-                routes: HashMap::new(),
-                waits: HashMap::new(),
+                routes: IdMap::default(),
+                waits: IdMap::default(),
                 logon: None,
                 ha_waiters: Vec::new(),
                 close_waiters: Vec::new(),
@@ -447,7 +478,7 @@ impl Driver {
             match out {
                 Out::Dispatch(item) => self.st.dispatch.push_urgent(item),
                 Out::Finish(s, e) => s.finish(e),
-                Out::Stream(..) => {}
+                Out::Stream { .. } => {}
             }
         }
         for (_, r) in self.st.routes.drain() {
