@@ -1,2 +1,91 @@
-//! Being written.
-fn main() {}
+//! State of the World and subscribe, atomically (seeds: "SOW and subscribe", the delivery van
+//! example): the current position of every active van, then live updates, with out-of-focus
+//! notices when a van leaves the filter or is deleted from the SOW.
+//!
+//! ```text
+//! cargo run -p amps-examples --example sow_and_subscribe
+//! AMPS_URI=tcp://host:9007/amps/json cargo run -p amps-examples --example sow_and_subscribe
+//! ```
+//!
+//! Needs a SOW topic `van_location` keyed by `/van_id` (the in-process broker has one).
+
+use amps_broker::config::SowTopic;
+use amps_examples::{client_name, server};
+use amps_std::{Client, Command, CommandKind, MessageStream, options};
+
+fn van(id: u32, status: &str, lat: f64) -> String {
+    format!(r#"{{"van_id":{id},"status":"{status}","lat":{lat},"lon":-73.9}}"#)
+}
+
+fn next(stream: &mut MessageStream) -> Result<amps_std::Message, Box<dyn std::error::Error>> {
+    Ok(stream.next().ok_or("the stream ended")??)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = amps_broker::Config::default();
+    config.sow.push(SowTopic {
+        topic: "van_location".into(),
+        key: vec!["/van_id".into()],
+        logged: false,
+        expiration: Default::default(),
+        message_type: Default::default(),
+    });
+    let server = server(config)?;
+    let fleet = Client::new(&client_name("fleet"));
+    fleet.connect(&server.uri)?;
+    fleet.logon()?;
+    for id in 1..=4 {
+        fleet.publish(
+            "van_location",
+            van(id, "active", 40.70 + f64::from(id) / 100.0),
+        )?;
+    }
+    fleet.publish("van_location", van(5, "retired", 40.0))?;
+    fleet.flush()?;
+
+    let display = Client::new(&client_name("display"));
+    display.connect(&server.uri)?;
+    display.logon()?;
+    let mut vans = display.execute(
+        &Command::sow_and_subscribe("van_location")
+            .filter("/status = 'active'")
+            .options(options::OOF),
+    )?;
+    println!("current active vans:");
+    loop {
+        let m = next(&mut vans)?;
+        match m.command() {
+            CommandKind::Sow => println!("  {}", m.data()),
+            CommandKind::GroupEnd => break,
+            _ => {}
+        }
+    }
+
+    println!("live updates:");
+    fleet.publish("van_location", van(2, "active", 40.75))?; // moves
+    fleet.publish("van_location", van(1, "inactive", 40.71))?; // leaves the filter
+    let deleted = fleet.sow_delete_by_data("van_location", van(3, "active", 0.0))?; // retired
+    for _ in 0..3 {
+        let m = next(&mut vans)?;
+        match m.command() {
+            CommandKind::Oof => println!(
+                "  out of focus ({}): {}",
+                m.reason().unwrap_or("?"),
+                m.data()
+            ),
+            _ => println!("  update: {}", m.data()),
+        }
+    }
+    println!(
+        "sow_delete_by_data removed {} record(s)",
+        deleted.records_deleted().unwrap_or(0)
+    );
+    let all = fleet.sow_delete("van_location", "1=1")?;
+    println!(
+        "sow_delete of everything removed {} record(s)",
+        all.records_deleted().unwrap_or(0)
+    );
+    display.close();
+    fleet.close();
+    Ok(())
+}
