@@ -33,7 +33,6 @@ const REC_HDR: usize = 9; // kind u8, topic len u32 LE, data len u32 LE
 const CHUNK_BYTES: usize = 64 * 1024;
 /// Size of the reader's buffers.
 pub(crate) const READ_BYTES: usize = 64 * 1024;
-const SPARE_CHUNKS: usize = 16;
 const SPARE_READS: usize = 32;
 
 /// Publish records, in order.
@@ -142,6 +141,9 @@ pub(crate) struct Inbox {
     space: Condvar,
     pub_limit: usize,
     in_limit: usize,
+    /// Chunk buffers kept for reuse: as many as the publish bound can hold, so a steady
+    /// stream of publishes allocates nothing.
+    spare_chunks: usize,
 }
 
 impl Inbox {
@@ -163,6 +165,7 @@ impl Inbox {
             space: Condvar::new(),
             pub_limit,
             in_limit,
+            spare_chunks: pub_limit / CHUNK_BYTES + 2,
         }
     }
 
@@ -328,7 +331,7 @@ impl Inbox {
             return;
         }
         let mut st = self.lock();
-        if st.spare_chunks.len() < SPARE_CHUNKS {
+        if st.spare_chunks.len() < self.spare_chunks {
             st.spare_chunks.push(buf);
         }
     }

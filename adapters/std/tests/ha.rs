@@ -102,11 +102,7 @@ fn failover_to_the_second_broker() {
     assert_eq!(recv(&rx, "own publish on a"), "to-a");
     a.shutdown();
     until(&st, CS::Disconnected);
-    loop {
-        if recv(&st, "Resubscribed on b") == CS::Resubscribed {
-            break;
-        }
-    }
+    until(&st, CS::Resubscribed);
     let p = client(&b, "fop");
     p.publish("alerts", "on-b").unwrap();
     assert_eq!(recv(&rx, "message from b"), "on-b");
@@ -133,13 +129,9 @@ fn a_broker_killed_mid_publish_loses_nothing() {
             }
         })
     };
-    assert_eq!(recv(&st, "first kill"), CS::Disconnected);
+    until(&st, CS::Disconnected);
     b.faults(|f| f.close_after(N as u64 / 3));
-    loop {
-        if recv(&st, "second kill") == CS::Disconnected {
-            break;
-        }
-    }
+    until(&st, CS::Disconnected);
     publisher.join().unwrap();
     c.publish_flush(GUARD).unwrap();
     assert_eq!(c.unpersisted_count(), 0);
@@ -173,6 +165,7 @@ fn bookmark_subscriptions_resume_from_most_recent() {
     })
     .unwrap();
     c.connect_and_logon().unwrap();
+    until(&st, CS::Resubscribed);
     let (tx, rx) = mpsc::channel();
     c.bookmark_subscribe(
         "events",
@@ -203,11 +196,7 @@ fn bookmark_subscriptions_resume_from_most_recent() {
     for i in 5..10 {
         p.publish("events", format!("e{i}")).unwrap();
     }
-    loop {
-        if recv(&st, "resubscribed") == CS::Resubscribed {
-            break;
-        }
-    }
+    until(&st, CS::Resubscribed);
     // Re-entered from the last discarded message, and exactly what was missed arrives.
     let again = recv(&sub_rx, "resubscribe");
     assert!(again.contains(&format!(r#""bm":"{last}""#)), "{again}");
@@ -228,22 +217,14 @@ fn retry_on_disconnect_waits_for_the_reconnect_or_fails_fast() {
     let st = states(&c);
     c.connect_and_logon().unwrap();
     b.kill_connections();
-    loop {
-        if recv(&st, "Disconnected") == CS::Disconnected {
-            break;
-        }
-    }
+    until(&st, CS::Disconnected);
     // Default: the command waits for the new connection.
     c.flush().unwrap();
     assert!(c.is_connected());
     c.set_retry_on_disconnect(false);
     c.set_reconnect_delay_strategy(fixed(10_000)).unwrap();
     b.kill_connections();
-    loop {
-        if recv(&st, "Disconnected again") == CS::Disconnected {
-            break;
-        }
-    }
+    until(&st, CS::Disconnected);
     assert_eq!(c.flush().unwrap_err().kind(), ErrorKind::Disconnected);
     assert_eq!(
         c.publish("t", "x").unwrap_err().kind(),
