@@ -188,3 +188,20 @@ fn uri_credentials_and_authenticators_with_a_challenge() {
     assert_eq!(*log.lock().unwrap(), ["auth bob []", "retry bob true"]);
     c.close();
 }
+
+#[test]
+fn every_transport_option_is_accepted_end_to_end() {
+    let b = broker();
+    let c = Client::new(&name("opts"));
+    let u = format!(
+        "tcp://localhost:{}/amps/json?bind=127.0.0.1:0&tcp_nodelay=true&tcp_rcvbuf=262144\
+         &tcp_sndbuf=262144&tcp_linger=1&tcp_keepalive=true&ip_protocol_prefer=ipv4&pretty=true",
+        b.local_addr().port()
+    );
+    c.connect(&u).unwrap();
+    c.logon().unwrap();
+    let mut s = c.subscribe("opts", None).unwrap();
+    c.publish("opts", "ok").unwrap();
+    assert_eq!(s.recv_timeout(GUARD).unwrap().unwrap().data(), "ok");
+    c.close();
+}

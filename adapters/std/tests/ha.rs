@@ -387,3 +387,24 @@ fn file_backed_stores_survive_a_restart_of_the_client() {
     c.close();
     p.close();
 }
+
+#[test]
+fn a_broker_restart_keeps_state_and_the_client_carries_on() {
+    let b = broker();
+    let c = ha("restart", vec![uri(&b)], true);
+    let st = states(&c);
+    c.connect_and_logon().unwrap();
+    until(&st, CS::Resubscribed);
+    c.publish("orders", r#"{"id":"R1","qty":1}"#).unwrap();
+    c.publish_flush(GUARD).unwrap();
+    b.restart();
+    until(&st, CS::Disconnected);
+    until(&st, CS::Resubscribed);
+    // The SOW survived the restart; publishing continues numbered after the server's last.
+    c.publish("orders", r#"{"id":"R2","qty":2}"#).unwrap();
+    c.publish_flush(GUARD).unwrap();
+    let mut got = texts(&sow_records(&c, "orders", None));
+    got.sort();
+    assert_eq!(got, [r#"{"id":"R1","qty":1}"#, r#"{"id":"R2","qty":2}"#]);
+    c.close();
+}

@@ -138,3 +138,40 @@ fn close_drops_what_is_queued_and_ends_iteration() {
     c.close();
     p.close();
 }
+
+#[test]
+fn a_full_stream_does_not_get_the_client_disconnected_or_block_close() {
+    use amps_std::ConnectionState as CS;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let b = broker();
+    let c = amps_std::Client::new(&name("full"));
+    c.set_heartbeat(1, Duration::from_secs(2)).unwrap();
+    let (st_tx, st_rx) = mpsc::channel();
+    c.add_connection_state_listener(move |s| {
+        let _ = st_tx.send(s);
+    });
+    c.connect(&uri(&b)).unwrap();
+    c.logon().unwrap();
+    c.set_stream_limits(4, OverflowPolicy::Block);
+    let p = client(&b, "fullp");
+    let mut s = c.subscribe("flow", None).unwrap();
+    publish_n(&p, "flow", 100);
+    // The consumer is away for longer than the heartbeat timeout; the I/O thread holds the
+    // rest of the input but the connection stays alive.
+    std::thread::sleep(Duration::from_millis(3_500));
+    assert_eq!(drain(&mut s, 100).len(), 100);
+    let states: Vec<_> = st_rx.try_iter().collect();
+    assert!(!states.contains(&CS::Disconnected), "{states:?}");
+    // Full again, and never consumed: close() still returns.
+    let _idle = c.subscribe("flow2", None).unwrap();
+    publish_n(&p, "flow2", 100);
+    let (done_tx, done_rx) = mpsc::channel();
+    let c2 = c.clone();
+    std::thread::spawn(move || {
+        c2.close();
+        let _ = done_tx.send(());
+    });
+    recv(&done_rx, "close() with a full stream");
+    p.close();
+}

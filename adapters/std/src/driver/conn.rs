@@ -200,13 +200,20 @@ impl Driver {
     /// Give received bytes to the session, in order, handling the events they produce; stop
     /// while outputs wait for a full stream or dispatch queue.
     pub(super) fn feed(&mut self, now: Instant) {
-        while self.st.out.is_empty() {
+        loop {
+            // While outputs wait for a full stream or dispatch queue, bytes still go into the
+            // session's receive buffer (that keeps the heartbeat deadline fed) but no events
+            // are taken; a close is handled only after the frames before it.
+            let stalled = !self.st.out.is_empty();
             let current = self.st.conn.as_ref().map(|c| c.conn_id);
             let Some(front) = self.st.rx.front_mut() else {
                 break;
             };
             match front {
                 Rx::Closed { conn_id, .. } => {
+                    if stalled {
+                        break;
+                    }
                     let conn_id = *conn_id;
                     let error = match self.st.rx.pop_front() {
                         Some(Rx::Closed { error, .. }) => error,
@@ -242,13 +249,18 @@ impl Driver {
                         if let Some(rx) = self.st.rx.pop_front() {
                             self.st.recycle(rx);
                         }
-                    } else if taken == 0 && self.drain_events(now) == 0 {
-                        // The session's buffer is full and nothing drains: try next round.
-                        break;
+                    } else if taken == 0 {
+                        // The session's receive buffer is full: its events must drain first.
+                        if stalled || self.drain_events(now) == 0 {
+                            break;
+                        }
+                        continue;
                     }
                 }
             }
-            self.drain_events(now);
+            if !stalled {
+                self.drain_events(now);
+            }
         }
     }
 

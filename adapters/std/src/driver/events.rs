@@ -121,6 +121,8 @@ impl State {
                                 after.push(After::Unsubscribe(id));
                                 break;
                             }
+                            // Closing: nobody waits for what a full stream cannot take.
+                            Push::Blocked(_) if self.closing => break,
                             Push::Blocked(m) => {
                                 msgs.push_front(m);
                                 drop(p);
@@ -141,7 +143,11 @@ impl State {
                             batch.push_back(item);
                         }
                     }
-                    if !self.dispatch.push_from(&mut batch) {
+                    if self.closing {
+                        for item in batch.drain(..) {
+                            self.dispatch.push_urgent(item);
+                        }
+                    } else if !self.dispatch.push_from(&mut batch) {
                         for item in batch.drain(..).rev() {
                             self.out.push_front(Out::Dispatch(item));
                         }

@@ -305,6 +305,8 @@ pub(crate) struct State {
     skip_connected: bool,
     /// The application asked for the disconnect: no disconnect handler.
     user_disconnect: bool,
+    /// `close()` is under way: outputs no longer wait for full streams.
+    closing: bool,
     wbuf: Vec<u8>,
     wpos: usize,
     wlen: usize,
@@ -382,6 +384,7 @@ impl Driver {
                 close_waiters: Vec::new(),
                 skip_connected: false,
                 user_disconnect: false,
+                closing: false,
                 wbuf: vec![0; WBUF],
                 wpos: 0,
                 wlen: 0,

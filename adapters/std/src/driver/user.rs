@@ -149,6 +149,7 @@ impl Driver {
             }
             Op::Close { reply } => {
                 self.st.user_disconnect = true;
+                self.st.closing = true;
                 self.st.close_waiters.push(reply);
                 self.session.close(now);
                 self.drain_events(now);
