@@ -408,3 +408,32 @@ fn a_broker_restart_keeps_state_and_the_client_carries_on() {
     assert_eq!(got, [r#"{"id":"R1","qty":1}"#, r#"{"id":"R2","qty":2}"#]);
     c.close();
 }
+
+#[test]
+fn a_logon_that_is_dropped_or_unanswered_is_retried() {
+    // The connection closes while the logon is processed: the client reconnects.
+    let b = broker();
+    b.faults(|f| f.close_after(1));
+    let c = ha("droplogon", vec![uri(&b)], false);
+    let st = states(&c);
+    c.connect_and_logon().unwrap();
+    assert!(c.is_connected());
+    until(&st, CS::Disconnected);
+    c.close();
+
+    // The logon ack comes too late: the attempt times out and a new one succeeds.
+    let b = broker();
+    b.faults(|f| f.delay_acks = Some(CoreDuration::from_millis(2_000)));
+    let c = ha("slowlogon", vec![uri(&b)], false);
+    c.set_logon_timeout(Duration::from_millis(300)).unwrap();
+    let st = states(&c);
+    let waiter = {
+        let c = c.clone();
+        std::thread::spawn(move || c.connect_and_logon())
+    };
+    until(&st, CS::Disconnected);
+    b.faults(|f| f.delay_acks = None);
+    waiter.join().unwrap().unwrap();
+    assert!(c.is_connected());
+    c.close();
+}

@@ -26,6 +26,8 @@ pub(super) enum After {
     Disconnected,
     /// A stream overflowed under the slow-consumer policy: end its subscription.
     Unsubscribe(CommandId),
+    /// HA: start connecting again after a logon that timed out.
+    Restart,
 }
 
 impl Driver {
@@ -93,6 +95,7 @@ impl Driver {
                 self.st.end_route(id, None);
                 let _ = self.session.unsubscribe(now, id);
             }
+            After::Restart => self.session.start(now),
         }
     }
 }
@@ -165,7 +168,7 @@ impl State {
             Event::CloseTransport => self.close_conn(),
             Event::Ack { id, msg } => self.on_ack(id, &msg),
             Event::Completed { id, .. } => self.on_completed(id),
-            Event::Failed { id, error } => self.on_failed(id, error),
+            Event::Failed { id, error } => return self.on_failed(id, error),
             Event::Delivery(d) => self.on_delivery(&d),
             Event::Persisted { .. } if self.blocked == Some(Blocked::Window) => {
                 self.blocked = None;
@@ -324,8 +327,9 @@ impl State {
         }
     }
 
-    fn on_failed(&mut self, id: CommandId, error: CommandError) {
+    fn on_failed(&mut self, id: CommandId, error: CommandError) -> Option<After> {
         let e = Error::from(error);
+        let mut after = None;
         if self.logon.as_ref().is_some_and(|l| l.id == id)
             && let Some(l) = self.logon.take()
         {
@@ -338,9 +342,19 @@ impl State {
             if let Some(r) = l.reply {
                 answer(r, Err(e.clone()));
             }
-            // HA: a refused logon is not retried with the same credentials (§8.2).
-            for r in self.ha_waiters.drain(..) {
-                answer(r, Err(e.clone()));
+            match error {
+                // HA: the connection dropped during the logon; the session reconnects by
+                // itself (its delay strategy applies) and connect_and_logon keeps waiting.
+                CommandError::Disconnected if self.shared.ha => {}
+                // HA: no answer in time (a server that accepted the connection but is not
+                // serving): the session stopped; try again (the chooser moved on).
+                CommandError::TimedOut if self.shared.ha => after = Some(After::Restart),
+                // A refused logon is not retried with the same credentials (§8.2).
+                _ => {
+                    for r in self.ha_waiters.drain(..) {
+                        answer(r, Err(e.clone()));
+                    }
+                }
             }
         }
         if let Some(w) = self.waits.remove(&id) {
@@ -354,6 +368,7 @@ impl State {
         if self.routes.contains_key(&id) {
             self.end_route(id, Some(e));
         }
+        after
     }
 
     fn on_delivery(&mut self, d: &Delivery<'_>) {
