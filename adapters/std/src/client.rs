@@ -262,6 +262,13 @@ impl Client {
 
     /// Send `op` (built around a reply channel) and wait for the answer.
     fn call<T>(&self, op: impl FnOnce(driver::Reply<T>) -> Op) -> Result<T> {
+        if !matches!(*self.start_lock(), Start::Running { .. }) {
+            // Nothing would ever answer: the client never connected, or it is closed.
+            return Err(match self.inner.shared.status() {
+                Status::Closed => Error::disconnected("the client is closed"),
+                _ => Error::disconnected("not connected: connect first"),
+            });
+        }
         let (tx, rx) = driver::reply();
         self.inner.shared.send(op(tx))?;
         rx.recv()

@@ -28,7 +28,19 @@ fn connect_logon_publish_subscribe_round_trip() {
 fn connection_errors_have_the_seeds_kinds() {
     let b = broker();
     let c = Client::new(&name("errs"));
-    // Before connecting nothing can be sent.
+    // Before connecting nothing can be sent, and nothing waits for an answer.
+    assert_eq!(c.logon().unwrap_err().kind(), ErrorKind::Disconnected);
+    assert_eq!(
+        c.unsubscribe("x").unwrap_err().kind(),
+        ErrorKind::Disconnected
+    );
+    let ha = amps_std::HaClient::new(&name("ha-errs"));
+    assert_eq!(
+        ha.subscribe("t", None).unwrap_err().kind(),
+        ErrorKind::Disconnected
+    );
+    assert_eq!(ha.flush().unwrap_err().kind(), ErrorKind::Disconnected);
+    ha.close();
     assert_eq!(
         c.publish("t", "x").unwrap_err().kind(),
         ErrorKind::Disconnected

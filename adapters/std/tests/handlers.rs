@@ -248,3 +248,24 @@ fn the_transport_filter_sees_raw_bytes_both_ways() {
     assert!(String::from_utf8_lossy(&inc).contains(r#""c":"ack""#));
     c.close();
 }
+
+#[test]
+fn a_panicking_transport_filter_is_reported_and_the_connection_works() {
+    let b = broker();
+    let c = Client::new(&name("tfpanic"));
+    let (tx, rx) = mpsc::channel();
+    c.set_exception_listener(move |e| {
+        let _ = tx.send(e.to_string());
+    });
+    c.set_transport_filter(|dir, _| {
+        if dir == Direction::Outgoing {
+            panic!("filter bug");
+        }
+    })
+    .unwrap();
+    c.connect(&uri(&b)).unwrap();
+    c.logon().unwrap();
+    assert!(recv(&rx, "filter panic").contains("transport filter panicked"));
+    c.flush().unwrap();
+    c.close();
+}

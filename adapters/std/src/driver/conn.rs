@@ -300,7 +300,12 @@ impl Driver {
                 return true;
             }
             if let Some(f) = &st.cfg.transport_filter {
-                f(Direction::Outgoing, &st.wbuf[..len]);
+                filter(
+                    f.as_ref(),
+                    Direction::Outgoing,
+                    &st.wbuf[..len],
+                    &mut st.out,
+                );
             }
             st.wpos = 0;
             st.wlen = len;
@@ -326,7 +331,7 @@ impl State {
         };
         if !conn.is_tls() {
             if let Some(f) = &self.cfg.transport_filter {
-                f(Direction::Incoming, &buf[..len]);
+                filter(f.as_ref(), Direction::Incoming, &buf[..len], &mut self.out);
             }
             self.rx.push_back(Rx::Bytes {
                 conn_id,
@@ -344,7 +349,7 @@ impl State {
         if let Some(f) = &self.cfg.transport_filter
             && !plain.is_empty()
         {
-            f(Direction::Incoming, &plain);
+            filter(f.as_ref(), Direction::Incoming, &plain, &mut self.out);
         }
         let plen = plain.len();
         self.rx.push_back(Rx::Bytes {
@@ -399,5 +404,22 @@ impl State {
         }
         self.wpos = 0;
         self.wlen = 0;
+    }
+}
+
+/// Run the application's transport filter; a panic in it is reported, not propagated into the
+/// I/O thread.
+fn filter(
+    f: &crate::transport::TransportFilter,
+    dir: Direction,
+    bytes: &[u8],
+    out: &mut std::collections::VecDeque<super::Out>,
+) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(dir, bytes)));
+    if r.is_err() {
+        out.push_back(super::Out::Dispatch(dispatch::Item::Error(Error::new(
+            ErrorKind::Unknown,
+            "the transport filter panicked",
+        ))));
     }
 }

@@ -317,6 +317,8 @@ pub(crate) struct State {
     /// Publishes refused while not connected, not yet reported.
     dropped_publishes: u64,
     finished: bool,
+    /// `shutdown` ran.
+    shut_down: bool,
 }
 
 /// The I/O thread.
@@ -392,11 +394,12 @@ impl Driver {
                 done_in: 0,
                 dropped_publishes: 0,
                 finished: false,
+                shut_down: false,
             },
         })
     }
 
-    /// The thread's body.
+    /// The thread's body. Dropping the driver (normally or while unwinding) shuts down.
     pub(crate) fn run(mut self) {
         let mut items = VecDeque::new();
         while !self.st.finished {
@@ -415,7 +418,6 @@ impl Driver {
             }
             self.step(clock::now());
         }
-        self.shutdown();
     }
 
     /// One round of work.
@@ -457,8 +459,13 @@ impl Driver {
         }
     }
 
-    /// After `close()`: stop the other threads and answer the callers still waiting.
-    fn shutdown(mut self) {
+    /// After `close()` (or if the thread unwinds): stop the other threads and answer the
+    /// callers still waiting.
+    fn shutdown(&mut self) {
+        if self.st.shut_down {
+            return;
+        }
+        self.st.shut_down = true;
         let err = Error::disconnected("the client is closed");
         for item in self.st.shared.inbox.close() {
             if let Item::Op(op) = item {
@@ -502,6 +509,12 @@ impl Driver {
         for r in self.st.close_waiters.drain(..) {
             answer(r, Ok(()));
         }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 
