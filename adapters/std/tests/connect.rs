@@ -77,6 +77,12 @@ fn connection_errors_have_the_seeds_kinds() {
             .kind(),
         ErrorKind::InvalidUri
     );
+    // A client name the server cannot take (1..=128 bytes, protocol.md §8.3).
+    let unnamed = Client::new("");
+    assert_eq!(
+        unnamed.connect(&uri(&b)).unwrap_err().kind(),
+        ErrorKind::Usage
+    );
     c.connect(&uri(&b)).unwrap();
     assert_eq!(
         c.connect(&uri(&b)).unwrap_err().kind(),

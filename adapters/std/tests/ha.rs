@@ -437,3 +437,35 @@ fn a_logon_that_is_dropped_or_unanswered_is_retried() {
     assert!(c.is_connected());
     c.close();
 }
+
+#[test]
+fn a_flush_cut_by_a_disconnect_is_asked_again_after_the_reconnect() {
+    let b = broker();
+    let c = ha("reflush", vec![uri(&b)], true);
+    let (flush_tx, flush_rx) = mpsc::channel();
+    c.set_transport_filter(move |dir, bytes| {
+        if dir == amps_std::Direction::Outgoing
+            && String::from_utf8_lossy(bytes).contains(r#""c":"flush""#)
+        {
+            let _ = flush_tx.send(());
+        }
+    })
+    .unwrap();
+    c.connect_and_logon().unwrap();
+    for i in 0..100 {
+        c.publish("events", format!("f{i}")).unwrap();
+    }
+    // The broker holds its acks: the flush is in flight when the connection drops.
+    b.faults(|f| f.delay_acks = Some(CoreDuration::from_secs(60)));
+    let waiter = {
+        let c = c.clone();
+        std::thread::spawn(move || c.publish_flush(GUARD))
+    };
+    recv(&flush_rx, "flush sent");
+    b.faults(|f| f.delay_acks = None);
+    b.kill_connections();
+    recv(&flush_rx, "flush sent again");
+    waiter.join().unwrap().unwrap();
+    assert_eq!(c.unpersisted_count(), 0);
+    c.close();
+}

@@ -318,7 +318,7 @@ impl State {
                         ack: w.ack,
                     }),
                 ),
-                WaitReply::Unit(r) => answer(r, Ok(())),
+                WaitReply::Unit(r) | WaitReply::Flush(r, _) => answer(r, Ok(())),
             }
         }
         if self.routes.get(&id).is_some_and(|r| !r.kind.is_subscribe()) {
@@ -358,7 +358,21 @@ impl State {
             }
         }
         if let Some(w) = self.waits.remove(&id) {
-            w.fail(&e);
+            match w.reply {
+                // The connection dropped under a flush: it means "everything before me is
+                // processed", so it is asked again on the next connection (after the publish
+                // store's replay) rather than failed, when the client reconnects by itself.
+                WaitReply::Flush(reply, store)
+                    if error == CommandError::Disconnected
+                        && self.shared.ha
+                        && self.shared.retry_on_disconnect()
+                        && !self.user_disconnect =>
+                {
+                    let op = crate::driver::Op::Flush { store, reply };
+                    self.user_q.push_front(crate::inbox::Item::Op(op));
+                }
+                _ => w.fail(&e),
+            }
         } else if self.routes.contains_key(&id)
             && !matches!(error, CommandError::Disconnected | CommandError::Shutdown)
         {

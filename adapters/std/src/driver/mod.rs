@@ -239,6 +239,9 @@ struct Wait {
 enum WaitReply {
     Exec(Reply<Executed>, String),
     Unit(Reply<()>),
+    /// A `flush` (`publish_flush` with `store`), sent again after a reconnect if the
+    /// connection drops before it completes (HA with retry-on-disconnect).
+    Flush(Reply<()>, Option<Duration>),
 }
 
 /// An output of the event loop, delivered in order.
@@ -424,6 +427,7 @@ impl Driver {
     fn step(&mut self, now: amps_core::Instant) {
         self.drain_events(now);
         self.process_user(now);
+        self.st.report_dropped();
         self.feed(now);
         if self.session.poll_timeout().is_some_and(|t| t <= now) {
             self.session.handle_timeout(now);
@@ -451,12 +455,6 @@ impl Driver {
         st.done_pub = 0;
         st.done_in = 0;
         st.shared.set_unpersisted(self.session.unpersisted_count());
-        if st.dropped_publishes > 0 {
-            let n = std::mem::take(&mut st.dropped_publishes);
-            st.report(Error::disconnected(format!(
-                "{n} publish(es) dropped: not connected and no publish store"
-            )));
-        }
     }
 
     /// After `close()` (or if the thread unwinds): stop the other threads and answer the
@@ -522,7 +520,7 @@ impl Wait {
     fn fail(self, e: &Error) {
         match self.reply {
             WaitReply::Exec(r, _) => answer(r, Err(e.clone())),
-            WaitReply::Unit(r) => answer(r, Err(e.clone())),
+            WaitReply::Unit(r) | WaitReply::Flush(r, _) => answer(r, Err(e.clone())),
         }
     }
 }
@@ -531,6 +529,16 @@ impl State {
     /// Report a problem to the exception listener (through the dispatch thread, in order).
     fn report(&mut self, e: Error) {
         self.out.push_back(Out::Dispatch(dispatch::Item::Error(e)));
+    }
+
+    /// Report publishes dropped since the last report, once for the lot.
+    fn report_dropped(&mut self) {
+        if self.dropped_publishes > 0 {
+            let n = std::mem::take(&mut self.dropped_publishes);
+            self.report(Error::disconnected(format!(
+                "{n} publish(es) dropped: not connected and no publish store"
+            )));
+        }
     }
 }
 

@@ -182,7 +182,7 @@ impl Driver {
                     Some(t) => self.session.publish_flush(now, clock::core_duration(t)),
                 };
                 match r {
-                    Ok(id) => self.wait(id, WaitReply::Unit(reply), false),
+                    Ok(id) => self.wait(id, WaitReply::Flush(reply, store), false),
                     Err(e) => {
                         if let Some(b) = self.command_blocked(now, e) {
                             return Ran::Wait(Op::Flush { store, reply }, b);
