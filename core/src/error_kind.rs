@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use crate::session::{CommandError, FailureKind, PublishError};
+use crate::session::{CommandError, FailureKind, PublishError, SessionError};
 use crate::uri::UriError;
 
 /// What went wrong, one kind per documented exception type.
@@ -103,6 +103,18 @@ impl From<&PublishError> for ErrorKind {
             PublishError::NotConnected | PublishError::Shutdown => ErrorKind::Disconnected,
             PublishError::TooLarge => ErrorKind::Usage,
             PublishError::Store(_) => ErrorKind::Store,
+        }
+    }
+}
+
+impl From<&SessionError> for ErrorKind {
+    fn from(e: &SessionError) -> Self {
+        match e {
+            SessionError::Decode(_) => ErrorKind::Stream,
+            SessionError::Protocol { kind, .. } => (*kind).into(),
+            SessionError::BookmarkStore(_) => ErrorKind::Store,
+            SessionError::AckBatchFull => ErrorKind::Busy,
+            SessionError::GaveUp => ErrorKind::Disconnected,
         }
     }
 }

@@ -163,15 +163,7 @@ impl From<UriError> for Error {
 
 impl From<SessionError> for Error {
     fn from(e: SessionError) -> Self {
-        let kind = match e {
-            SessionError::Decode(_) => ErrorKind::Stream,
-            SessionError::Protocol { kind, .. } => kind.into(),
-            SessionError::BookmarkStore(_) => ErrorKind::Store,
-            SessionError::AckBatchFull => ErrorKind::Busy,
-            SessionError::GaveUp => ErrorKind::Disconnected,
-            _ => ErrorKind::Unknown,
-        };
-        let mut err = Error::with_source(kind, e.to_string(), e);
+        let mut err = Error::with_source(ErrorKind::from(&e), e.to_string(), e);
         if let SessionError::Protocol { reason, .. } = e {
             err.reason = Some(reason.as_str().to_owned());
         }

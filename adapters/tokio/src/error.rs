@@ -165,16 +165,8 @@ impl From<PublishError> for Error {
 
 impl From<SessionError> for Error {
     fn from(e: SessionError) -> Self {
-        let kind = match e {
-            SessionError::Decode(_) => ErrorKind::Stream,
-            SessionError::Protocol { kind, .. } => kind.into(),
-            SessionError::BookmarkStore(_) => ErrorKind::Store,
-            SessionError::AckBatchFull => ErrorKind::Busy,
-            SessionError::GaveUp => ErrorKind::Disconnected,
-            _ => ErrorKind::Unknown,
-        };
         Error {
-            kind,
+            kind: ErrorKind::from(&e),
             detail: Detail::Session(e),
         }
     }
