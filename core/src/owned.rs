@@ -5,7 +5,9 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::codec::{CommandKind, Detached, Header, Message, Scratch};
+use core::borrow::Borrow;
+
+use crate::codec::{CommandKind, Detached, Header, HeaderRef, Message, Scratch};
 use crate::conflate::Keyed;
 use crate::session::{CommandId, Delivery};
 
@@ -42,7 +44,7 @@ fn put(text: &mut String, s: &str) -> (u32, u32) {
 }
 
 /// Copy a header's text (and, if it has escapes, the decoded strings) into `text`.
-fn put_header(text: &mut String, h: &Header<'_>) -> HeaderAt {
+fn put_header<D: Borrow<Detached>>(text: &mut String, h: &Header<'_, D>) -> HeaderAt {
     let raw = put(text, h.raw());
     if h.escaped_len() == 0 {
         return HeaderAt {
@@ -71,9 +73,9 @@ fn put_header(text: &mut String, h: &Header<'_>) -> HeaderAt {
 }
 
 impl OwnedMessage {
-    fn build(
-        h: &Header<'_>,
-        record: Option<&Header<'_>>,
+    fn build<D: Borrow<Detached>, R: Borrow<Detached>>(
+        h: &Header<'_, D>,
+        record: Option<&Header<'_, R>>,
         sub_id: &str,
         kind: CommandKind,
         data: &[u8],
@@ -104,22 +106,28 @@ impl OwnedMessage {
     }
 
     /// Copy any message (an ack, a last-chance message).
-    pub fn from_message(msg: &Message<'_>) -> Self {
-        OwnedMessage::build(msg.header(), None, "", msg.kind(), msg.data())
+    pub fn from_message<D: Borrow<Detached>>(msg: &Message<'_, D>) -> Self {
+        OwnedMessage::build(
+            msg.header(),
+            None::<&Header<'_>>,
+            "",
+            msg.kind(),
+            msg.data(),
+        )
     }
 
-    fn view(&self, at: &HeaderAt) -> Header<'_> {
+    fn view<'s>(&'s self, at: &'s HeaderAt) -> HeaderRef<'s> {
         let slice = |(a, b): (u32, u32)| self.text.get(a as usize..b as usize).unwrap_or("");
-        at.fields.attach(slice(at.raw), slice(at.esc))
+        at.fields.view(slice(at.raw), slice(at.esc))
     }
 
     /// The frame's header (for a `sow` record, the batch's outer header).
-    pub fn frame_header(&self) -> Header<'_> {
+    pub fn frame_header(&self) -> HeaderRef<'_> {
         self.view(&self.header)
     }
 
     /// The record header of a `sow` record, else the frame header.
-    pub fn header(&self) -> Header<'_> {
+    pub fn header(&self) -> HeaderRef<'_> {
         self.view(self.record.as_ref().unwrap_or(&self.header))
     }
 
@@ -152,7 +160,7 @@ impl OwnedMessage {
 
     fn record_or_frame<'s>(
         &'s self,
-        f: impl Fn(&Header<'s>) -> Option<&'s str>,
+        f: impl Fn(&HeaderRef<'s>) -> Option<&'s str>,
     ) -> Option<&'s str> {
         let rec = self.record.as_ref().map(|r| self.view(r));
         match rec.as_ref().and_then(&f) {
@@ -206,6 +214,7 @@ impl core::fmt::Debug for OwnedMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::SowRecord;
     use crate::session::CommandId;
 
     #[test]
@@ -238,8 +247,11 @@ mod tests {
                 cid: 7,
             },
             sub_id: "q",
-            msg,
-            record: Some(rec),
+            msg: msg.as_ref(),
+            record: Some(SowRecord {
+                header: rec.header.as_ref(),
+                data: rec.data,
+            }),
         };
         let owned = OwnedMessage::from_delivery(&d);
         rs.fill(0);

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use amps_core::codec::{AckType, CommandKind, Header, Status};
+use amps_core::codec::{AckType, CommandKind, HeaderRef, Status};
 use amps_core::conflate::Keyed;
 use amps_core::owned::OwnedMessage;
 pub use amps_core::session::AckHow;
@@ -184,12 +184,12 @@ impl Message {
     }
 
     /// The header as parsed: the record header of a `sow` record, else the frame header.
-    pub fn header(&self) -> Header<'_> {
+    pub fn header(&self) -> HeaderRef<'_> {
         self.inner.header()
     }
 
     /// The frame header (for a `sow` record, the batch's outer header).
-    pub fn frame_header(&self) -> Header<'_> {
+    pub fn frame_header(&self) -> HeaderRef<'_> {
         self.inner.frame_header()
     }
 

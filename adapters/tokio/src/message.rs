@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use amps_core::codec::{AckType, CommandKind, Header, OofReason, Status};
+use amps_core::codec::{AckType, CommandKind, HeaderRef, OofReason, Status};
 use amps_core::conflate::Keyed;
 use amps_core::owned::OwnedMessage;
 use amps_core::session::{AckHow, CommandId};
@@ -53,7 +53,7 @@ impl Message {
         self.inner.kind()
     }
     /// The header: every field of protocol.md §2 (for a `sow` record, the record's header).
-    pub fn header(&self) -> Header<'_> {
+    pub fn header(&self) -> HeaderRef<'_> {
         self.inner.header()
     }
     /// The payload bytes (the seeds' `data_raw`).

@@ -7,6 +7,7 @@
 //! arrive as numbers. Keys the table does not know are skipped but stay reachable through
 //! [`Header::iter`]. The first occurrence of a duplicate key wins.
 
+use core::borrow::Borrow;
 use core::fmt;
 
 use super::error::{DecodeError, Malformed};
@@ -219,16 +220,21 @@ struct Sp {
     len: u32,
 }
 
-/// The parsed header of one frame. Cheap to copy; borrows the frame and the scratch.
+/// The parsed header of one frame; borrows the frame and the scratch.
 ///
 /// Fields are kept as byte ranges into the header text (validated as UTF-8 once) or, for strings
-/// that had escapes, into the decoded area of the scratch.
+/// that had escapes, into the decoded area of the scratch. `D` holds those positions: by value
+/// ([`Detached`], a few hundred bytes, what [`Header::parse`] returns) or borrowed
+/// ([`HeaderRef`], a few dozen bytes, what a session's events carry).
 #[derive(Clone, Copy)]
-pub struct Header<'a> {
+pub struct Header<'a, D = Detached> {
     raw: &'a str,
     esc: &'a str,
-    d: Detached,
+    d: D,
 }
+
+/// A header whose field positions are borrowed (see [`Detached::view`]).
+pub type HeaderRef<'a> = Header<'a, &'a Detached>;
 
 /// A parsed header without its borrows: field positions and values only. A session keeps it
 /// between the moment it processes a frame and the moment it hands out a view of it, and
@@ -246,11 +252,93 @@ pub struct Detached {
 }
 
 impl Detached {
+    /// No fields.
+    pub const EMPTY: Detached = Detached {
+        command: None,
+        str_set: 0,
+        str_esc: 0,
+        int_set: 0,
+        bools: 0,
+        bool_set: 0,
+        strs: [Sp { start: 0, len: 0 }; N_STR],
+        ints: [0; N_INT],
+    };
+
+    /// Parse the header at the start of `frame` into `self`, in place (no copy of the
+    /// positions); returns the header text, the decoded escapes and the header length. See
+    /// [`Header::parse`]. On error `self` holds no fields.
+    #[inline]
+    pub fn parse_into<'a>(
+        &mut self,
+        frame: &'a [u8],
+        scratch: &mut Scratch<'a>,
+    ) -> Result<(&'a str, &'a str, usize), DecodeError> {
+        // Accessors consult the presence masks first, so stale positions need no clearing.
+        self.command = None;
+        self.str_set = 0;
+        self.str_esc = 0;
+        self.int_set = 0;
+        self.bools = 0;
+        self.bool_set = 0;
+        let mut un = Unescaped {
+            scratch,
+            buf: None,
+            used: 0,
+        };
+        let r = self.scan(frame, &mut un);
+        // Give the scratch back whatever happened; keep only what a successful parse used.
+        let esc = match un.buf {
+            Some(buf) => {
+                let keep = if r.is_ok() { un.used } else { 0 };
+                let (used, tail) = buf.split_at_mut(keep);
+                un.scratch.give_back(tail);
+                Some(used)
+            }
+            None => None,
+        };
+        let texts = r.and_then(|end| {
+            let esc = match esc {
+                Some(used) => core::str::from_utf8(used).map_err(|e| DecodeError::InvalidUtf8 {
+                    offset: e.valid_up_to(),
+                })?,
+                None => "",
+            };
+            // One validation for the whole header; every field is a slice of it.
+            let raw = core::str::from_utf8(frame.get(..end).unwrap_or(&[])).map_err(|e| {
+                DecodeError::InvalidUtf8 {
+                    offset: e.valid_up_to(),
+                }
+            })?;
+            Ok((raw, esc, end))
+        });
+        let (raw, esc, end) = match texts {
+            Ok(t) => t,
+            Err(e) => {
+                self.str_set = 0;
+                self.int_set = 0;
+                self.bool_set = 0;
+                return Err(e);
+            }
+        };
+        let command = self
+            .view(raw, esc)
+            .command_str()
+            .and_then(|c| CommandKind::from_wire(c.as_bytes()));
+        self.command = command;
+        Ok((raw, esc, end))
+    }
+
     /// View the fields again over `raw` (the header text the fields were parsed from) and
     /// `esc` (the scratch text its escaped strings were decoded into, [`Header::escaped_len`]
     /// bytes). Attached to other text, accessors return wrong values or `None`, never panic.
     #[inline]
     pub fn attach<'a>(self, raw: &'a str, esc: &'a str) -> Header<'a> {
+        Header { raw, esc, d: self }
+    }
+
+    /// Like [`Detached::attach`], borrowing the positions instead of copying them.
+    #[inline]
+    pub fn view<'a>(&'a self, raw: &'a str, esc: &'a str) -> HeaderRef<'a> {
         Header { raw, esc, d: self }
     }
 }
@@ -385,58 +473,48 @@ impl<'a> Header<'a> {
         frame: &'a [u8],
         scratch: &mut Scratch<'a>,
     ) -> Result<(Header<'a>, usize), DecodeError> {
-        let mut h = Header {
-            raw: "",
-            esc: "",
-            d: Detached {
-                command: None,
-                str_set: 0,
-                str_esc: 0,
-                int_set: 0,
-                bools: 0,
-                bool_set: 0,
-                strs: [Sp::default(); N_STR],
-                ints: [0; N_INT],
-            },
-        };
-        let mut un = Unescaped {
-            scratch,
-            buf: None,
-            used: 0,
-        };
-        let r = h.d.scan(frame, &mut un);
-        // Give the scratch back whatever happened; keep only what a successful parse used.
-        let esc = match un.buf {
-            Some(buf) => {
-                let keep = if r.is_ok() { un.used } else { 0 };
-                let (used, tail) = buf.split_at_mut(keep);
-                un.scratch.give_back(tail);
-                Some(used)
-            }
-            None => None,
-        };
-        let end = r?;
-        if let Some(used) = esc {
-            h.esc = core::str::from_utf8(used).map_err(|e| DecodeError::InvalidUtf8 {
-                offset: e.valid_up_to(),
-            })?;
-        }
-        // One validation for the whole header; every field is a slice of it.
-        h.raw = core::str::from_utf8(frame.get(..end).unwrap_or(&[])).map_err(|e| {
-            DecodeError::InvalidUtf8 {
-                offset: e.valid_up_to(),
-            }
-        })?;
-        if let Some(c) = h.command_str() {
-            h.d.command = CommandKind::from_wire(c.as_bytes());
-        }
-        Ok((h, end))
+        let mut d = Detached::EMPTY;
+        let (raw, esc, end) = d.parse_into(frame, scratch)?;
+        Ok((Header { raw, esc, d }, end))
+    }
+}
+
+impl<'a, D: Borrow<Detached>> Header<'a, D> {
+    #[inline(always)]
+    fn f(&self) -> &Detached {
+        self.d.borrow()
     }
 
     /// The fields without the borrows (see [`Detached`]).
     #[inline]
     pub fn detach(&self) -> Detached {
-        self.d
+        *self.f()
+    }
+
+    /// The field positions, borrowed.
+    #[inline]
+    pub fn fields(&self) -> &Detached {
+        self.f()
+    }
+
+    /// The same header with its positions borrowed (cheap to copy).
+    #[inline]
+    pub fn as_ref(&self) -> HeaderRef<'_> {
+        Header {
+            raw: self.raw,
+            esc: self.esc,
+            d: self.f(),
+        }
+    }
+
+    /// The same header with its positions copied (independent of `D`'s borrow).
+    #[inline]
+    pub fn to_owned_fields(&self) -> Header<'a> {
+        Header {
+            raw: self.raw,
+            esc: self.esc,
+            d: *self.f(),
+        }
     }
 
     /// Bytes of scratch this header's escaped strings occupy (from the scratch's front).
@@ -448,11 +526,11 @@ impl<'a> Header<'a> {
     #[inline]
     fn str_at(&self, i: u8) -> Option<&'a str> {
         let bit = 1u32 << i;
-        if self.d.str_set & bit == 0 {
+        if self.f().str_set & bit == 0 {
             return None;
         }
-        let Sp { start, len } = *self.d.strs.get(usize::from(i))?;
-        let src = if self.d.str_esc & bit != 0 {
+        let Sp { start, len } = *self.f().strs.get(usize::from(i))?;
+        let src = if self.f().str_esc & bit != 0 {
             self.esc
         } else {
             self.raw
@@ -484,7 +562,7 @@ impl<'a> Header<'a> {
     /// The command, if `c` names a known one.
     #[inline]
     pub fn command(&self) -> Option<CommandKind> {
-        self.d.command
+        self.f().command
     }
 
     /// A string field (decoded), if present.
@@ -498,8 +576,8 @@ impl<'a> Header<'a> {
     /// An integer field, if present.
     pub fn int(&self, field: Field) -> Option<u64> {
         match field.slot() {
-            Slot::Int(i) if self.d.int_set & (1 << i) != 0 => {
-                self.d.ints.get(usize::from(i)).copied()
+            Slot::Int(i) if self.f().int_set & (1 << i) != 0 => {
+                self.f().ints.get(usize::from(i)).copied()
             }
             _ => None,
         }
@@ -508,7 +586,9 @@ impl<'a> Header<'a> {
     /// A boolean field, if present.
     pub fn bool(&self, field: Field) -> Option<bool> {
         match field.slot() {
-            Slot::Bool(i) if self.d.bool_set & (1 << i) != 0 => Some(self.d.bools & (1 << i) != 0),
+            Slot::Bool(i) if self.f().bool_set & (1 << i) != 0 => {
+                Some(self.f().bools & (1 << i) != 0)
+            }
             _ => None,
         }
     }
@@ -533,7 +613,7 @@ impl<'a> Header<'a> {
 macro_rules! accessors {
     (str { $($name:ident => $f:ident),* $(,)? } int { $($iname:ident => $if:ident),* $(,)? }
      bool { $($bname:ident => $bf:ident),* $(,)? }) => {
-        impl<'a> Header<'a> {
+        impl<'a, D: Borrow<Detached>> Header<'a, D> {
             $(
                 #[doc = concat!("The `", stringify!($f), "` field (see [`Field::", stringify!($f), "`]).")]
                 #[inline]
@@ -544,7 +624,7 @@ macro_rules! accessors {
                 #[inline]
                 pub fn $iname(&self) -> Option<u64> {
                     let i = IntIdx::$if as usize;
-                    if self.d.int_set & (1 << i) != 0 { self.d.ints.get(i).copied() } else { None }
+                    if self.f().int_set & (1 << i) != 0 { self.f().ints.get(i).copied() } else { None }
                 }
             )*
             $(
@@ -574,7 +654,7 @@ accessors! {
     bool { send_empty => SendEmpty, send_keys => SendKeys, send_oof => SendOof, data_only => DataOnly }
 }
 
-impl fmt::Debug for Header<'_> {
+impl<D: Borrow<Detached>> fmt::Debug for Header<'_, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_map();
         for &field in Field::ALL {
@@ -706,5 +786,24 @@ mod tests {
         let h = parse(r#"{"c":"logon","pw":"secret","user_id":"u"}"#).unwrap();
         let s = format!("{h:?}");
         assert!(!s.contains("secret") && s.contains("redacted"), "{s}");
+    }
+
+    #[test]
+    fn reused_slot_holds_no_fields_after_an_error() {
+        let mut d = Detached::EMPTY;
+        let good = br#"{"c":"p","t":"x","s":7,"send_empty":true}"#;
+        let (raw, esc, _) = d.parse_into(good, &mut Scratch::empty()).unwrap();
+        assert_eq!(d.view(raw, esc).topic(), Some("x"));
+        // Fails in the scan, then after it (invalid UTF-8 in a string the scan accepts).
+        let bad: [&[u8]; 2] = [
+            br#"{"c":"p","t":"y","s":}"#,
+            b"{\"c\":\"p\",\"t\":\"\xff\"}",
+        ];
+        for frame in bad {
+            assert!(d.parse_into(frame, &mut Scratch::empty()).is_err());
+            let v = d.view(raw, esc);
+            assert_eq!((v.command(), v.topic(), v.seq()), (None, None, None));
+            assert_eq!(v.bool(Field::SendEmpty), None);
+        }
     }
 }

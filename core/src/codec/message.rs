@@ -2,10 +2,11 @@
 //! acks with their stats, publish deliveries, `sow` batches with their records, group
 //! begin/end, `oof` and heartbeats.
 
+use core::borrow::Borrow;
 use core::ops::Deref;
 
 use super::error::DecodeError;
-use super::header::Header;
+use super::header::{Detached, Header};
 use super::json::Scratch;
 use super::options::OptionsIter;
 use super::types::{AckType, CommandKind, OofReason, Status};
@@ -14,12 +15,15 @@ use super::types::{AckType, CommandKind, OofReason, Status};
 ///
 /// Dereferences to [`Header`], so every field accessor is available directly
 /// (`msg.topic()`, `msg.bookmark()`, ...).
-#[derive(Clone, Copy, Debug)]
-pub struct Message<'a> {
-    header: Header<'a>,
+#[derive(Clone, Copy)]
+pub struct Message<'a, D = Detached> {
+    header: Header<'a, D>,
     kind: CommandKind,
     payload: &'a [u8],
 }
+
+/// A message whose header positions are borrowed (what a session's events carry).
+pub type MessageRef<'a> = Message<'a, &'a Detached>;
 
 impl<'a> Message<'a> {
     /// Decode a frame body (header + payload, prefix already stripped).
@@ -37,10 +41,24 @@ impl<'a> Message<'a> {
             payload: frame.get(len..).unwrap_or(&[]),
         })
     }
+}
+
+impl<'a, D: Borrow<Detached>> Message<'a, D> {
+    /// The same message with its header positions borrowed (cheap to copy).
+    pub fn as_ref(&self) -> MessageRef<'_> {
+        Message {
+            header: self.header.as_ref(),
+            kind: self.kind,
+            payload: self.payload,
+        }
+    }
 
     /// A message from an already parsed header (for example one re-attached with
     /// [`crate::codec::Detached::attach`]) and the payload that follows it.
-    pub fn from_header(header: Header<'a>, payload: &'a [u8]) -> Result<Message<'a>, DecodeError> {
+    pub fn from_header(
+        header: Header<'a, D>,
+        payload: &'a [u8],
+    ) -> Result<Message<'a, D>, DecodeError> {
         let kind = header.command().ok_or(DecodeError::UnknownCommand)?;
         Ok(Message {
             header,
@@ -54,7 +72,7 @@ impl<'a> Message<'a> {
         self.kind
     }
     /// The header view.
-    pub fn header(&self) -> &Header<'a> {
+    pub fn header(&self) -> &Header<'a, D> {
         &self.header
     }
     /// Payload bytes (the seeds' `data_raw`).
@@ -134,7 +152,7 @@ impl<'a> Message<'a> {
             Ok(_) | Err(_) if offset == 0 => {
                 return Ok(Some((
                     SowRecord {
-                        header: self.header,
+                        header: self.header.to_owned_fields(),
                         data: payload,
                     },
                     payload.len(),
@@ -169,14 +187,33 @@ impl<'a> Message<'a> {
     /// The records of a `sow` batch (§7.2), each with its own header. Record headers that
     /// contain escapes are decoded into `scratch`.
     pub fn sow_records(&self, scratch: Scratch<'a>) -> SowRecords<'a> {
-        SowRecords::new(self.header, self.payload, scratch)
+        SowRecords::new(self.header.to_owned_fields(), self.payload, scratch)
     }
 }
 
-impl<'a> Deref for Message<'a> {
-    type Target = Header<'a>;
-    fn deref(&self) -> &Header<'a> {
+impl<'a, D> Deref for Message<'a, D> {
+    type Target = Header<'a, D>;
+    fn deref(&self) -> &Header<'a, D> {
         &self.header
+    }
+}
+
+impl<D: Borrow<Detached>> core::fmt::Debug for Message<'_, D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Message")
+            .field("kind", &self.kind)
+            .field("header", &self.header)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
+}
+
+impl<D: Borrow<Detached>> core::fmt::Debug for SowRecord<'_, D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SowRecord")
+            .field("header", &self.header)
+            .field("data_len", &self.data.len())
+            .finish()
     }
 }
 
@@ -219,15 +256,15 @@ impl<'a> Iterator for SubIds<'a> {
 }
 
 /// One record of a `sow` batch: its header (`k`, `l`, `x`, `ts`, ...) and its bytes.
-#[derive(Clone, Copy, Debug)]
-pub struct SowRecord<'a> {
+#[derive(Clone, Copy)]
+pub struct SowRecord<'a, D = Detached> {
     /// The record header; for a batch without record headers, the outer header (§7.2).
-    pub header: Header<'a>,
+    pub header: Header<'a, D>,
     /// The record bytes.
     pub data: &'a [u8],
 }
 
-impl<'a> SowRecord<'a> {
+impl<'a, D: Borrow<Detached>> SowRecord<'a, D> {
     /// The record's SOW key.
     pub fn sow_key(&self) -> Option<&'a str> {
         self.header.sow_key()

@@ -1,7 +1,7 @@
 //! What a session reports: connection states, acks, deliveries, persisted progress, failed
 //! writes, unroutable messages and errors.
 
-use crate::codec::{AckStats, CommandKind, Header, Message, SowRecord};
+use crate::codec::{AckStats, CommandKind, Detached, HeaderRef, MessageRef, SowRecord};
 
 use super::error::{CommandError, FailureKind, SessionError};
 use super::tables::CommandId;
@@ -57,9 +57,9 @@ pub struct Delivery<'a> {
     /// The route key: the `sub_id` or, for query results, the `query_id`.
     pub sub_id: &'a str,
     /// The frame as received.
-    pub msg: Message<'a>,
+    pub msg: MessageRef<'a>,
     /// For a `sow` batch: the record this delivery is (its header has `k`, `l`, `x`, ...).
-    pub record: Option<SowRecord<'a>>,
+    pub record: Option<SowRecord<'a, &'a Detached>>,
 }
 
 impl<'a> Delivery<'a> {
@@ -72,7 +72,7 @@ impl<'a> Delivery<'a> {
         self.record.map_or(self.msg.data(), |r| r.data)
     }
     /// The record header of a `sow` record, else the frame header.
-    pub fn header(&self) -> &Header<'a> {
+    pub fn header(&self) -> &HeaderRef<'a> {
         match &self.record {
             Some(r) => &r.header,
             None => self.msg.header(),
@@ -109,9 +109,6 @@ impl<'a> Delivery<'a> {
 }
 
 /// Something the adapter must act on. Drain with `poll_event` after every input or command.
-// Deliveries carry zero-copy views (a few hundred bytes of field positions); boxing them would
-// need an allocator, which the core must not require.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event<'a> {
@@ -126,7 +123,7 @@ pub enum Event<'a> {
         /// The command.
         id: CommandId,
         /// The ack frame (type, status, reason, counts, `bm`, ...).
-        msg: Message<'a>,
+        msg: MessageRef<'a>,
     },
     /// Every requested ack of `id` arrived (and, for `publish_flush`, the store is empty).
     Completed {
@@ -162,7 +159,7 @@ pub enum Event<'a> {
         stored: Option<&'a [u8]>,
     },
     /// A message nothing else handles (seeds: `last_chance_message_handler`).
-    LastChance(Message<'a>),
+    LastChance(MessageRef<'a>),
     /// The server challenged the logon (status `retry`, protocol.md §8.2): answer with
     /// `handle_logon_retry` and the authenticator's `retry` credential.
     LogonRetry {

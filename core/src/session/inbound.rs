@@ -2,11 +2,16 @@
 //! acks for the publish store, deliveries by `sub_id`/`sids`, `sow` records one per event,
 //! group begin/end, `oof`, heartbeats, and everything unroutable to the last-chance event.
 //!
-//! Each frame is parsed once. Side effects happen first (with the view and the core's tables
-//! borrowed side by side); the event handed out is then rebuilt from the detached header in
-//! O(1), because an event borrowing the buffer can only be returned unconditionally.
+//! Each frame's header is parsed once, in place, into the session's `slot`. Side effects happen
+//! first (with the view and the core's tables borrowed side by side); the event handed out then
+//! borrows the slot, the buffer and the scratch (a view rebuilt in O(1), no copy of the field
+//! positions), because an event borrowing the buffer can only be returned unconditionally.
+//! A `sow` record's header is parsed into `record` the same way before its event is built.
 
-use crate::codec::{AckType, Command, CommandKind, Message, PREFIX_LEN, Scratch, Status};
+use crate::codec::{
+    AckType, Command, CommandKind, Detached, Message, MessageRef, PREFIX_LEN, Scratch, SowRecord,
+    Status,
+};
 use crate::store::{BookmarkStore, PublishStore};
 
 use super::tables::{BOOKMARKS, QUERY_ONLY, QUEUE, rs};
@@ -14,6 +19,17 @@ use super::{
     CommandError, Core, Delivery, Dispatch, Emit, Event, FailureKind, Queued, ReasonText, Session,
     SessionError, Storage, Table,
 };
+
+/// Where the `sow` record being handed out sits: its header's positions and, relative to the
+/// payload, its header text and data (`outer`: a batch without record headers, §7.2).
+#[derive(Clone, Copy)]
+pub(super) struct RecordSlot {
+    fields: Detached,
+    raw: (usize, usize),
+    esc: usize,
+    data: (usize, usize),
+    outer: bool,
+}
 
 enum Step {
     Queued(Queued),
@@ -35,7 +51,7 @@ impl Queued {
     }
 }
 
-fn failure(msg: &Message<'_>) -> CommandError {
+fn failure(msg: &MessageRef<'_>) -> CommandError {
     let reason = msg.reason().unwrap_or("");
     CommandError::Failed {
         kind: FailureKind::classify(reason, msg.status() == Some(Status::Retry)),
@@ -102,10 +118,19 @@ impl<S: Storage> Session<S> {
             scratch,
             dispatch,
             core,
+            slot,
+            ..
         } = self;
         let body = rx.body(len);
-        let msg = match Message::parse(body, &mut Scratch::new(scratch.as_mut())) {
-            Ok(m) => m,
+        // Parsed in place into the slot events borrow: the positions are never copied.
+        let parsed = slot.parse_into(body, &mut Scratch::new(scratch.as_mut()));
+        let slot: &Detached = slot;
+        let view = parsed.and_then(|(raw, esc, header_len)| {
+            let payload = body.get(header_len..).unwrap_or(&[]);
+            Message::from_header(slot.view(raw, esc), payload).map(|m| (m, header_len, esc.len()))
+        });
+        let (msg, header_len, esc_len) = match view {
+            Ok(v) => v,
             Err(e) => {
                 // A well-framed frame with a bad header: skip it, the stream is intact.
                 rx.release(len);
@@ -113,8 +138,6 @@ impl<S: Storage> Session<S> {
                 return Step::Again;
             }
         };
-        let header_len = len - PREFIX_LEN - msg.data().len();
-        let (esc_len, header) = (msg.escaped_len(), msg.header().detach());
         let emit = match msg.kind() {
             CommandKind::Ack => core.on_ack(&msg),
             CommandKind::Publish | CommandKind::Oof => match core.next_route(&msg, 0) {
@@ -150,7 +173,6 @@ impl<S: Storage> Session<S> {
                     len,
                     header_len,
                     esc_len,
-                    header,
                     emit,
                 });
                 Step::Frame
@@ -169,6 +191,8 @@ impl<S: Storage> Session<S> {
             scratch,
             dispatch,
             core,
+            slot,
+            ..
         } = self;
         let Some(d) = dispatch.as_mut() else {
             return Step::Again;
@@ -188,7 +212,7 @@ impl<S: Storage> Session<S> {
                 let esc = core::str::from_utf8(esc).ok();
                 let next = match (raw, esc) {
                     (Some(raw), Some(esc)) => {
-                        let h = d.header.attach(raw, esc);
+                        let h = slot.view(raw, esc);
                         match Message::from_header(h, body.get(d.header_len..).unwrap_or(&[])) {
                             Ok(msg) => core.next_route(&msg, from),
                             Err(_) => None,
@@ -227,15 +251,69 @@ impl<S: Storage> Session<S> {
             scratch,
             dispatch,
             core,
+            record,
+            slot,
         } = self;
-        let d = dispatch.as_mut()?;
+        let cut = dispatch
+            .as_ref()
+            .map_or(0, |d| d.esc_len)
+            .min(scratch.as_ref().len());
+        // Phase 1, the one mutation: a `sow` batch hands out its next record. Its header's
+        // positions are parked in `record` so the event can borrow them.
+        if let Some(d) = dispatch.as_mut()
+            && let Emit::Records { route, next } = d.emit
+        {
+            let body = rx.body(d.len);
+            let raw = core::str::from_utf8(body.get(..d.header_len)?).ok()?;
+            let (esc, rest) = scratch.as_mut().split_at_mut(cut);
+            let esc = core::str::from_utf8(esc).ok()?;
+            let msg = Message::from_header(slot.view(raw, esc), body.get(d.header_len..)?).ok()?;
+            let parsed = msg
+                .sow_record_at(next, &mut Scratch::new(rest))
+                .map(|found| {
+                    found.map(|(rec, after)| {
+                        let outer = next == 0
+                            && rec.data.len() == msg.data().len()
+                            && rec.header.raw() == raw;
+                        let slot = RecordSlot {
+                            fields: rec.header.detach(),
+                            raw: (next, next + rec.header.raw().len()),
+                            esc: rec.header.escaped_len(),
+                            data: (after - rec.data.len(), after),
+                            outer,
+                        };
+                        (slot, after)
+                    })
+                });
+            match parsed {
+                Ok(Some((slot, after))) => {
+                    *record = Some(slot);
+                    d.emit = Emit::Records { route, next: after };
+                }
+                Ok(None) => {
+                    d.emit = Emit::Records {
+                        route,
+                        next: usize::MAX,
+                    };
+                    return None;
+                }
+                Err(e) => {
+                    d.emit = Emit::Records {
+                        route,
+                        next: usize::MAX,
+                    };
+                    return Some(Event::Error(SessionError::Decode(e)));
+                }
+            }
+        }
+        // Phase 2: views that borrow the buffer, the scratch and the parked positions.
+        let d = dispatch.as_ref()?;
         let body = rx.body(d.len);
         let raw = core::str::from_utf8(body.get(..d.header_len)?).ok()?;
-        let cut = d.esc_len.min(scratch.as_ref().len());
-        let (esc, rest) = scratch.as_mut().split_at_mut(cut);
+        let (esc, rest) = (*scratch).as_ref().split_at(cut);
         let esc = core::str::from_utf8(esc).ok()?;
-        let msg =
-            Message::from_header(d.header.attach(raw, esc), body.get(d.header_len..)?).ok()?;
+        let payload = body.get(d.header_len..)?;
+        let msg = Message::from_header(slot.view(raw, esc), payload).ok()?;
         let route_key = |i: usize| {
             let r = core.routes.items().get(i)?;
             let key = r
@@ -265,33 +343,23 @@ impl<S: Storage> Session<S> {
                     record: None,
                 })
             }
-            Emit::Records { route, next } => {
+            Emit::Records { route, .. } => {
                 let (id, sub_id) = route_key(route)?;
-                match msg.sow_record_at(next, &mut Scratch::new(rest)) {
-                    Ok(Some((record, after))) => {
-                        d.emit = Emit::Records { route, next: after };
-                        Event::Delivery(Delivery {
-                            id,
-                            sub_id,
-                            msg,
-                            record: Some(record),
-                        })
-                    }
-                    Ok(None) => {
-                        d.emit = Emit::Records {
-                            route,
-                            next: usize::MAX,
-                        };
-                        return None;
-                    }
-                    Err(e) => {
-                        d.emit = Emit::Records {
-                            route,
-                            next: usize::MAX,
-                        };
-                        Event::Error(SessionError::Decode(e))
-                    }
-                }
+                let slot = record.as_ref()?;
+                let header = if slot.outer {
+                    *msg.header()
+                } else {
+                    let rraw = core::str::from_utf8(payload.get(slot.raw.0..slot.raw.1)?).ok()?;
+                    let resc = core::str::from_utf8(rest.get(..slot.esc)?).ok()?;
+                    slot.fields.view(rraw, resc)
+                };
+                let data = payload.get(slot.data.0..slot.data.1)?;
+                Event::Delivery(Delivery {
+                    id,
+                    sub_id,
+                    msg,
+                    record: Some(SowRecord { header, data }),
+                })
             }
         })
     }
@@ -299,7 +367,7 @@ impl<S: Storage> Session<S> {
 
 impl<S: Storage> Core<S> {
     /// An ack: route it by `cid` to its command; persisted acks also drive the publish store.
-    fn on_ack(&mut self, msg: &Message<'_>) -> Option<Emit> {
+    fn on_ack(&mut self, msg: &MessageRef<'_>) -> Option<Emit> {
         let now = self.now;
         let ack = msg.ack_type();
         let status = msg.status();
@@ -447,7 +515,7 @@ impl<S: Storage> Core<S> {
 
     /// The next route named in the delivery's subscription ids at or after byte `from`,
     /// skipping bookmark duplicates. Returns the route index and where to continue.
-    fn next_route(&mut self, msg: &Message<'_>, from: usize) -> Option<(usize, usize)> {
+    fn next_route(&mut self, msg: &MessageRef<'_>, from: usize) -> Option<(usize, usize)> {
         let ids = msg.sub_ids_raw().unwrap_or("");
         let mut at = from;
         self.dup_only = false;
@@ -500,7 +568,7 @@ impl<S: Storage> Core<S> {
     }
 
     /// The route of a query result (`query_id`, §7.2, §7.3).
-    fn query_route(&self, msg: &Message<'_>) -> Option<usize> {
+    fn query_route(&self, msg: &MessageRef<'_>) -> Option<usize> {
         let arena = self.arena.as_ref();
         let q = msg.query_id()?;
         self.routes

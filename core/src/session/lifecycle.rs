@@ -1,7 +1,7 @@
 //! Connecting, logon, recovery (publish replay, resubscription), heartbeats, timers and
 //! disconnects (protocol.md §8, §9; seeds: HAClient reconnect steps, connection states).
 
-use crate::codec::{AckStats, AckType, Command, CommandKind, Message, options};
+use crate::codec::{AckStats, AckType, Command, CommandKind, MessageRef, options};
 use crate::ha::DelayStrategy;
 use crate::store::{BookmarkStore, PublishStore};
 use crate::time::Instant;
@@ -171,7 +171,7 @@ impl<S: Storage> Core<S> {
     }
 
     /// The logon ack arrived with status `success` (called from inbound processing).
-    pub(super) fn logon_succeeded(&mut self, now: Instant, msg: &Message<'_>) {
+    pub(super) fn logon_succeeded(&mut self, now: Instant, msg: &MessageRef<'_>) {
         crate::log::debug!(
             "amps: logged on, generation {}, server seq {}",
             self.generation,

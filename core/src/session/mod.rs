@@ -171,7 +171,6 @@ struct Dispatch {
     len: usize,
     header_len: usize,
     esc_len: usize,
-    header: Detached,
     emit: Emit,
 }
 
@@ -219,6 +218,11 @@ pub struct Session<S: Storage> {
     rx: RxBuf<S::Bytes>,
     scratch: S::Bytes,
     dispatch: Option<Dispatch>,
+    /// The `sow` record being handed out (events borrow its header positions).
+    record: Option<inbound::RecordSlot>,
+    /// Field positions of the frame being dispatched: headers are parsed into it in place and
+    /// events borrow it, so a header's positions are never copied.
+    slot: Detached,
     core: Core<S>,
 }
 
@@ -370,6 +374,8 @@ impl<S: Storage> Session<S> {
             dup_only: false,
         };
         Ok(Session {
+            record: None,
+            slot: Detached::EMPTY,
             rx: RxBuf::new(parts.rx),
             scratch: parts.scratch,
             dispatch: None,

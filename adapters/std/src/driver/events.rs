@@ -257,7 +257,7 @@ impl State {
         after
     }
 
-    fn on_ack(&mut self, id: CommandId, msg: &amps_core::codec::Message<'_>) {
+    fn on_ack(&mut self, id: CommandId, msg: &amps_core::codec::MessageRef<'_>) {
         let ack = msg.ack_type();
         if let Some(w) = self.waits.get_mut(&id) {
             // A failure ack is followed by the session's `Failed` event, which answers.
