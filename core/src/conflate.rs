@@ -124,6 +124,18 @@ impl<T: Keyed> ConflatingQueue<T> {
         Some(item)
     }
 
+    /// Take every queued message, oldest first, onto the back of `out`: O(1) when `out` is
+    /// empty (the two buffers are swapped, so their capacities are reused).
+    pub fn drain_into(&mut self, out: &mut VecDeque<T>) {
+        self.front_id += self.items.len() as u64;
+        self.index.clear();
+        if out.is_empty() {
+            core::mem::swap(&mut self.items, out);
+        } else {
+            out.append(&mut self.items);
+        }
+    }
+
     /// Messages queued.
     pub fn len(&self) -> usize {
         self.items.len()
@@ -198,5 +210,26 @@ mod tests {
         q.push(M(Some("k"), 1));
         assert_eq!(q.push(M(Some("k"), 2)), Pushed::Replaced);
         assert_eq!(q.push(M(Some("j"), 3)), Pushed::Full(M(Some("j"), 3)));
+    }
+
+    #[test]
+    fn drain_into_takes_everything_in_order_and_frees_the_room() {
+        let mut q = ConflatingQueue::new(3, OverflowPolicy::Block);
+        q.set_conflate(true);
+        for (k, n) in [("a", 1), ("b", 2), ("c", 3)] {
+            q.push(M(Some(k), n));
+        }
+        let mut out = VecDeque::from([M(None, 0)]);
+        q.drain_into(&mut out);
+        assert!(q.is_empty() && !q.is_full());
+        // A key taken out is no longer conflated with.
+        assert_eq!(q.push(M(Some("a"), 4)), Pushed::Queued);
+        assert_eq!(q.push(M(Some("a"), 5)), Pushed::Replaced);
+        let mut empty = VecDeque::new();
+        q.drain_into(&mut empty);
+        out.extend(empty);
+        let got: Vec<_> = out.into_iter().map(|m| m.1).collect();
+        assert_eq!(got, [0, 1, 2, 3, 5]);
+        assert_eq!(q.pop(), None);
     }
 }

@@ -1,22 +1,25 @@
 //! Zero heap allocations per message on the session's hot paths (issue 4 item 6): deliveries
 //! through `handle_bytes` + `poll_event`, publishes through `poll_transmit`, with and without
-//! the publish store. A counting allocator counts only on the measuring thread.
+//! the publish store; and owned copies of deliveries (what the host adapters hand to other
+//! threads) at one allocation per block, not per message. A counting allocator counts only on
+//! the measuring thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use amps_core::Instant;
 use amps_core::codec::Command;
+use amps_core::owned::BlockWriter;
 use amps_core::session::{
     Config, Event, HeapStorage, Limits, Logon, Parts, Session, heap_publish_store,
 };
 use amps_core::store::{NoBookmarkStore, NoPublishStore, PublishStore};
 
 struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    // Per thread, so tests running in parallel do not count each other's allocations.
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
 }
 
 // SAFETY: forwards to the system allocator; only counts calls.
@@ -24,7 +27,7 @@ thread_local! {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         if COUNTING.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            ALLOCS.with(|n| n.set(n.get() + 1));
         }
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(l) }
@@ -39,11 +42,11 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = ALLOCS.with(Cell::get);
     COUNTING.with(|c| c.set(true));
     let r = f();
     COUNTING.with(|c| c.set(false));
-    (r, ALLOCS.load(Ordering::Relaxed) - before)
+    (r, ALLOCS.with(Cell::get) - before)
 }
 
 fn frame(text: &str) -> Vec<u8> {
@@ -76,37 +79,80 @@ fn ready<P: PublishStore>(store: P) -> Session<HeapStorage<P, NoBookmarkStore>> 
     s
 }
 
-#[test]
-fn deliveries_allocate_nothing() {
+/// A subscribed session and the bytes of `n` deliveries to it.
+fn subscribed(
+    n: usize,
+) -> (
+    Session<HeapStorage<NoPublishStore, NoBookmarkStore>>,
+    Vec<u8>,
+) {
     let now = Instant::ZERO;
     let mut s = ready(NoPublishStore);
     let sub = s.execute(now, &Command::subscribe("orders")).unwrap();
     let mut out = [0u8; 4096];
     while s.poll_transmit(now, &mut out).is_some() {}
     let mut wire = Vec::new();
-    for i in 0..1000 {
+    for i in 0..n {
         wire.extend(frame(&format!(
             r#"{{"c":"p","t":"orders","sub_id":"{}","bm":"1|{i}|","x":"q\"x"}}{{"i":{i}}}"#,
             sub.wire()
         )));
     }
-    let (n, allocs) = counted(|| {
-        let mut n = 0;
-        let mut rest = &wire[..];
-        while !rest.is_empty() {
-            let took = s.handle_bytes(now, rest).unwrap();
-            rest = &rest[took..];
-            while let Some(e) = s.poll_event() {
-                if let Event::Delivery(d) = e {
-                    assert_eq!(d.correlation_id(), Some("q\"x"));
-                    n += 1;
-                }
+    (s, wire)
+}
+
+/// Feed `wire` to `s`, calling `each` per delivery.
+fn feed<S: amps_core::session::Storage>(
+    s: &mut Session<S>,
+    wire: &[u8],
+    mut each: impl FnMut(&amps_core::session::Delivery<'_>),
+) {
+    let mut rest = wire;
+    while !rest.is_empty() {
+        let took = s.handle_bytes(Instant::ZERO, rest).unwrap();
+        rest = &rest[took..];
+        while let Some(e) = s.poll_event() {
+            if let Event::Delivery(d) = e {
+                each(&d);
             }
         }
+    }
+}
+
+#[test]
+fn deliveries_allocate_nothing() {
+    let (mut s, wire) = subscribed(1000);
+    let (n, allocs) = counted(|| {
+        let mut n = 0;
+        feed(&mut s, &wire, |d| {
+            assert_eq!(d.correlation_id(), Some("q\"x"));
+            n += 1;
+        });
         n
     });
     assert_eq!(n, 1000);
     assert_eq!(allocs, 0, "deliveries allocated");
+}
+
+#[test]
+fn owned_copies_allocate_per_block_not_per_message() {
+    let (mut s, wire) = subscribed(2000);
+    let mut kept = Vec::with_capacity(2000);
+    let mut w = BlockWriter::new(BlockWriter::DEFAULT_BLOCK);
+    let ((), allocs) = counted(|| feed(&mut s, &wire, |d| kept.push(w.delivery(d))));
+    assert_eq!(kept.len(), 2000);
+    for (i, m) in kept.iter().enumerate() {
+        assert_eq!(m.bookmark(), Some(format!("1|{i}|").as_str()));
+        assert_eq!(m.correlation_id(), Some("q\"x"));
+        assert_eq!(m.data(), format!(r#"{{"i":{i}}}"#).as_bytes());
+    }
+    // Each block is its buffer plus its shared reference count.
+    let bytes: usize = kept.iter().map(|m| m.copied_len()).sum();
+    let blocks = bytes.div_ceil(BlockWriter::DEFAULT_BLOCK) + 1;
+    assert!(
+        allocs <= 2 * blocks,
+        "{allocs} allocations for {blocks} blocks of 2000 copies"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use amps_core::codec::{AckType, CommandKind, HeaderRef, Status};
+use amps_core::codec::{AckType, CommandKind, Header, Status};
 use amps_core::conflate::Keyed;
 use amps_core::owned::OwnedMessage;
 pub use amps_core::session::AckHow;
@@ -31,10 +31,15 @@ use crate::error::{Error, Result};
 /// }
 /// # Ok(()) }
 /// ```
+///
+/// Memory: messages received together share blocks of a few kilobytes (one allocation per
+/// block instead of per message, see [`amps_core::owned::BlockWriter`]); cloning a message
+/// only counts a reference. A block is freed with the last message in it, so a program that
+/// keeps a few messages out of many for a long time (a last-value cache) should keep
+/// [`Message::detach`]ed copies, which own exactly their bytes.
 #[derive(Clone)]
 pub struct Message {
-    // Boxed: the copied header views are large and messages move through queues.
-    inner: Box<OwnedMessage>,
+    inner: OwnedMessage,
     link: Option<Link>,
 }
 
@@ -67,7 +72,7 @@ macro_rules! header_int {
 impl Message {
     pub(crate) fn new(inner: OwnedMessage, shared: Option<&Arc<Shared>>, queue: bool) -> Self {
         Message {
-            inner: Box::new(inner),
+            inner,
             link: shared.map(|s| Link {
                 shared: s.clone(),
                 queue,
@@ -184,18 +189,27 @@ impl Message {
     }
 
     /// The header as parsed: the record header of a `sow` record, else the frame header.
-    pub fn header(&self) -> HeaderRef<'_> {
+    pub fn header(&self) -> Header<'_> {
         self.inner.header()
     }
 
     /// The frame header (for a `sow` record, the batch's outer header).
-    pub fn frame_header(&self) -> HeaderRef<'_> {
+    pub fn frame_header(&self) -> Header<'_> {
         self.inner.frame_header()
     }
 
     /// The copied message from the core.
     pub fn as_owned(&self) -> &OwnedMessage {
         &self.inner
+    }
+
+    /// The same message in memory of its own, sharing no block with other messages (for
+    /// messages kept long; see the type's documentation).
+    pub fn detach(&self) -> Message {
+        Message {
+            inner: self.inner.detach(),
+            link: self.link.clone(),
+        }
     }
 
     /// Whether this is a queue message (it has a lease, or came from a subscription the server

@@ -90,6 +90,17 @@ fn sow_then_sow_and_subscribe_with_oof_and_batches() {
         "batches of two"
     );
     assert!(records.iter().all(|m| m.query_id().is_some()));
+    // A detached copy (memory of its own) reads the same as the shared one.
+    let own = records[1].detach();
+    assert_eq!(
+        (own.data(), own.sow_key(), own.query_id(), own.command()),
+        (
+            records[1].data(),
+            records[1].sow_key(),
+            records[1].query_id(),
+            CommandKind::Sow
+        )
+    );
     // Query and subscribe: the matching records, then live updates and out-of-focus notices.
     let mut s = c
         .execute(

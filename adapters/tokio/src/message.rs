@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use amps_core::codec::{AckType, CommandKind, HeaderRef, OofReason, Status};
+use amps_core::codec::{AckType, CommandKind, Header, OofReason, Status};
 use amps_core::conflate::Keyed;
 use amps_core::owned::OwnedMessage;
 use amps_core::session::{AckHow, CommandId};
@@ -17,11 +17,15 @@ use crate::shared::{Control, Shared};
 /// Header fields have one accessor each (`topic()`, `sow_key()`, `bookmark()`, ...); every
 /// other field is reachable through [`Message::header`]. The payload is [`Message::data`]
 /// (bytes, the seeds' `data_raw`) or [`Message::data_str`] (text, the seeds' `data`).
+///
+/// Memory: messages received together share blocks of a few kilobytes (one allocation per
+/// block instead of per message, see [`amps_core::owned::BlockWriter`]); cloning a message
+/// only counts a reference. A block is freed with the last message in it, so a program that
+/// keeps a few messages out of many for a long time (a last-value cache) should keep
+/// [`Message::detach`]ed copies, which own exactly their bytes.
 #[derive(Clone)]
 pub struct Message {
-    /// Boxed: the owned copy holds two detached headers (several hundred bytes), and a
-    /// message moves through the stream queue and `Poll` values by value.
-    inner: Box<OwnedMessage>,
+    inner: OwnedMessage,
     ack: Option<AckHandle>,
 }
 
@@ -37,10 +41,7 @@ pub(crate) struct AckHandle {
 
 impl Message {
     pub(crate) fn new(inner: OwnedMessage, ack: Option<AckHandle>) -> Message {
-        Message {
-            inner: Box::new(inner),
-            ack,
-        }
+        Message { inner, ack }
     }
 
     /// The owned copy from the core (zero-cost view of the same data).
@@ -48,12 +49,21 @@ impl Message {
         &self.inner
     }
 
+    /// The same message in memory of its own, sharing no block with other messages (for
+    /// messages kept long; see the type's documentation).
+    pub fn detach(&self) -> Message {
+        Message {
+            inner: self.inner.detach(),
+            ack: self.ack.clone(),
+        }
+    }
+
     /// What the message is: `p` (publish), `sow`, `oof`, `group_begin`, `group_end`, `ack`.
     pub fn kind(&self) -> CommandKind {
         self.inner.kind()
     }
     /// The header: every field of protocol.md §2 (for a `sow` record, the record's header).
-    pub fn header(&self) -> HeaderRef<'_> {
+    pub fn header(&self) -> Header<'_> {
         self.inner.header()
     }
     /// The payload bytes (the seeds' `data_raw`).

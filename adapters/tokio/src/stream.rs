@@ -339,10 +339,9 @@ impl MessageStream {
     fn take_from_queue(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         let mut st = self.inner.lock();
         let item = if let Some(m) = st.queue.pop() {
+            // `local` is empty here: the rest of the queue moves over in O(1).
             if !st.queue.is_conflating() {
-                while let Some(more) = st.queue.pop() {
-                    self.local.push_back(more);
-                }
+                st.queue.drain_into(&mut self.local);
             }
             if st.driver_waiting {
                 st.driver_waiting = false;

@@ -53,6 +53,17 @@ async fn sow_query_sow_and_subscribe_and_oof() {
     );
     assert!(msgs[1].sow_key().is_some());
     assert_eq!(text(&msgs[1]), r#"{"id":"B","qty":50}"#);
+    // A detached copy (memory of its own) reads the same as the shared one.
+    let own = msgs[1].detach();
+    assert_eq!(
+        (own.data(), own.sow_key(), own.topic(), own.kind()),
+        (
+            msgs[1].data(),
+            msgs[1].sow_key(),
+            msgs[1].topic(),
+            CommandKind::Sow
+        )
+    );
 
     let cmd = Command::sow_and_subscribe("orders")
         .filter("/qty > 10")

@@ -58,7 +58,7 @@ pub use event::{ConnectionState, Delivery, Event, State};
 pub use storage::{Buf, FixedStorage, Parts, Storage, Table};
 #[cfg(feature = "alloc")]
 pub use storage::{HeapStorage, heap_bookmark_store, heap_publish_store};
-pub use tables::{CommandId, Pending, Route};
+pub use tables::{CommandId, CommandIdHasher, Pending, Route};
 
 use crate::codec::{AckStats, Detached};
 use crate::ha::ReconnectPolicy;

@@ -34,6 +34,29 @@ impl fmt::Debug for CommandId {
     }
 }
 
+/// A hasher for maps keyed by [`CommandId`] (two integers the session hands out, never chosen
+/// by the network): one multiply per word instead of SipHash, for adapters that look a route
+/// up per delivered message. Use it as `BuildHasherDefault<CommandIdHasher>`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CommandIdHasher(u64);
+
+impl core::hash::Hasher for CommandIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 impl fmt::Display for CommandId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.cid)

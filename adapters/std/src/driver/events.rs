@@ -395,7 +395,7 @@ impl State {
         // way back to the client.
         let link = d.bookmark().is_some().then_some(&self.shared);
         let queue = r.queue || d.msg.lease_period().is_some();
-        let m = Message::new(OwnedMessage::from_delivery(d), link, queue);
+        let m = Message::new(self.writer.delivery(d), link, queue);
         push_to(&mut self.out, &r.target, d.id, m);
     }
 

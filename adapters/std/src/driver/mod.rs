@@ -24,7 +24,7 @@ mod events;
 mod user;
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -32,7 +32,8 @@ use std::time::Duration;
 
 use amps_core::codec::{AckTypes, CommandKind};
 use amps_core::ha::Authenticator;
-use amps_core::session::{AckHow, CommandId, Config, HeapStorage, Parts};
+use amps_core::owned::BlockWriter;
+use amps_core::session::{AckHow, CommandId, CommandIdHasher, Config, HeapStorage, Parts};
 use amps_core::store::{BookmarkStore, NoBookmarkStore, NoPublishStore, PublishStore};
 
 use crate::client::Shared;
@@ -175,30 +176,8 @@ impl Op {
     }
 }
 
-/// Hashes command ids (two integers the session hands out) with one multiply per word: route
-/// and wait lookups happen per delivered message.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// A map keyed by command id.
-pub(crate) type IdMap<V> = HashMap<CommandId, V, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdMap<V> = HashMap<CommandId, V, BuildHasherDefault<CommandIdHasher>>;
 
 /// Why the head of the user queue waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,6 +224,9 @@ enum WaitReply {
 }
 
 /// An output of the event loop, delivered in order.
+// A handler's message is held inline (about 140 bytes): boxing it would cost an allocation per
+// message, which is what the owned messages' shared blocks avoid.
+#[allow(clippy::large_enum_variant)]
 enum Out {
     /// Consecutive messages for one stream (route `id`), pushed under one lock.
     Stream {
@@ -298,6 +280,8 @@ pub(crate) struct State {
     blocked: Option<Blocked>,
     rx: VecDeque<Rx>,
     out: VecDeque<Out>,
+    /// Copies deliveries into shared blocks (one allocation per block, not per message).
+    writer: BlockWriter,
     routes: IdMap<Route>,
     waits: IdMap<Wait>,
     logon: Option<LogonWait>,
@@ -382,6 +366,7 @@ impl Driver {
                 blocked: None,
                 rx: VecDeque::new(),
                 out: VecDeque::new(),
+                writer: BlockWriter::new(BlockWriter::DEFAULT_BLOCK),
                 routes: IdMap::default(),
                 waits: IdMap::default(),
                 logon: None,

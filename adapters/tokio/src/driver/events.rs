@@ -35,8 +35,10 @@ impl Driver {
             match ev {
                 Event::Delivery(d) => {
                     let id = d.id;
-                    let owned = OwnedMessage::from_delivery(&d);
-                    self.deliver(now, id, owned);
+                    // Read on the borrowed view: the copy's accessors rebuild its header.
+                    let ackable = d.msg.lease_period().is_some() || d.bookmark().is_some();
+                    let owned = self.writer.delivery(&d);
+                    self.deliver(now, id, owned, ackable);
                 }
                 Event::Ack { id, msg } => {
                     let ack = msg.ack_type();
@@ -99,19 +101,18 @@ impl Driver {
         }
     }
 
-    /// A message for the stream of command `id`.
-    fn deliver(&mut self, now: Instant, id: CommandId, owned: OwnedMessage) {
+    /// A message for the stream of command `id`; `ackable`: it has a lease or a bookmark.
+    fn deliver(&mut self, now: Instant, id: CommandId, owned: OwnedMessage, ackable: bool) {
         let Some(entry) = self.entries.get(&id) else {
             let m = Message::new(owned, None);
             self.shared.report(ClientEvent::LastChance(m));
             return;
         };
-        let ack = (entry.ackable && (owned.lease_period().is_some() || owned.bookmark().is_some()))
-            .then(|| AckHandle {
-                shared: self.shared.clone(),
-                route: id,
-                done: Arc::new(AtomicBool::new(false)),
-            });
+        let ack = (entry.ackable && ackable).then(|| AckHandle {
+            shared: self.shared.clone(),
+            route: id,
+            done: Arc::new(AtomicBool::new(false)),
+        });
         let msg = Message::new(owned, ack);
         match entry.stream.push(msg) {
             Push::Done => {

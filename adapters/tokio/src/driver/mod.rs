@@ -8,12 +8,14 @@ mod requests;
 
 use std::collections::HashMap;
 use std::future::poll_fn;
+use std::hash::BuildHasherDefault;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
 use amps_core::ha::{Authenticator, ServerChooser};
-use amps_core::session::{CommandId, HeapStorage, Session, TransportClosed};
+use amps_core::owned::BlockWriter;
+use amps_core::session::{CommandId, CommandIdHasher, HeapStorage, Session, TransportClosed};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
@@ -98,7 +100,10 @@ pub(crate) struct Driver {
     wbuf: Vec<u8>,
     wpos: usize,
     wend: usize,
-    pub(crate) entries: HashMap<CommandId, Entry>,
+    /// Looked up per delivered message: keyed with the cheap command-id hasher.
+    pub(crate) entries: HashMap<CommandId, Entry, BuildHasherDefault<CommandIdHasher>>,
+    /// Copies deliveries into shared blocks (one allocation per block, not per message).
+    pub(crate) writer: BlockWriter,
     /// The logon in flight and who waits for it (`None` for the HA client's own logons).
     pub(crate) logon: Option<(CommandId, Option<oneshot::Sender<Result<()>>>)>,
     /// Plain client: `Connected` was reported by `connect`, so the session's is skipped.
@@ -163,7 +168,8 @@ impl Driver {
             wbuf: vec![0; wbuf],
             wpos: 0,
             wend: 0,
-            entries: HashMap::new(),
+            entries: HashMap::default(),
+            writer: BlockWriter::new(BlockWriter::DEFAULT_BLOCK),
             logon: None,
             connected_reported: false,
             batch: Vec::new(),
