@@ -128,9 +128,16 @@ impl BlockWriter {
             sub_id: buf.len(),
         };
         buf.extend_from_slice(data);
-        OwnedMessage {
+        let buf = if self.block.len() == self.block.capacity() {
+            // Nothing left to share (an exact-size or oversized message): the whole buffer,
+            // without the shared reference count a split would allocate.
+            core::mem::take(&mut self.block).freeze()
+        } else {
             // The message's bytes leave the block; the block keeps the rest of its capacity.
-            buf: self.block.split().freeze(),
+            self.block.split().freeze()
+        };
+        OwnedMessage {
+            buf,
             ends,
             has_record: record.is_some(),
             kind,
@@ -152,9 +159,13 @@ impl OwnedMessage {
 
     /// The same message in a buffer of its own, sharing no block with other messages.
     pub fn detach(&self) -> OwnedMessage {
+        // Field by field: cloning `self` would clone (and possibly promote) the shared buffer.
         OwnedMessage {
             buf: Bytes::copy_from_slice(&self.buf),
-            ..self.clone()
+            ends: self.ends,
+            has_record: self.has_record,
+            kind: self.kind,
+            route: self.route,
         }
     }
 

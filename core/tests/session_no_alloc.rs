@@ -187,3 +187,18 @@ fn publishes_allocate_nothing_with_or_without_a_store() {
     assert_eq!(stored.unpersisted_count(), 0);
     assert_eq!(allocs, 0, "publish through the store allocated");
 }
+
+#[test]
+fn an_exact_copy_is_one_allocation() {
+    let (mut s, wire) = subscribed(100);
+    let mut kept = Vec::with_capacity(100);
+    let ((), allocs) = counted(|| {
+        feed(&mut s, &wire, |d| {
+            kept.push(amps_core::owned::OwnedMessage::from_delivery(d));
+        })
+    });
+    assert_eq!(kept.len(), 100);
+    let detached = kept.last().map(|m| counted(|| m.detach()));
+    assert_eq!(allocs, 100, "from_delivery");
+    assert_eq!(detached.map(|(_, n)| n), Some(1), "detach");
+}
