@@ -74,7 +74,8 @@ pub struct Command<'a> {
     pub message_type: Option<&'a str>,
     /// `version`.
     pub version: Option<&'a str>,
-    /// Interval of a `start,N` heartbeat (written as `o`).
+    /// Interval of a `start,N` heartbeat (written as `o`; when set, it is the `o` written and
+    /// [`Command::options`] is ignored).
     pub heartbeat_start: Option<u64>,
     /// Payload.
     pub data: &'a [u8],
@@ -197,7 +198,8 @@ impl<'a> Command<'a> {
     pub const fn flush() -> Self {
         Command::new(CommandKind::Flush).ack(AckType::Completed)
     }
-    /// `heartbeat` with `o` = `start,N` (§9): start or restart the server timer.
+    /// `heartbeat` with `o` = `start,N` (§9): start or restart the server timer. Other
+    /// options given with [`Command::options`] are not written: `start,N` is the whole `o`.
     pub const fn heartbeat_start(interval_secs: u64) -> Self {
         let mut c = Command::new(CommandKind::Heartbeat);
         c.heartbeat_start = Some(interval_secs);

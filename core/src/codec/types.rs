@@ -312,7 +312,7 @@ impl AckTypes {
         Ok(set)
     }
 
-    /// Bytes [`AckTypes::write_to`] writes.
+    /// Bytes of the comma-separated wire form (`Display`, and the `a` field a command writes).
     pub fn wire_len(self) -> usize {
         self.iter()
             .map(|a| a.wire_name().len() + 1)
