@@ -50,12 +50,12 @@ pub struct OwnedMessage {
 
 /// Bytes a header takes in the buffer.
 fn header_len<D: Borrow<Detached>>(h: &Header<'_, D>) -> usize {
-    h.raw().len() + h.escaped().len() + h.fields().compact_len()
+    h.raw_bytes().len() + h.escaped().len() + h.fields().compact_len()
 }
 
 /// Copy a header into `buf`; where its three parts end.
 fn put_header<D: Borrow<Detached>>(buf: &mut BytesMut, h: &Header<'_, D>) -> [usize; 3] {
-    buf.extend_from_slice(h.raw().as_bytes());
+    buf.extend_from_slice(h.raw_bytes());
     let raw_end = buf.len();
     buf.extend_from_slice(h.escaped().as_bytes());
     let esc_end = buf.len();
@@ -186,7 +186,8 @@ impl OwnedMessage {
 
     /// The header starting at `start` whose parts end at `ends`.
     fn view(&self, start: usize, [raw_end, esc_end, end]: [usize; 3]) -> Header<'_> {
-        let (raw, esc) = (self.text(start, raw_end), self.text(raw_end, esc_end));
+        // The header text is not re-validated here: fields are, one by one, when read.
+        let (raw, esc) = (self.bytes(start, raw_end), self.text(raw_end, esc_end));
         // Written by `put_header`, so this never falls back (to an empty header).
         Header::from_compact(self.bytes(esc_end, end), raw, esc)
             .unwrap_or_else(|| Detached::EMPTY.attach(raw, esc))

@@ -98,6 +98,67 @@ fn build(s: &Spec) -> Command<'_> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
+    /// The scanner validates UTF-8 string by string (skipping strings that are plainly ASCII)
+    /// instead of validating the whole header: a header must be accepted exactly when its text
+    /// is valid UTF-8, wherever the bytes sit (a known field, an unknown key, a nested value,
+    /// after an escape) and whatever their alignment to the scanner's eight-byte steps; and a
+    /// field read back must be the bytes sent.
+    #[test]
+    fn headers_are_accepted_exactly_when_they_are_utf8(
+        content in proptest::collection::vec(
+            prop_oneof![
+                4 => (0x20u8..0x7f).prop_filter("no quote or backslash", |b| *b != b'"' && *b != b'\\'),
+                1 => 0x80u8..=0xff,
+                1 => Just(b'\\'),
+            ],
+            0..40,
+        ),
+        place in 0usize..4,
+        pad in 0usize..9,
+        payload_hi in any::<bool>(),
+    ) {
+        // A backslash escapes the next byte; keep escapes valid (`\\"` / `\\\\`) so only UTF-8
+        // decides the outcome.
+        let mut body = Vec::new();
+        let mut it = content.iter().peekable();
+        while let Some(&b) = it.next() {
+            body.push(b);
+            if b == b'\\' {
+                body.push(if it.peek().is_some() { b'"' } else { b'\\' });
+            }
+        }
+        let mut h = b"{\"c\":\"p\",".to_vec();
+        h.extend(std::iter::repeat_n(b' ', pad));
+        let (pre, post): (&[u8], &[u8]) = match place {
+            0 => (b"\"t\":\"", b"\""),
+            1 => (b"\"", b"\":1"),
+            2 => (b"\"zz\":[{\"a\":\"", b"\"}]"),
+            _ => (b"\"x\":\"a", b"\""),
+        };
+        h.extend(pre);
+        h.extend(&body);
+        h.extend(post);
+        h.push(b'}');
+        let utf8 = std::str::from_utf8(&h).is_ok();
+        let mut frame = h.clone();
+        frame.extend(if payload_hi { &b"\xff\xfe"[..] } else { &b"ok"[..] });
+        let mut scratch = vec![0u8; frame.len()];
+        let r = Message::parse(&frame, &mut Scratch::new(&mut scratch));
+        match r {
+            Ok(m) => {
+                prop_assert!(utf8, "accepted a header that is not UTF-8: {:?}", h);
+                prop_assert_eq!(m.header().raw().as_bytes(), &h[..]);
+                if place == 0 && !content.contains(&b'\\') {
+                    prop_assert_eq!(m.topic().map(str::as_bytes), Some(&body[..]));
+                }
+            }
+            Err(e) => {
+                prop_assert!(!utf8, "rejected a UTF-8 header {:?}: {:?}", h, e);
+                prop_assert!(matches!(e, DecodeError::InvalidUtf8 { .. }), "{:?}", e);
+            }
+        }
+    }
+
     #[test]
     fn encode_then_decode_is_identity(s in spec()) {
         let cmd = build(&s);

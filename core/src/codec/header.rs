@@ -222,15 +222,47 @@ struct Sp {
 
 /// The parsed header of one frame; borrows the frame and the scratch.
 ///
-/// Fields are kept as byte ranges into the header text (validated as UTF-8 once) or, for strings
+/// Fields are kept as byte ranges into the header text (valid UTF-8, see `Text`) or, for strings
 /// that had escapes, into the decoded area of the scratch. `D` holds those positions: by value
 /// ([`Detached`], a few hundred bytes, what [`Header::parse`] returns) or borrowed
 /// ([`HeaderRef`], a few dozen bytes, what a session's events carry).
 #[derive(Clone, Copy)]
 pub struct Header<'a, D = Detached> {
-    raw: &'a str,
+    raw: Text<'a>,
     esc: &'a str,
     d: D,
+}
+
+/// A header's text. Valid UTF-8 whenever it came from a parse: the scanner validates every
+/// string that is not plain ASCII, and the rest is ASCII by the grammar.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    /// Converted once as a whole ([`Header::parse`]): fields are slices of it, for readers of
+    /// many fields (the broker).
+    Str(&'a str),
+    /// Not converted ([`Detached::view`] over a session's buffer, an owned copy): each field
+    /// is converted when read, so a reader of two or three fields does not pay for the whole
+    /// header (a session would otherwise convert it again for every event it hands out).
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Text<'a> {
+    #[inline]
+    fn bytes(self) -> &'a [u8] {
+        match self {
+            Text::Str(t) => t.as_bytes(),
+            Text::Bytes(b) => b,
+        }
+    }
+
+    #[inline]
+    fn get(self, r: core::ops::Range<usize>) -> Option<&'a str> {
+        match self {
+            Text::Str(t) => t.get(r),
+            // Over bytes a header was not parsed from (`attach`): `None`, never a panic.
+            Text::Bytes(b) => core::str::from_utf8(b.get(r)?).ok(),
+        }
+    }
 }
 
 /// Bytes of the presence masks that start [`Detached::compact`]'s form.
@@ -277,7 +309,7 @@ impl Detached {
         &mut self,
         frame: &'a [u8],
         scratch: &mut Scratch<'a>,
-    ) -> Result<(&'a str, &'a str, usize), DecodeError> {
+    ) -> Result<(&'a [u8], &'a str, usize), DecodeError> {
         // Accessors consult the presence masks first, so stale positions need no clearing.
         self.command = None;
         self.str_set = 0;
@@ -308,13 +340,8 @@ impl Detached {
                 })?,
                 None => "",
             };
-            // One validation for the whole header; every field is a slice of it.
-            let raw = core::str::from_utf8(frame.get(..end).unwrap_or(&[])).map_err(|e| {
-                DecodeError::InvalidUtf8 {
-                    offset: e.valid_up_to(),
-                }
-            })?;
-            Ok((raw, esc, end))
+            // The scan validated the text (see `Text`): no second pass over it.
+            Ok((frame.get(..end).unwrap_or(&[]), esc, end))
         });
         let (raw, esc, end) = match texts {
             Ok(t) => t,
@@ -327,8 +354,8 @@ impl Detached {
         };
         let command = self
             .view(raw, esc)
-            .command_str()
-            .and_then(|c| CommandKind::from_wire(c.as_bytes()));
+            .command_bytes()
+            .and_then(CommandKind::from_wire);
         self.command = command;
         Ok((raw, esc, end))
     }
@@ -374,14 +401,22 @@ impl Detached {
     /// `esc` (the scratch text its escaped strings were decoded into, [`Header::escaped_len`]
     /// bytes). Attached to other text, accessors return wrong values or `None`, never panic.
     #[inline]
-    pub fn attach<'a>(self, raw: &'a str, esc: &'a str) -> Header<'a> {
-        Header { raw, esc, d: self }
+    pub fn attach<'a>(self, raw: &'a [u8], esc: &'a str) -> Header<'a> {
+        Header {
+            raw: Text::Bytes(raw),
+            esc,
+            d: self,
+        }
     }
 
     /// Like [`Detached::attach`], borrowing the positions instead of copying them.
     #[inline]
-    pub fn view<'a>(&'a self, raw: &'a str, esc: &'a str) -> HeaderRef<'a> {
-        Header { raw, esc, d: self }
+    pub fn view<'a>(&'a self, raw: &'a [u8], esc: &'a str) -> HeaderRef<'a> {
+        Header {
+            raw: Text::Bytes(raw),
+            esc,
+            d: self,
+        }
     }
 }
 
@@ -517,7 +552,19 @@ impl<'a> Header<'a> {
     ) -> Result<(Header<'a>, usize), DecodeError> {
         let mut d = Detached::EMPTY;
         let (raw, esc, end) = d.parse_into(frame, scratch)?;
-        Ok((Header { raw, esc, d }, end))
+        // Converted as a whole once (the scan already validated it, so this cannot fail):
+        // fields are then plain slices.
+        let raw = core::str::from_utf8(raw).map_err(|e| DecodeError::InvalidUtf8 {
+            offset: e.valid_up_to(),
+        })?;
+        Ok((
+            Header {
+                raw: Text::Str(raw),
+                esc,
+                d,
+            },
+            end,
+        ))
     }
 }
 
@@ -525,7 +572,7 @@ impl<'a> Header<'a> {
     /// Rebuild a header from the compact form of its fields ([`Detached::compact`]) and the
     /// texts it was parsed from. `None` if `fields` is not such a form. Over other texts,
     /// accessors return wrong values or `None`, never panic.
-    pub fn from_compact(fields: &[u8], raw: &'a str, esc: &'a str) -> Option<Header<'a>> {
+    pub fn from_compact(fields: &[u8], raw: &'a [u8], esc: &'a str) -> Option<Header<'a>> {
         fn take<const N: usize>(b: &mut &[u8]) -> Option<[u8; N]> {
             let (head, rest) = b.split_first_chunk::<N>()?;
             *b = rest;
@@ -558,9 +605,13 @@ impl<'a> Header<'a> {
         }
         d.command = d
             .view(raw, esc)
-            .command_str()
-            .and_then(|c| CommandKind::from_wire(c.as_bytes()));
-        Some(Header { raw, esc, d })
+            .command_bytes()
+            .and_then(CommandKind::from_wire);
+        Some(Header {
+            raw: Text::Bytes(raw),
+            esc,
+            d,
+        })
     }
 }
 
@@ -616,24 +667,50 @@ impl<'a, D: Borrow<Detached>> Header<'a, D> {
         self.esc
     }
 
+    /// Where string field `i` is: in the decoded escapes (true) or the header text, and its range.
     #[inline]
-    fn str_at(&self, i: u8) -> Option<&'a str> {
+    fn span_at(&self, i: u8) -> Option<(bool, core::ops::Range<usize>)> {
         let bit = 1u32 << i;
         if self.f().str_set & bit == 0 {
             return None;
         }
         let Sp { start, len } = *self.f().strs.get(usize::from(i))?;
-        let src = if self.f().str_esc & bit != 0 {
-            self.esc
-        } else {
-            self.raw
-        };
-        src.get(start as usize..start as usize + len as usize)
+        Some((
+            self.f().str_esc & bit != 0,
+            start as usize..start as usize + len as usize,
+        ))
     }
 
-    /// The header's JSON text exactly as received.
+    #[inline]
+    fn str_at(&self, i: u8) -> Option<&'a str> {
+        match self.span_at(i)? {
+            (true, r) => self.esc.get(r),
+            (false, r) => self.raw.get(r),
+        }
+    }
+
+    /// The command name as bytes, unconverted (all the command lookup needs).
+    #[inline]
+    fn command_bytes(&self) -> Option<&'a [u8]> {
+        match self.span_at(StrIdx::Command as u8)? {
+            (true, r) => self.esc.as_bytes().get(r),
+            (false, r) => self.raw.bytes().get(r),
+        }
+    }
+
+    /// The header's JSON text exactly as received (empty if the header was attached to text
+    /// that is not UTF-8, which a parse never produces).
     pub fn raw(&self) -> &'a str {
-        self.raw
+        match self.raw {
+            Text::Str(t) => t,
+            Text::Bytes(b) => core::str::from_utf8(b).unwrap_or(""),
+        }
+    }
+
+    /// [`Header::raw`] as bytes, without converting it (for copying).
+    #[inline]
+    pub fn raw_bytes(&self) -> &'a [u8] {
+        self.raw.bytes()
     }
 
     /// Every `(key, value)` of the header, known or not, keys undecoded. This is how keys the
@@ -641,7 +718,7 @@ impl<'a, D: Borrow<Detached>> Header<'a, D> {
     pub fn iter(&self) -> ObjectIter<'a> {
         // The header already parsed, so this cannot fail; an empty iterator is the panic-free
         // fallback.
-        ObjectIter::new(self.raw).unwrap_or_else(|_| ObjectIter::empty())
+        ObjectIter::new(self.raw()).unwrap_or_else(|_| ObjectIter::empty())
     }
 
     /// The raw value of any key, including keys the table does not know. First occurrence wins.
@@ -908,19 +985,19 @@ mod tests {
         let mut form = alloc::vec::Vec::new();
         h.fields().compact(|b| form.extend_from_slice(b));
         assert_eq!(form.len(), h.fields().compact_len());
-        let back = Header::from_compact(&form, h.raw(), h.escaped()).unwrap();
+        let back = Header::from_compact(&form, h.raw_bytes(), h.escaped()).unwrap();
         assert_eq!(format!("{back:?}"), format!("{h:?}"));
         assert_eq!(back.command(), Some(CommandKind::Sow));
         assert_eq!((back.topic(), back.seq()), (Some("a\"b"), Some(u64::MAX)));
         assert_eq!(back.bool(Field::SendKeys), Some(true));
         // Truncated, with bytes to spare, or with presence bits beyond the table: not a form.
-        assert!(Header::from_compact(&form[..form.len() - 1], h.raw(), "").is_none());
+        assert!(Header::from_compact(&form[..form.len() - 1], h.raw_bytes(), "").is_none());
         let mut longer = form.clone();
         longer.push(0);
-        assert!(Header::from_compact(&longer, h.raw(), "").is_none());
+        assert!(Header::from_compact(&longer, h.raw_bytes(), "").is_none());
         let mut high = form.clone();
         high[3] |= 0x80;
-        assert!(Header::from_compact(&high, h.raw(), "").is_none());
-        assert!(Header::from_compact(&[], "", "").is_none());
+        assert!(Header::from_compact(&high, h.raw_bytes(), "").is_none());
+        assert!(Header::from_compact(&[], b"", "").is_none());
     }
 }

@@ -2,9 +2,12 @@
 //!
 //! Headers are one flat JSON object; values are strings, numbers, booleans or (for unknown keys
 //! only) nested values, which are skipped with a depth limit. The scanner works on bytes and
-//! reports byte ranges: the header is UTF-8 validated once as a whole (the payload after it may
-//! be binary, so its end must be found first). It never allocates: escaped strings are decoded
-//! into a caller-provided [`Scratch`] only when they contain escapes.
+//! reports byte ranges. It validates UTF-8 as it goes: everything outside strings must be ASCII
+//! by the grammar, and a string is validated only if a byte with the high bit set was seen
+//! while searching for its end (almost never in AMPS headers), so a header it accepts is valid
+//! UTF-8 without a second pass over it (the payload after it may be binary). It never
+//! allocates: escaped strings are decoded into a caller-provided [`Scratch`] only when they
+//! contain escapes.
 
 use core::ops::Range;
 
@@ -117,11 +120,21 @@ const HI: u64 = 0x8080_8080_8080_8080;
 /// Position of the first `"` or `\` at or after `i`: eight bytes at a time (SWAR), since header
 /// strings are short and a call into a vectorised search costs more than it saves.
 #[inline(always)]
-fn find_quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
+fn find_quote_or_backslash(b: &[u8], i: usize) -> Option<usize> {
+    find_quote_or_backslash_hi(b, i, &mut 0)
+}
+
+/// [`find_quote_or_backslash`], also OR-ing every byte it looks at into `hi` (the bytes of
+/// each eight-byte step, so possibly a few past the match): `hi & HI == 0` afterwards proves
+/// that every byte from `i` to the match is ASCII. Free next to the search itself, and it lets
+/// the scanner skip UTF-8 validation of ASCII strings.
+#[inline(always)]
+fn find_quote_or_backslash_hi(b: &[u8], mut i: usize, hi: &mut u64) -> Option<usize> {
     const Q: u64 = LO * b'"' as u64;
     const BS: u64 = LO * b'\\' as u64;
     while let Some(chunk) = b.get(i..).and_then(|s| s.first_chunk::<8>()) {
         let w = u64::from_le_bytes(*chunk);
+        *hi |= w;
         let (x, y) = (w ^ Q, w ^ BS);
         // A zero byte in x or y marks a match; the lowest flagged byte is always a true match.
         let m = ((x.wrapping_sub(LO) & !x) | (y.wrapping_sub(LO) & !y)) & HI;
@@ -131,6 +144,7 @@ fn find_quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
         i += 8;
     }
     while let Some(&c) = b.get(i) {
+        *hi |= u64::from(c);
         if c == b'"' || c == b'\\' {
             return Some(i);
         }
@@ -219,13 +233,23 @@ impl<'a> Cursor<'a> {
         let start = self.pos + 1;
         let mut i = start;
         let mut escaped = false;
+        let mut hi = 0u64;
         loop {
-            match find_quote_or_backslash(self.b, i) {
+            match find_quote_or_backslash_hi(self.b, i, &mut hi) {
                 None => {
                     self.pos = self.b.len();
                     return Err(self.err(Malformed::UnterminatedString));
                 }
                 Some(at) if self.b.get(at) == Some(&b'"') => {
+                    // Everything outside strings is ASCII by the grammar, so validating the
+                    // strings that are not plainly ASCII validates the whole header.
+                    if hi & HI != 0
+                        && let Err(e) = core::str::from_utf8(self.b.get(start..at).unwrap_or(&[]))
+                    {
+                        return Err(DecodeError::InvalidUtf8 {
+                            offset: self.base + start + e.valid_up_to(),
+                        });
+                    }
                     self.pos = at + 1;
                     return Ok((start..at, escaped));
                 }

@@ -206,9 +206,7 @@ impl<S: Storage> Session<S> {
                 let (esc, _) = scratch
                     .as_ref()
                     .split_at(d.esc_len.min(scratch.as_ref().len()));
-                let raw = body
-                    .get(..d.header_len)
-                    .and_then(|b| core::str::from_utf8(b).ok());
+                let raw = body.get(..d.header_len);
                 let esc = core::str::from_utf8(esc).ok();
                 let next = match (raw, esc) {
                     (Some(raw), Some(esc)) => {
@@ -264,7 +262,7 @@ impl<S: Storage> Session<S> {
             && let Emit::Records { route, next } = d.emit
         {
             let body = rx.body(d.len);
-            let raw = core::str::from_utf8(body.get(..d.header_len)?).ok()?;
+            let raw = body.get(..d.header_len)?;
             let (esc, rest) = scratch.as_mut().split_at_mut(cut);
             let esc = core::str::from_utf8(esc).ok()?;
             let msg = Message::from_header(slot.view(raw, esc), body.get(d.header_len..)?).ok()?;
@@ -274,10 +272,10 @@ impl<S: Storage> Session<S> {
                     found.map(|(rec, after)| {
                         let outer = next == 0
                             && rec.data.len() == msg.data().len()
-                            && rec.header.raw() == raw;
+                            && rec.header.raw_bytes() == raw;
                         let slot = RecordSlot {
                             fields: rec.header.detach(),
-                            raw: (next, next + rec.header.raw().len()),
+                            raw: (next, next + rec.header.raw_bytes().len()),
                             esc: rec.header.escaped_len(),
                             data: (after - rec.data.len(), after),
                             outer,
@@ -309,7 +307,7 @@ impl<S: Storage> Session<S> {
         // Phase 2: views that borrow the buffer, the scratch and the parked positions.
         let d = dispatch.as_ref()?;
         let body = rx.body(d.len);
-        let raw = core::str::from_utf8(body.get(..d.header_len)?).ok()?;
+        let raw = body.get(..d.header_len)?;
         let (esc, rest) = (*scratch).as_ref().split_at(cut);
         let esc = core::str::from_utf8(esc).ok()?;
         let payload = body.get(d.header_len..)?;
@@ -349,7 +347,7 @@ impl<S: Storage> Session<S> {
                 let header = if slot.outer {
                     *msg.header()
                 } else {
-                    let rraw = core::str::from_utf8(payload.get(slot.raw.0..slot.raw.1)?).ok()?;
+                    let rraw = payload.get(slot.raw.0..slot.raw.1)?;
                     let resc = core::str::from_utf8(rest.get(..slot.esc)?).ok()?;
                     slot.fields.view(rraw, resc)
                 };
