@@ -153,6 +153,18 @@ fn find_quote_or_backslash_hi(b: &[u8], mut i: usize, hi: &mut u64) -> Option<us
     None
 }
 
+/// Validate a string that showed a byte with the high bit set (rare in headers: out of line,
+/// so the scanning loop stays small); `offset` is where `s` starts in the frame.
+#[cold]
+#[inline(never)]
+fn validate_utf8(s: &[u8], offset: usize) -> Result<(), DecodeError> {
+    core::str::from_utf8(s)
+        .map(|_| ())
+        .map_err(|e| DecodeError::InvalidUtf8 {
+            offset: offset + e.valid_up_to(),
+        })
+}
+
 /// Where [`Cursor::next_key`] is inside an object.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeyPos {
@@ -243,12 +255,8 @@ impl<'a> Cursor<'a> {
                 Some(at) if self.b.get(at) == Some(&b'"') => {
                     // Everything outside strings is ASCII by the grammar, so validating the
                     // strings that are not plainly ASCII validates the whole header.
-                    if hi & HI != 0
-                        && let Err(e) = core::str::from_utf8(self.b.get(start..at).unwrap_or(&[]))
-                    {
-                        return Err(DecodeError::InvalidUtf8 {
-                            offset: self.base + start + e.valid_up_to(),
-                        });
+                    if hi & HI != 0 {
+                        validate_utf8(self.b.get(start..at).unwrap_or(&[]), self.base + start)?;
                     }
                     self.pos = at + 1;
                     return Ok((start..at, escaped));
