@@ -302,8 +302,8 @@ impl Detached {
     };
 
     /// Parse the header at the start of `frame` into `self`, in place (no copy of the
-    /// positions); returns the header text, the decoded escapes and the header length. See
-    /// [`Header::parse`]. On error `self` holds no fields.
+    /// positions); returns the header text (bytes the scan proved to be UTF-8), the decoded
+    /// escapes and the header length. See [`Header::parse`]. On error `self` holds no fields.
     #[inline]
     pub fn parse_into<'a>(
         &mut self,
@@ -399,7 +399,8 @@ impl Detached {
 
     /// View the fields again over `raw` (the header text the fields were parsed from) and
     /// `esc` (the scratch text its escaped strings were decoded into, [`Header::escaped_len`]
-    /// bytes). Attached to other text, accessors return wrong values or `None`, never panic.
+    /// bytes). Fields are converted to `&str` as they are read. Attached to other text,
+    /// accessors return wrong values or `None`, never panic.
     #[inline]
     pub fn attach<'a>(self, raw: &'a [u8], esc: &'a str) -> Header<'a> {
         Header {
