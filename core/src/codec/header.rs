@@ -744,6 +744,18 @@ impl<'a, D: Borrow<Detached>> Header<'a, D> {
         }
     }
 
+    /// Whether `field` is present, without converting its value (a presence test on the hot
+    /// path, where reading the string would convert it to `&str` first).
+    #[inline]
+    pub fn has(&self, field: Field) -> bool {
+        let f = self.f();
+        match field.slot() {
+            Slot::Str(i) => f.str_set & (1 << i) != 0,
+            Slot::Int(i) => f.int_set & (1 << i) != 0,
+            Slot::Bool(i) => f.bool_set & (1 << i) != 0,
+        }
+    }
+
     /// An integer field, if present.
     pub fn int(&self, field: Field) -> Option<u64> {
         match field.slot() {
@@ -976,6 +988,32 @@ mod tests {
             assert_eq!((v.command(), v.topic(), v.seq()), (None, None, None));
             assert_eq!(v.bool(Field::SendEmpty), None);
         }
+    }
+
+    #[test]
+    fn has_tells_presence_of_every_kind_of_field_without_reading_it() {
+        let text = br#"{"c":"p","t":"","s":7,"send_empty":false,"lp":"1s"}"#;
+        let mut d = Detached::EMPTY;
+        let (raw, esc, _) = d.parse_into(text, &mut Scratch::empty()).unwrap();
+        let h = d.view(raw, esc);
+        for f in [
+            Field::Topic,
+            Field::Seq,
+            Field::SendEmpty,
+            Field::LeasePeriod,
+        ] {
+            assert!(h.has(f), "{f:?}");
+        }
+        for f in [
+            Field::Bookmark,
+            Field::BatchSize,
+            Field::SendKeys,
+            Field::SowKey,
+        ] {
+            assert!(!h.has(f), "{f:?}");
+        }
+        // An empty string is present, as its accessor says.
+        assert_eq!(h.topic(), Some(""));
     }
 
     #[test]

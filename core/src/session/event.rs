@@ -1,7 +1,7 @@
 //! What a session reports: connection states, acks, deliveries, persisted progress, failed
 //! writes, unroutable messages and errors.
 
-use crate::codec::{AckStats, CommandKind, Detached, HeaderRef, MessageRef, SowRecord};
+use crate::codec::{AckStats, CommandKind, Detached, Field, HeaderRef, MessageRef, SowRecord};
 
 use super::error::{CommandError, FailureKind, SessionError};
 use super::tables::CommandId;
@@ -87,6 +87,11 @@ impl<'a> Delivery<'a> {
         self.record
             .and_then(|r| r.header.sow_key())
             .or(self.msg.sow_key())
+    }
+    /// Whether the record's header or the frame's has `field` (as [`Delivery::bookmark`] and
+    /// the other record-then-frame accessors look), without converting its value.
+    pub fn has(&self, field: Field) -> bool {
+        self.record.is_some_and(|r| r.header.has(field)) || self.msg.header().has(field)
     }
     /// `bm` of the record, else of the frame.
     pub fn bookmark(&self) -> Option<&'a str> {

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use amps_core::Instant;
-use amps_core::codec::{AckType, FrameWriter};
+use amps_core::codec::{AckType, Field, FrameWriter};
 use amps_core::owned::OwnedMessage;
 use amps_core::session::{CommandError, CommandId, ConnectionState, Delivery, Event, SessionError};
 
@@ -393,8 +393,8 @@ impl State {
         };
         // Only a message with a bookmark can be acknowledged or discarded: only it needs the
         // way back to the client.
-        let link = d.bookmark().is_some().then_some(&self.shared);
-        let queue = r.queue || d.msg.lease_period().is_some();
+        let link = d.has(Field::Bookmark).then_some(&self.shared);
+        let queue = r.queue || d.msg.header().has(Field::LeasePeriod);
         let m = Message::new(self.writer.delivery(d), link, queue);
         push_to(&mut self.out, &r.target, d.id, m);
     }

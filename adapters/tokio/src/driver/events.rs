@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use amps_core::Instant;
-use amps_core::codec::AckType;
+use amps_core::codec::{AckType, Field};
 use amps_core::error_kind::ErrorKind;
 use amps_core::owned::OwnedMessage;
 use amps_core::session::{CommandError, CommandId, ConnectionState, Event};
@@ -36,7 +36,7 @@ impl Driver {
                 Event::Delivery(d) => {
                     let id = d.id;
                     // Read on the borrowed view: the copy's accessors rebuild its header.
-                    let ackable = d.msg.lease_period().is_some() || d.bookmark().is_some();
+                    let ackable = d.msg.header().has(Field::LeasePeriod) || d.has(Field::Bookmark);
                     let owned = self.writer.delivery(&d);
                     self.deliver(now, id, owned, ackable);
                 }
