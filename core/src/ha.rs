@@ -6,13 +6,14 @@
 use core::fmt;
 
 use crate::time::Duration;
-use crate::util::Rng;
 
 /// How long to wait before each reconnect attempt, and when to give up.
 pub trait DelayStrategy {
     /// The wait before the next attempt. `elapsed` is the time since the outage began (the first
-    /// failed or lost connection). `None` means give up (maximum retry time exceeded).
-    fn next_delay(&mut self, elapsed: Duration, rng: &mut Rng) -> Option<Duration>;
+    /// failed or lost connection); `random` is 64 fresh random bits for jitter (the session
+    /// draws them from its seeded generator, so runs with one seed are reproducible). `None`
+    /// means give up (maximum retry time exceeded).
+    fn next_delay(&mut self, elapsed: Duration, random: u64) -> Option<Duration>;
     /// A connection succeeded: start over.
     fn reset(&mut self);
 }
@@ -36,7 +37,7 @@ impl Default for FixedDelayStrategy {
 }
 
 impl DelayStrategy for FixedDelayStrategy {
-    fn next_delay(&mut self, elapsed: Duration, _: &mut Rng) -> Option<Duration> {
+    fn next_delay(&mut self, elapsed: Duration, _random: u64) -> Option<Duration> {
         match self.max_retry_time {
             Some(max) if elapsed.saturating_add(self.delay) > max => None,
             _ => Some(self.delay),
@@ -93,7 +94,7 @@ impl Default for ExponentialDelayStrategy {
 }
 
 impl DelayStrategy for ExponentialDelayStrategy {
-    fn next_delay(&mut self, elapsed: Duration, rng: &mut Rng) -> Option<Duration> {
+    fn next_delay(&mut self, elapsed: Duration, random: u64) -> Option<Duration> {
         // Integer arithmetic in thousandths: no soft-float code on targets without an f64 unit
         // (a Cortex-M4 has single precision only).
         let mult_milli = u64::from((self.multiplier.max(1.0) * 1000.0) as u32);
@@ -106,7 +107,8 @@ impl DelayStrategy for ExponentialDelayStrategy {
             }
         }
         let base = Duration::from_micros(d.min(cap));
-        let jitter = Duration::from_micros(rng.below(self.jitter.as_micros().saturating_add(1)));
+        let span = self.jitter.as_micros().saturating_add(1);
+        let jitter = Duration::from_micros(random.checked_rem(span).unwrap_or(0));
         let delay = base.saturating_add(jitter);
         if let Some(max) = self.max_retry_time
             && elapsed.saturating_add(delay) > max
@@ -142,11 +144,11 @@ impl ReconnectPolicy {
 }
 
 impl DelayStrategy for ReconnectPolicy {
-    fn next_delay(&mut self, elapsed: Duration, rng: &mut Rng) -> Option<Duration> {
+    fn next_delay(&mut self, elapsed: Duration, random: u64) -> Option<Duration> {
         match self {
             ReconnectPolicy::None => None,
-            ReconnectPolicy::Fixed(s) => s.next_delay(elapsed, rng),
-            ReconnectPolicy::Exponential(s) => s.next_delay(elapsed, rng),
+            ReconnectPolicy::Fixed(s) => s.next_delay(elapsed, random),
+            ReconnectPolicy::Exponential(s) => s.next_delay(elapsed, random),
         }
     }
     fn reset(&mut self) {
@@ -298,6 +300,7 @@ impl Authenticator for DefaultAuthenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
 
     #[test]
     fn exponential_grows_caps_and_gives_up() {
@@ -309,13 +312,13 @@ mod tests {
         .with_max_retry_time(Duration::from_secs(2));
         let mut rng = Rng::new(1);
         let ds: Vec<_> = (0..5)
-            .map(|_| s.next_delay(Duration::ZERO, &mut rng).unwrap().as_millis())
+            .map(|_| s.next_delay(Duration::ZERO, rng.next_u64()).unwrap().as_millis())
             .collect();
         assert_eq!(ds, [100, 200, 400, 500, 500]);
-        assert_eq!(s.next_delay(Duration::from_millis(1600), &mut rng), None);
+        assert_eq!(s.next_delay(Duration::from_millis(1600), rng.next_u64()), None);
         s.reset();
         assert_eq!(
-            s.next_delay(Duration::ZERO, &mut rng),
+            s.next_delay(Duration::ZERO, rng.next_u64()),
             Some(Duration::from_millis(100))
         );
     }
@@ -329,9 +332,9 @@ mod tests {
         let (mut a, mut b) = (mk(), mk());
         let (mut ra, mut rb) = (Rng::new(7), Rng::new(7));
         for _ in 0..100 {
-            let d = a.next_delay(Duration::ZERO, &mut ra).unwrap();
+            let d = a.next_delay(Duration::ZERO, ra.next_u64()).unwrap();
             assert!((100_000..=150_000).contains(&d.as_micros()));
-            assert_eq!(Some(d), b.next_delay(Duration::ZERO, &mut rb));
+            assert_eq!(Some(d), b.next_delay(Duration::ZERO, rb.next_u64()));
         }
     }
 
@@ -343,10 +346,10 @@ mod tests {
         };
         let mut rng = Rng::new(0);
         assert_eq!(
-            f.next_delay(Duration::from_secs(1), &mut rng),
+            f.next_delay(Duration::from_secs(1), rng.next_u64()),
             Some(Duration::from_secs(1))
         );
-        assert_eq!(f.next_delay(Duration::from_secs(3), &mut rng), None);
+        assert_eq!(f.next_delay(Duration::from_secs(3), rng.next_u64()), None);
         let mut c = DefaultServerChooser::new(["tcp://a:1", "tcp://b:1"]);
         assert_eq!(c.current_uri(), Some("tcp://a:1"));
         c.report_success("tcp://a:1");

@@ -7,7 +7,6 @@
 //! arrive as numbers. Keys the table does not know are skipped but stay reachable through
 //! [`Header::iter`]. The first occurrence of a duplicate key wins.
 
-use core::borrow::Borrow;
 use core::fmt;
 
 use super::error::{DecodeError, Malformed};
@@ -227,7 +226,7 @@ struct Sp {
 /// ([`Detached`], a few hundred bytes, what [`Header::parse`] returns) or borrowed
 /// ([`HeaderRef`], a few dozen bytes, what a session's events carry).
 #[derive(Clone, Copy)]
-pub struct Header<'a, D = Detached> {
+pub struct Header<'a, D: HeaderFields = Detached> {
     raw: Text<'a>,
     esc: &'a str,
     d: D,
@@ -259,23 +258,57 @@ impl<'a> Text<'a> {
     fn get(self, r: core::ops::Range<usize>) -> Option<&'a str> {
         match self {
             Text::Str(t) => t.get(r),
-            // Over bytes a header was not parsed from (`attach`): `None`, never a panic.
+            // Over bytes a header was not parsed from (a bad image): `None`, never a panic.
             Text::Bytes(b) => core::str::from_utf8(b.get(r)?).ok(),
         }
     }
 }
 
+/// Bytes of the two lengths that start a header image ([`Header::write_image`]).
+const IMAGE_LENS: usize = 8;
 /// Bytes of the presence masks that start [`Detached::compact`]'s form.
 const COMPACT_MASKS: usize = 12;
 /// Longest compact form: every field present.
 const COMPACT_MAX: usize = COMPACT_MASKS + 8 * (N_STR + N_INT);
 
-/// A header whose field positions are borrowed (see [`Detached::view`]).
-pub type HeaderRef<'a> = Header<'a, &'a Detached>;
+/// The positions of a parsed header's fields, owned or borrowed: what [`Header`] and
+/// [`crate::codec::Message`] are generic over (a parse returns them owned; a session's events
+/// borrow them). Sealed: implemented by this crate's two forms only, so code outside it can be
+/// generic over headers without depending on how the positions are kept.
+pub trait HeaderFields: sealed::Sealed {}
+
+mod sealed {
+    /// Access to the positions, for this crate only.
+    pub trait Sealed {
+        fn positions(&self) -> &super::Detached;
+    }
+    impl Sealed for super::Detached {
+        #[inline(always)]
+        fn positions(&self) -> &super::Detached {
+            self
+        }
+    }
+    impl Sealed for &super::Detached {
+        #[inline(always)]
+        fn positions(&self) -> &super::Detached {
+            self
+        }
+    }
+}
+
+impl HeaderFields for Detached {}
+impl HeaderFields for &Detached {}
+
+/// A header whose field positions are borrowed (what a session's events carry).
+pub(crate) type HeaderRef<'a> = Header<'a, &'a Detached>;
 
 /// A parsed header without its borrows: field positions and values only. A session keeps it
 /// between the moment it processes a frame and the moment it hands out a view of it, and
-/// re-attaches it to the same bytes with [`Detached::attach`] instead of parsing twice.
+/// re-attaches it to the same bytes with `Detached::view` instead of parsing twice.
+///
+/// Sealed: `pub` only so that it can be [`Header`]'s type parameter; it is not exported, so
+/// no code outside this crate can name it or depend on its layout.
+#[allow(unreachable_pub)]
 #[derive(Clone, Copy)]
 pub struct Detached {
     command: Option<CommandKind>,
@@ -290,7 +323,7 @@ pub struct Detached {
 
 impl Detached {
     /// No fields.
-    pub const EMPTY: Detached = Detached {
+    pub(crate) const EMPTY: Detached = Detached {
         command: None,
         str_set: 0,
         str_esc: 0,
@@ -305,7 +338,7 @@ impl Detached {
     /// positions); returns the header text (bytes the scan proved to be UTF-8), the decoded
     /// escapes and the header length. See [`Header::parse`]. On error `self` holds no fields.
     #[inline]
-    pub fn parse_into<'a>(
+    pub(crate) fn parse_into<'a>(
         &mut self,
         frame: &'a [u8],
         scratch: &mut Scratch<'a>,
@@ -361,7 +394,7 @@ impl Detached {
     }
 
     /// Bytes of the compact form ([`Detached::compact`]).
-    pub fn compact_len(&self) -> usize {
+    pub(crate) fn compact_len(&self) -> usize {
         COMPACT_MASKS + 8 * (self.str_set.count_ones() + self.int_set.count_ones()) as usize
     }
 
@@ -369,7 +402,7 @@ impl Detached {
     /// the presence masks, then `start`/`len` of each string and the value of each integer
     /// present, little-endian (typically under 100 bytes where `Detached` takes 300). Handed to
     /// `put` in one piece; [`Header::from_compact`] reads it back.
-    pub fn compact(&self, put: impl FnOnce(&[u8])) {
+    pub(crate) fn compact(&self, put: impl FnOnce(&[u8])) {
         let mut out = [0u8; COMPACT_MAX];
         let mut n = 0;
         let mut w = |b: &[u8]| {
@@ -399,20 +432,10 @@ impl Detached {
 
     /// View the fields again over `raw` (the header text the fields were parsed from) and
     /// `esc` (the scratch text its escaped strings were decoded into, [`Header::escaped_len`]
-    /// bytes). Fields are converted to `&str` as they are read. Attached to other text,
-    /// accessors return wrong values or `None`, never panic.
+    /// bytes), borrowing the positions. Fields are converted to `&str` as they are read. Over
+    /// other text, accessors return wrong values or `None`, never panic.
     #[inline]
-    pub fn attach<'a>(self, raw: &'a [u8], esc: &'a str) -> Header<'a> {
-        Header {
-            raw: Text::Bytes(raw),
-            esc,
-            d: self,
-        }
-    }
-
-    /// Like [`Detached::attach`], borrowing the positions instead of copying them.
-    #[inline]
-    pub fn view<'a>(&'a self, raw: &'a [u8], esc: &'a str) -> HeaderRef<'a> {
+    pub(crate) fn view<'a>(&'a self, raw: &'a [u8], esc: &'a str) -> HeaderRef<'a> {
         Header {
             raw: Text::Bytes(raw),
             esc,
@@ -569,11 +592,37 @@ impl<'a> Header<'a> {
     }
 }
 
+impl Header<'static> {
+    /// A header with no fields.
+    pub const EMPTY: Header<'static> = Header {
+        raw: Text::Str(""),
+        esc: "",
+        d: Detached::EMPTY,
+    };
+}
+
+impl<'a> Header<'a> {
+    /// View an image written by [`Header::write_image`]: every accessor works as on the header
+    /// it was written from, with no parsing (fields are converted as they are read). `None` if
+    /// `image` is not such an image; over other bytes, accessors return wrong values or
+    /// `None`, never panic.
+    pub fn from_image(image: &'a [u8]) -> Option<Header<'a>> {
+        let (lens, rest) = image.split_first_chunk::<IMAGE_LENS>()?;
+        let [r0, r1, r2, r3, e0, e1, e2, e3] = *lens;
+        let raw_len = u32::from_le_bytes([r0, r1, r2, r3]) as usize;
+        let esc_len = u32::from_le_bytes([e0, e1, e2, e3]) as usize;
+        let (raw, rest) = rest.split_at_checked(raw_len)?;
+        let (esc, fields) = rest.split_at_checked(esc_len)?;
+        let esc = core::str::from_utf8(esc).ok()?;
+        Header::from_compact(fields, raw, esc)
+    }
+}
+
 impl<'a> Header<'a> {
     /// Rebuild a header from the compact form of its fields ([`Detached::compact`]) and the
     /// texts it was parsed from. `None` if `fields` is not such a form. Over other texts,
     /// accessors return wrong values or `None`, never panic.
-    pub fn from_compact(fields: &[u8], raw: &'a [u8], esc: &'a str) -> Option<Header<'a>> {
+    pub(crate) fn from_compact(fields: &[u8], raw: &'a [u8], esc: &'a str) -> Option<Header<'a>> {
         fn take<const N: usize>(b: &mut &[u8]) -> Option<[u8; N]> {
             let (head, rest) = b.split_first_chunk::<N>()?;
             *b = rest;
@@ -616,37 +665,42 @@ impl<'a> Header<'a> {
     }
 }
 
-impl<'a, D: Borrow<Detached>> Header<'a, D> {
+impl<'a, D: HeaderFields> Header<'a, D> {
     #[inline(always)]
     fn f(&self) -> &Detached {
-        self.d.borrow()
+        self.d.positions()
+    }
+
+    /// Bytes [`Header::write_image`] writes.
+    pub fn image_len(&self) -> usize {
+        IMAGE_LENS + self.raw.bytes().len() + self.esc.len() + self.f().compact_len()
+    }
+
+    /// Write a self-contained image of this parsed header, for a copy that outlives the
+    /// buffers it was parsed from (an owned message): its text, the strings decoded from its
+    /// escapes and its field positions. [`Header::from_image`] views it again without parsing.
+    /// The layout is private to this crate and may change between versions: images are for
+    /// memory, not for storage or the wire. `put` is called a few times, in order.
+    pub fn write_image(&self, mut put: impl FnMut(&[u8])) {
+        let (raw, esc) = (self.raw.bytes(), self.esc.as_bytes());
+        // Both fit: a header is part of a frame, whose length is a u32.
+        put(&(raw.len() as u32).to_le_bytes());
+        put(&(esc.len() as u32).to_le_bytes());
+        put(raw);
+        put(esc);
+        self.f().compact(|b| put(b));
     }
 
     /// The fields without the borrows (see [`Detached`]).
     #[inline]
-    pub fn detach(&self) -> Detached {
+    pub(crate) fn detach(&self) -> Detached {
         *self.f()
     }
 
-    /// The field positions, borrowed.
-    #[inline]
-    pub fn fields(&self) -> &Detached {
-        self.f()
-    }
-
-    /// The same header with its positions borrowed (cheap to copy).
-    #[inline]
-    pub fn as_ref(&self) -> HeaderRef<'_> {
-        Header {
-            raw: self.raw,
-            esc: self.esc,
-            d: self.f(),
-        }
-    }
 
     /// The same header with its positions copied (independent of `D`'s borrow).
     #[inline]
-    pub fn to_owned_fields(&self) -> Header<'a> {
+    pub(crate) fn to_owned_fields(&self) -> Header<'a> {
         Header {
             raw: self.raw,
             esc: self.esc,
@@ -656,16 +710,8 @@ impl<'a, D: Borrow<Detached>> Header<'a, D> {
 
     /// Bytes of scratch this header's escaped strings occupy (from the scratch's front).
     #[inline]
-    pub fn escaped_len(&self) -> usize {
+    pub(crate) fn escaped_len(&self) -> usize {
         self.esc.len()
-    }
-
-    /// The strings decoded from escapes, as laid out in the scratch: with [`Header::raw`] and
-    /// [`Header::fields`], everything needed to rebuild this view over copies of both texts
-    /// ([`Detached::view`]).
-    #[inline]
-    pub fn escaped(&self) -> &'a str {
-        self.esc
     }
 
     /// Where string field `i` is: in the decoded escapes (true) or the header text, and its range.
@@ -796,7 +842,7 @@ impl<'a, D: Borrow<Detached>> Header<'a, D> {
 macro_rules! accessors {
     (str { $($name:ident => $f:ident),* $(,)? } int { $($iname:ident => $if:ident),* $(,)? }
      bool { $($bname:ident => $bf:ident),* $(,)? }) => {
-        impl<'a, D: Borrow<Detached>> Header<'a, D> {
+        impl<'a, D: HeaderFields> Header<'a, D> {
             $(
                 #[doc = concat!("The `", stringify!($f), "` field (see [`Field::", stringify!($f), "`]).")]
                 #[inline]
@@ -837,7 +883,7 @@ accessors! {
     bool { send_empty => SendEmpty, send_keys => SendKeys, send_oof => SendOof, data_only => DataOnly }
 }
 
-impl<D: Borrow<Detached>> fmt::Debug for Header<'_, D> {
+impl<D: HeaderFields> fmt::Debug for Header<'_, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_map();
         for &field in Field::ALL {
@@ -1017,26 +1063,30 @@ mod tests {
     }
 
     #[test]
-    fn compact_form_round_trips_and_rejects_what_it_did_not_write() {
+    fn images_round_trip_and_bad_images_are_refused() {
         let text = r#"{"c":"sow","t":"a\"b","sub_id":"s","s":18446744073709551615,"bs":10,"send_empty":false,"send_keys":true,"x":"é"}"#;
         let mut buf = [0u8; 64];
         let (h, _) = Header::parse(text.as_bytes(), &mut Scratch::new(&mut buf)).unwrap();
-        let mut form = alloc::vec::Vec::new();
-        h.fields().compact(|b| form.extend_from_slice(b));
-        assert_eq!(form.len(), h.fields().compact_len());
-        let back = Header::from_compact(&form, h.raw_bytes(), h.escaped()).unwrap();
-        assert_eq!(format!("{back:?}"), format!("{h:?}"));
+        let mut image = alloc::vec::Vec::new();
+        h.write_image(|b| image.extend_from_slice(b));
+        assert_eq!(image.len(), h.image_len());
+        buf.fill(0); // the image must not depend on the scratch
+        let back = Header::from_image(&image).unwrap();
+        assert_eq!(back.raw(), text);
         assert_eq!(back.command(), Some(CommandKind::Sow));
         assert_eq!((back.topic(), back.seq()), (Some("a\"b"), Some(u64::MAX)));
         assert_eq!(back.bool(Field::SendKeys), Some(true));
-        // Truncated, with bytes to spare, or with presence bits beyond the table: not a form.
-        assert!(Header::from_compact(&form[..form.len() - 1], h.raw_bytes(), "").is_none());
-        let mut longer = form.clone();
+        assert_eq!((back.correlation_id(), back.batch_size()), (Some("é"), Some(10)));
+        // Truncated, with bytes to spare, or with presence bits beyond the table: not an image.
+        assert!(Header::from_image(&image[..image.len() - 1]).is_none());
+        let mut longer = image.clone();
         longer.push(0);
-        assert!(Header::from_compact(&longer, h.raw_bytes(), "").is_none());
-        let mut high = form.clone();
-        high[3] |= 0x80;
-        assert!(Header::from_compact(&high, h.raw_bytes(), "").is_none());
-        assert!(Header::from_compact(&[], b"", "").is_none());
+        assert!(Header::from_image(&longer).is_none());
+        let fields_at = 8 + text.len() + 3; // after the lengths, the text and the escapes
+        let mut high = image.clone();
+        high[fields_at + 3] |= 0x80;
+        assert!(Header::from_image(&high).is_none());
+        assert!(Header::from_image(&[]).is_none());
+        assert!(Header::from_image(&[255; 12]).is_none());
     }
 }

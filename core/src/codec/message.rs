@@ -2,11 +2,10 @@
 //! acks with their stats, publish deliveries, `sow` batches with their records, group
 //! begin/end, `oof` and heartbeats.
 
-use core::borrow::Borrow;
 use core::ops::Deref;
 
 use super::error::DecodeError;
-use super::header::{Detached, Header};
+use super::header::{Detached, Header, HeaderFields};
 use super::json::Scratch;
 use super::options::OptionsIter;
 use super::types::{AckType, CommandKind, OofReason, Status};
@@ -16,14 +15,14 @@ use super::types::{AckType, CommandKind, OofReason, Status};
 /// Dereferences to [`Header`], so every field accessor is available directly
 /// (`msg.topic()`, `msg.bookmark()`, ...).
 #[derive(Clone, Copy)]
-pub struct Message<'a, D = Detached> {
+pub struct Message<'a, D: HeaderFields = Detached> {
     header: Header<'a, D>,
     kind: CommandKind,
     payload: &'a [u8],
 }
 
 /// A message whose header positions are borrowed (what a session's events carry).
-pub type MessageRef<'a> = Message<'a, &'a Detached>;
+pub(crate) type MessageRef<'a> = Message<'a, &'a Detached>;
 
 impl<'a> Message<'a> {
     /// Decode a frame body (header + payload, prefix already stripped).
@@ -43,18 +42,10 @@ impl<'a> Message<'a> {
     }
 }
 
-impl<'a, D: Borrow<Detached>> Message<'a, D> {
-    /// The same message with its header positions borrowed (cheap to copy).
-    pub fn as_ref(&self) -> MessageRef<'_> {
-        Message {
-            header: self.header.as_ref(),
-            kind: self.kind,
-            payload: self.payload,
-        }
-    }
+impl<'a, D: HeaderFields> Message<'a, D> {
 
-    /// A message from an already parsed header (for example one re-attached with
-    /// [`crate::codec::Detached::attach`]) and the payload that follows it.
+    /// A message from an already parsed header (for example one viewed again with
+    /// [`Header::from_image`]) and the payload that follows it.
     pub fn from_header(
         header: Header<'a, D>,
         payload: &'a [u8],
@@ -191,14 +182,14 @@ impl<'a, D: Borrow<Detached>> Message<'a, D> {
     }
 }
 
-impl<'a, D> Deref for Message<'a, D> {
+impl<'a, D: HeaderFields> Deref for Message<'a, D> {
     type Target = Header<'a, D>;
     fn deref(&self) -> &Header<'a, D> {
         &self.header
     }
 }
 
-impl<D: Borrow<Detached>> core::fmt::Debug for Message<'_, D> {
+impl<D: HeaderFields> core::fmt::Debug for Message<'_, D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Message")
             .field("kind", &self.kind)
@@ -208,7 +199,7 @@ impl<D: Borrow<Detached>> core::fmt::Debug for Message<'_, D> {
     }
 }
 
-impl<D: Borrow<Detached>> core::fmt::Debug for SowRecord<'_, D> {
+impl<D: HeaderFields> core::fmt::Debug for SowRecord<'_, D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SowRecord")
             .field("header", &self.header)
@@ -257,14 +248,14 @@ impl<'a> Iterator for SubIds<'a> {
 
 /// One record of a `sow` batch: its header (`k`, `l`, `x`, `ts`, ...) and its bytes.
 #[derive(Clone, Copy)]
-pub struct SowRecord<'a, D = Detached> {
+pub struct SowRecord<'a, D: HeaderFields = Detached> {
     /// The record header; for a batch without record headers, the outer header (§7.2).
     pub header: Header<'a, D>,
     /// The record bytes.
     pub data: &'a [u8],
 }
 
-impl<'a, D: Borrow<Detached>> SowRecord<'a, D> {
+impl<'a, D: HeaderFields> SowRecord<'a, D> {
     /// The record's SOW key.
     pub fn sow_key(&self) -> Option<&'a str> {
         self.header.sow_key()

@@ -57,7 +57,7 @@ impl<S: Storage> Core<S> {
             return;
         }
         let since = *self.outage_start.get_or_insert(now);
-        match self.reconnect.next_delay(now - since, &mut self.rng) {
+        match self.reconnect.next_delay(now - since, self.rng.next_u64()) {
             Some(d) => self.next_attempt = Some(now + d),
             None => {
                 crate::log::warning!("amps: gave up reconnecting after {} attempts", self.attempt);

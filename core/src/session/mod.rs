@@ -63,7 +63,8 @@ pub use tables::{CommandId, CommandIdHasher, Pending, Route};
 use crate::codec::{AckStats, Detached};
 use crate::ha::ReconnectPolicy;
 use crate::time::{Duration, Instant};
-use crate::util::{FixedStr, Rng};
+use crate::rng::Rng;
+use crate::util::FixedStr;
 use io::{RxBuf, TxBuf};
 
 /// How a command is tracked (see [`Session::execute_with`]).

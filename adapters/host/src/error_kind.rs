@@ -1,10 +1,10 @@
-//! The error kinds of the seeds' exception table ("Exception types"), shared by the host
-//! adapters so every adapter exposes the same matchable kinds.
+//! The error kinds of the AMPS client libraries' exception table, one per exception type, so
+//! every host client exposes the same matchable kinds.
 
 use core::fmt;
 
-use crate::session::{CommandError, FailureKind, PublishError, SessionError};
-use crate::uri::UriError;
+use amps_core::session::{CommandError, FailureKind, PublishError, SessionError};
+use amps_core::uri::UriError;
 
 /// What went wrong, one kind per documented exception type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,6 +92,7 @@ impl From<&CommandError> for ErrorKind {
             CommandError::TooManyCommands | CommandError::WouldBlock => ErrorKind::Busy,
             CommandError::DuplicateId => ErrorKind::SubscriptionAlreadyExists,
             CommandError::Encode(_) | CommandError::TooLarge => ErrorKind::Usage,
+            _ => ErrorKind::Unknown,
         }
     }
 }
@@ -103,6 +104,7 @@ impl From<&PublishError> for ErrorKind {
             PublishError::NotConnected | PublishError::Shutdown => ErrorKind::Disconnected,
             PublishError::TooLarge => ErrorKind::Usage,
             PublishError::Store(_) => ErrorKind::Store,
+            _ => ErrorKind::Unknown,
         }
     }
 }
@@ -115,6 +117,7 @@ impl From<&SessionError> for ErrorKind {
             SessionError::BookmarkStore(_) => ErrorKind::Store,
             SessionError::AckBatchFull => ErrorKind::Busy,
             SessionError::GaveUp => ErrorKind::Disconnected,
+            _ => ErrorKind::Unknown,
         }
     }
 }
@@ -125,6 +128,7 @@ impl From<&UriError> for ErrorKind {
             UriError::InvalidUri { .. } => ErrorKind::InvalidUri,
             UriError::UnknownTransport => ErrorKind::TransportType,
             UriError::InvalidTransportOption { .. } => ErrorKind::InvalidTransportOptions,
+            _ => ErrorKind::InvalidUri,
         }
     }
 }

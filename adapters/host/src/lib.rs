@@ -1,0 +1,70 @@
+//! # amps-host
+//!
+//! The runtime-neutral host layer of the AMPS client: everything a host client does that is
+//! not "how to wait". `amps-std` (blocking, on threads) and `amps-tokio` (async) are thin
+//! loops around it, with the same API; applications use them, usually through the `amps`
+//! crate, not this one.
+//!
+//! What lives here, once:
+//!
+//! - [`Message`], [`Error`] / [`ErrorKind`], [`ClientEvent`] and [`FailedWrite`]: what the
+//!   application sees;
+//! - [`Handle`]: every client operation (argument checks, defaults, routing to the driver),
+//!   answering with a [`Pending`] the blocking client waits for and the async client awaits;
+//! - [`Driver`]: the owner of the `amps-core` session: command routing and the table of
+//!   waiting callers, streams and handlers, publish staging and backpressure, listeners,
+//!   logon with credentials and authenticators, the HA server chooser and reconnects, stores;
+//! - bounded queues ([`StreamCore`], the handler queue, event receivers, the publish queue),
+//!   bounded in messages and in bytes (docs/host.md, "Bounded queues");
+//! - connection set-up ([`net`]): socket options from the connection string, address order,
+//!   TLS configuration.
+//!
+//! An adapter provides a client type implementing [`Adapter`] (how to start the driver's
+//! loop) and runs the loop described on [`Driver`].
+#![forbid(unsafe_code)]
+
+mod client;
+mod command;
+mod dispatch;
+mod driver;
+mod error;
+mod error_kind;
+mod events;
+mod inbox;
+mod message;
+pub mod net;
+mod owned;
+mod queue;
+mod settings;
+mod shared;
+#[cfg(feature = "fs")]
+mod stores;
+mod stream;
+mod sync;
+
+pub use client::{Adapter, HaAdapter, Handle, WeakHandle};
+pub use dispatch::{HandlerResult, ListenerId};
+pub use driver::{Driver, IoRequest, OpenRequest};
+pub use error::{Error, ErrorKind, Result};
+pub use events::{ClientEvent, EVENT_BYTES, EVENT_CAPACITY, EventReceiver};
+pub use message::{AckHow, FailedWrite, Message};
+pub use net::{Direction, TlsConfig, TransportFilter};
+pub use queue::{Budget, OverflowPolicy};
+pub use settings::{
+    ClientBuilder, DEFAULT_COMMAND_QUEUE, DEFAULT_DISPATCH_CAPACITY, DEFAULT_PUBLISH_QUEUE_BYTES, DEFAULT_RECEIVE_BYTES,
+    DEFAULT_STREAM_CAPACITY, PublishOptions, StreamOptions,
+};
+pub use stream::StreamCore;
+pub use sync::{Notify, Pending, Reply, Signal, Ticket, reply_pair};
+
+pub use amps_core::codec::{AckType, Command, CommandKind, OofReason, Status, bookmark, options};
+pub use amps_core::ha::{
+    Authenticator, DefaultAuthenticator, DefaultServerChooser, DelayStrategy,
+    ExponentialDelayStrategy, FixedDelayStrategy, ServerChooser,
+};
+pub use amps_core::session::{ConnectionState, Limits};
+pub use amps_core::store::{
+    BookmarkStore, MemoryBookmarkStore, MemoryPublishStore, NoBookmarkStore, NoPublishStore,
+    PublishStore,
+};
+pub use rustls;

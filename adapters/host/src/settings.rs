@@ -1,0 +1,370 @@
+//! What a client is built from: [`ClientBuilder`] (shared by the blocking and the async client,
+//! and by their HA variants), [`StreamOptions`] and [`PublishOptions`], with every default in
+//! one place.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amps_core::ha::{
+    Authenticator, DefaultAuthenticator, DefaultServerChooser, ExponentialDelayStrategy,
+    FixedDelayStrategy, ReconnectPolicy, ServerChooser,
+};
+use amps_core::session::{Limits, heap_bookmark_store, heap_publish_store};
+use amps_core::store::{BookmarkStore, NoBookmarkStore, NoPublishStore, PublishStore};
+
+use crate::client::{Adapter, HaAdapter, Handle};
+use crate::error::Result;
+use crate::net::{Direction, TlsConfig, TransportFilter};
+use crate::queue::OverflowPolicy;
+
+/// Messages a stream holds by default before its overflow policy applies.
+pub const DEFAULT_STREAM_CAPACITY: usize = 10_000;
+/// Bytes of publishes queued in the client (not yet handed to the connection) before
+/// `publish` waits.
+pub const DEFAULT_PUBLISH_QUEUE_BYTES: usize = 4 << 20;
+/// Bytes of received messages a client holds for the application at most, across all its
+/// streams, handlers and event queues, before their overflow policies apply. With the publish
+/// queue, a client's queues hold at most 64 MiB by default.
+pub const DEFAULT_RECEIVE_BYTES: usize = 60 << 20;
+/// Items the handler queue holds by default.
+pub const DEFAULT_DISPATCH_CAPACITY: usize = 16_384;
+/// Commands queued for the connection at once before further ones are refused (`Busy`).
+pub const DEFAULT_COMMAND_QUEUE: usize = 65_536;
+/// Bytes of the memory bookmark store of a memory-backed HA client.
+const MEMORY_BOOKMARK_BYTES: usize = 1 << 20;
+
+/// How a stream buffers messages the application has not taken yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Messages held before the overflow policy applies (default 10 000). The bytes held are
+    /// bounded too, by the client's receive budget.
+    pub capacity: usize,
+    /// What a full stream does (default [`OverflowPolicy::Block`]: the client stops reading
+    /// from the server until the application takes a message, so nothing is lost; the server
+    /// sees TCP backpressure and the client's other streams wait too).
+    pub policy: OverflowPolicy,
+    /// Conflate by SOW key from the start: a message replaces an unconsumed one with the same
+    /// key.
+    pub conflate: bool,
+    /// Acknowledge each queue message when the next one is taken or the stream ends, unless
+    /// the application acknowledged it. Default: the client's auto-ack setting.
+    pub auto_ack: Option<bool>,
+    /// Re-enter the subscription after a reconnect and keep the stream open. Default: on for
+    /// HA clients, off for plain clients, whose streams end with an error after a disconnect.
+    pub resubscribe: Option<bool>,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            capacity: DEFAULT_STREAM_CAPACITY,
+            policy: OverflowPolicy::Block,
+            conflate: false,
+            auto_ack: None,
+            resubscribe: None,
+        }
+    }
+}
+
+/// Optional headers of a publish.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublishOptions<'a> {
+    /// `e`: SOW lifetime in seconds.
+    pub expiration: Option<u64>,
+    /// `x`: correlation id passed to subscribers.
+    pub correlation_id: Option<&'a str>,
+    /// `k`: explicit SOW key (topics keyed by the publisher).
+    pub sow_key: Option<&'a str>,
+}
+
+/// The HA parts of the settings.
+pub(crate) struct HaSettings {
+    pub(crate) chooser: Option<Box<dyn ServerChooser + Send>>,
+    pub(crate) reconnect: ReconnectPolicy,
+    pub(crate) retry_on_disconnect: bool,
+}
+
+/// Everything a client is built from.
+pub(crate) struct Settings {
+    pub(crate) name: String,
+    pub(crate) limits: Limits,
+    /// Interval and silence timeout.
+    pub(crate) heartbeat: Option<(Duration, Duration)>,
+    pub(crate) logon_timeout: Duration,
+    pub(crate) command_timeout: Option<Duration>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) publish_store: Box<dyn PublishStore + Send>,
+    pub(crate) bookmark_store: Box<dyn BookmarkStore + Send>,
+    pub(crate) ha: Option<HaSettings>,
+    pub(crate) tls: TlsConfig,
+    pub(crate) transport_filter: Option<Arc<TransportFilter>>,
+    pub(crate) authenticator: Box<dyn Authenticator + Send>,
+    pub(crate) stream: StreamOptions,
+    pub(crate) auto_ack: bool,
+    pub(crate) ack_batch_size: u32,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) publish_queue_bytes: usize,
+    pub(crate) receive_bytes: usize,
+    pub(crate) dispatch_capacity: usize,
+}
+
+impl Settings {
+    fn new(name: String, ha: bool) -> Settings {
+        Settings {
+            name,
+            limits: Limits::default(),
+            heartbeat: None,
+            logon_timeout: Duration::from_secs(10),
+            command_timeout: None,
+            connect_timeout: Duration::from_secs(10),
+            publish_store: Box::new(NoPublishStore),
+            bookmark_store: Box::new(NoBookmarkStore),
+            ha: ha.then(|| HaSettings {
+                chooser: None,
+                reconnect: ReconnectPolicy::Exponential(ExponentialDelayStrategy::default()),
+                retry_on_disconnect: true,
+            }),
+            tls: TlsConfig::default(),
+            transport_filter: None,
+            authenticator: Box::new(DefaultAuthenticator),
+            stream: StreamOptions::default(),
+            auto_ack: false,
+            ack_batch_size: 1,
+            ack_timeout: Duration::from_secs(1),
+            publish_queue_bytes: DEFAULT_PUBLISH_QUEUE_BYTES,
+            receive_bytes: DEFAULT_RECEIVE_BYTES,
+            dispatch_capacity: DEFAULT_DISPATCH_CAPACITY,
+        }
+    }
+}
+
+/// Builds a client: `Client::builder(name)` or `HaClient::builder(name)` in either adapter
+/// (the same options for the blocking and the async client).
+///
+/// ```ignore
+/// let client = Client::builder("my-app")
+///     .heartbeat(Duration::from_secs(5), Duration::from_secs(10))
+///     .ack_batch_size(10)
+///     .build()?;
+/// ```
+pub struct ClientBuilder<C> {
+    pub(crate) settings: Settings,
+    _client: PhantomData<fn() -> C>,
+}
+
+impl<C: Adapter> ClientBuilder<C> {
+    /// A builder for a client named `name` (unique per server and stable across restarts of
+    /// a publisher: with a transaction log the name identifies the publisher).
+    pub fn new(name: impl Into<String>) -> Self {
+        ClientBuilder {
+            settings: Settings::new(name.into(), C::HA),
+            _client: PhantomData,
+        }
+    }
+
+    /// Build the client (no connection yet). Errors: `Usage` for an invalid name or limits.
+    pub fn build(self) -> Result<C> {
+        Handle::new(self.settings, C::spawn).map(C::from_handle)
+    }
+
+    /// Buffer and table bounds of the session (default: 16 MiB frames, 1 MiB transmit
+    /// buffer, a publish window of 100 000 messages / 64 MiB).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.settings.limits = limits;
+        self
+    }
+
+    /// Heartbeats: the server sends traffic at least every `interval` (whole seconds on the
+    /// wire), and the client declares the connection dead after `timeout` without a complete
+    /// frame (twice the interval is the server's own rule).
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.settings.heartbeat = Some((interval, timeout));
+        self
+    }
+
+    /// Time limit for the logon ack (default 10 s).
+    pub fn logon_timeout(mut self, t: Duration) -> Self {
+        self.settings.logon_timeout = t;
+        self
+    }
+
+    /// Default time limit for the `processed` ack of commands that set none (on timeout a
+    /// subscription is unsubscribed and the call fails `TimedOut`).
+    pub fn command_timeout(mut self, t: Duration) -> Self {
+        self.settings.command_timeout = Some(t);
+        self
+    }
+
+    /// Time limit for opening a transport, TLS handshake included (default 10 s).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.settings.connect_timeout = t;
+        self
+    }
+
+    /// A publish store: publishes are numbered, kept until persisted and replayed after a
+    /// reconnect.
+    pub fn publish_store(mut self, store: impl PublishStore + Send + 'static) -> Self {
+        self.settings.publish_store = Box::new(store);
+        self
+    }
+
+    /// A bookmark store: bookmark subscriptions resume after the last discarded message.
+    pub fn bookmark_store(mut self, store: impl BookmarkStore + Send + 'static) -> Self {
+        self.settings.bookmark_store = Box::new(store);
+        self
+    }
+
+    /// How `tcps` connections verify the server (default: webpki roots, verification on).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.settings.tls = tls;
+        self
+    }
+
+    /// See the raw bytes of the connection both ways. It runs on the connection's loop: it
+    /// must be quick and must not call the client; a panic in it is reported, not propagated.
+    pub fn transport_filter(
+        mut self,
+        f: impl Fn(Direction, &[u8]) + Send + Sync + 'static,
+    ) -> Self {
+        self.settings.transport_filter = Some(Arc::new(f));
+        self
+    }
+
+    /// The authenticator used at every logon (default: the password of the connection
+    /// string).
+    pub fn authenticator(mut self, a: impl Authenticator + Send + 'static) -> Self {
+        self.settings.authenticator = Box::new(a);
+        self
+    }
+
+    /// Defaults for every stream this client returns.
+    pub fn stream_options(mut self, opts: StreamOptions) -> Self {
+        self.settings.stream = opts;
+        self
+    }
+
+    /// Acknowledge queue messages automatically: when a handler returns (a failing handler
+    /// returns the message to the queue), or when a stream is asked for its next message.
+    pub fn auto_ack(mut self, on: bool) -> Self {
+        self.settings.auto_ack = on;
+        self
+    }
+
+    /// Queue acks sent together in one `sow_delete` (default 1); capped by the
+    /// subscription's backlog.
+    pub fn ack_batch_size(mut self, n: u32) -> Self {
+        self.settings.ack_batch_size = n.max(1);
+        self
+    }
+
+    /// Longest time a queue ack waits in a batch (default 1 s).
+    pub fn ack_timeout(mut self, t: Duration) -> Self {
+        self.settings.ack_timeout = t;
+        self
+    }
+
+    /// Bytes of publishes the client queues before `publish` waits (default 4 MiB), on top
+    /// of the publish store's window.
+    pub fn publish_queue_bytes(mut self, n: usize) -> Self {
+        self.settings.publish_queue_bytes = n;
+        self
+    }
+
+    /// Bytes of received messages the client holds for the application at most, across all
+    /// streams, handlers and event queues (default 60 MiB); past it the overflow policy of the
+    /// stream receiving applies.
+    pub fn receive_bytes(mut self, n: usize) -> Self {
+        self.settings.receive_bytes = n;
+        self
+    }
+
+    /// Items queued for message handlers and listeners before the client stops reading from
+    /// the server (default 16 384).
+    pub fn dispatch_capacity(mut self, n: usize) -> Self {
+        self.settings.dispatch_capacity = n.max(1);
+        self
+    }
+}
+
+impl<C: HaAdapter> ClientBuilder<C> {
+    fn ha(&mut self) -> &mut HaSettings {
+        self.settings.ha.get_or_insert_with(|| HaSettings {
+            chooser: None,
+            reconnect: ReconnectPolicy::Exponential(ExponentialDelayStrategy::default()),
+            retry_on_disconnect: true,
+        })
+    }
+
+    /// Which servers to connect to.
+    pub fn server_chooser(mut self, chooser: impl ServerChooser + Send + 'static) -> Self {
+        self.ha().chooser = Some(Box::new(chooser));
+        self
+    }
+
+    /// Rotate through these connection strings (a [`DefaultServerChooser`]).
+    pub fn uris<I, S>(self, uris: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let list: Vec<String> = uris.into_iter().map(Into::into).collect();
+        self.server_chooser(DefaultServerChooser::new(list))
+    }
+
+    /// The same delay before every reconnect attempt.
+    pub fn fixed_delay(mut self, s: FixedDelayStrategy) -> Self {
+        self.ha().reconnect = ReconnectPolicy::Fixed(s);
+        self
+    }
+
+    /// Exponential backoff with jitter and a maximum retry time (the default).
+    pub fn exponential_delay(mut self, s: ExponentialDelayStrategy) -> Self {
+        self.ha().reconnect = ReconnectPolicy::Exponential(s);
+        self
+    }
+
+    /// Commands issued while reconnecting wait for the connection (`true`, the default) or
+    /// fail at once with `Disconnected`. Publishes with a publish store always wait.
+    pub fn retry_on_disconnect(mut self, on: bool) -> Self {
+        self.ha().retry_on_disconnect = on;
+        self
+    }
+
+    /// Memory publish and bookmark stores: publishes survive disconnects (not a restart of
+    /// the process), bookmark subscriptions resume where the application discarded.
+    pub fn memory_backed(mut self) -> Self {
+        let publish = heap_publish_store(&self.settings.limits);
+        self.settings.publish_store = Box::new(publish);
+        self.settings.bookmark_store = Box::new(heap_bookmark_store(MEMORY_BOOKMARK_BYTES));
+        self
+    }
+
+    /// Durable stores (feature `fs`): unpersisted publishes in directory `publish_dir` and
+    /// bookmark-subscription state in file `bookmark_file` survive a restart; after the next
+    /// logon the client replays what the server has not persisted and resumes bookmark
+    /// subscriptions. Use the same client name across restarts.
+    ///
+    /// Errors with kind `Store` when a store cannot be opened (held by another instance,
+    /// written for another client name, damaged, I/O).
+    #[cfg(feature = "fs")]
+    pub fn file_backed(
+        mut self,
+        publish_dir: impl AsRef<std::path::Path>,
+        bookmark_file: impl AsRef<std::path::Path>,
+    ) -> Result<Self> {
+        let (p, b) = crate::stores::open_files(&self.settings.name, publish_dir, bookmark_file)?;
+        self.settings.publish_store = Box::new(p);
+        self.settings.bookmark_store = Box::new(b);
+        Ok(self)
+    }
+}
+
+impl<C> std::fmt::Debug for ClientBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("name", &self.settings.name)
+            .field("ha", &self.settings.ha.is_some())
+            .finish_non_exhaustive()
+    }
+}

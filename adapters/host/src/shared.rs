@@ -1,0 +1,153 @@
+//! What the application's handles, the driver and the dispatch thread of one client share. None
+//! of it is the session: the session lives in the driver alone, and handles reach it through
+//! the inbox.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use amps_core::session::ConnectionState;
+
+use crate::dispatch::Listeners;
+use crate::driver::Op;
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::EventHub;
+use crate::inbox::{Inbox, Refused};
+use crate::queue::Budget;
+use crate::settings::StreamOptions;
+use crate::sync::{Signal, lock};
+
+/// Where the connection is, as the application sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Status {
+    /// Never connected.
+    New = 0,
+    /// Transport open, not logged on.
+    Connected = 1,
+    /// Logged on (recovering or ready).
+    LoggedOn = 2,
+    /// The connection was lost or closed; the client may connect again.
+    Disconnected = 3,
+    /// Closed for good.
+    Closed = 4,
+}
+
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    /// Wakes the driver.
+    pub(crate) signal: Arc<Signal>,
+    pub(crate) inbox: Inbox,
+    pub(crate) listeners: Listeners,
+    pub(crate) events: EventHub,
+    /// Bytes of received messages held for the application, across every queue.
+    pub(crate) budget: Arc<Budget>,
+    /// An HA client (reconnects by itself).
+    pub(crate) ha: bool,
+    auto_ack: AtomicBool,
+    retry: AtomicBool,
+    status: AtomicU8,
+    last_state: std::sync::Mutex<ConnectionState>,
+    /// A publish store is configured.
+    pub(crate) has_store: bool,
+    /// The client logged on once (the publish store's numbering is known).
+    seq_known: AtomicBool,
+    /// Publish store entries not yet persisted, mirrored by the driver.
+    unpersisted: AtomicUsize,
+    pub(crate) next_listener: AtomicU64,
+    pub(crate) stream_defaults: StreamOptions,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        name: String,
+        ha: bool,
+        has_store: bool,
+        inbox: Inbox,
+        budget: Budget,
+        auto_ack: bool,
+        retry: bool,
+        stream_defaults: StreamOptions,
+    ) -> Shared {
+        Shared {
+            name,
+            signal: Arc::new(Signal::new()),
+            inbox,
+            listeners: Listeners::default(),
+            events: EventHub::default(),
+            budget: Arc::new(budget),
+            ha,
+            auto_ack: AtomicBool::new(auto_ack),
+            retry: AtomicBool::new(retry),
+            status: AtomicU8::new(Status::New as u8),
+            last_state: std::sync::Mutex::new(ConnectionState::Disconnected),
+            has_store,
+            seq_known: AtomicBool::new(false),
+            unpersisted: AtomicUsize::new(0),
+            next_listener: AtomicU64::new(1),
+            stream_defaults,
+        }
+    }
+
+    /// Queue a command for the driver and wake it.
+    pub(crate) fn send_op(&self, op: Op) -> Result<()> {
+        match self.inbox.push_op(op) {
+            Ok(()) => {
+                self.signal.wake();
+                Ok(())
+            }
+            Err((op, why)) => {
+                op.fail(&Error::closed());
+                Err(match why {
+                    Refused::Busy => Error::new(
+                        ErrorKind::Busy,
+                        "too many commands queued for the connection",
+                    ),
+                    _ => Error::closed(),
+                })
+            }
+        }
+    }
+
+    pub(crate) fn auto_ack(&self) -> bool {
+        self.auto_ack.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_auto_ack(&self, on: bool) {
+        self.auto_ack.store(on, Ordering::Relaxed);
+    }
+    pub(crate) fn retry_on_disconnect(&self) -> bool {
+        self.retry.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_retry_on_disconnect(&self, on: bool) {
+        self.retry.store(on, Ordering::Relaxed);
+    }
+    pub(crate) fn set_status(&self, s: Status) {
+        self.status.store(s as u8, Ordering::Release);
+    }
+    pub(crate) fn status(&self) -> Status {
+        match self.status.load(Ordering::Acquire) {
+            0 => Status::New,
+            1 => Status::Connected,
+            2 => Status::LoggedOn,
+            3 => Status::Disconnected,
+            _ => Status::Closed,
+        }
+    }
+    pub(crate) fn set_state(&self, s: ConnectionState) {
+        *lock(&self.last_state) = s;
+    }
+    pub(crate) fn state(&self) -> ConnectionState {
+        *lock(&self.last_state)
+    }
+    pub(crate) fn set_seq_known(&self) {
+        self.seq_known.store(true, Ordering::Relaxed);
+    }
+    pub(crate) fn seq_known(&self) -> bool {
+        self.seq_known.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_unpersisted(&self, n: usize) {
+        self.unpersisted.store(n, Ordering::Release);
+    }
+    pub(crate) fn unpersisted(&self) -> usize {
+        self.unpersisted.load(Ordering::Acquire)
+    }
+}
