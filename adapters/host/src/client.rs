@@ -158,15 +158,61 @@ impl Handle {
         Ok(())
     }
 
-    /// Queue `op` (built around a reply) and return the pending answer.
-    fn call<T>(&self, what: &'static str, op: impl FnOnce(crate::sync::Reply<T>) -> Op) -> Pending<T> {
+    /// Queue `op` (built around a reply) for a running driver and return the pending answer.
+    /// Before the first connect nothing would ever answer: it fails at once.
+    fn call<T>(
+        &self,
+        what: &'static str,
+        op: impl FnOnce(crate::sync::Reply<T>) -> Op,
+    ) -> Pending<T> {
+        match &*lock(&self.inner.start) {
+            Start::Running { .. } => {}
+            Start::Ready(..) => {
+                let how = if self.shared().ha {
+                    "not connected: call connect_and_logon() first"
+                } else {
+                    "not connected: call connect() and logon() first"
+                };
+                return Pending::ready(Err(Error::disconnected(how)));
+            }
+            Start::Closed => return Pending::ready(Err(Error::closed())),
+        }
+        self.send(what, op)
+    }
+
+    /// Start the driver if needed, then queue `op`.
+    fn start_and_call<T>(
+        &self,
+        what: &'static str,
+        op: impl FnOnce(crate::sync::Reply<T>) -> Op,
+    ) -> Pending<T> {
         if let Err(e) = self.ensure_started() {
             return Pending::ready(Err(e));
         }
+        self.send(what, op)
+    }
+
+    fn send<T>(&self, what: &'static str, op: impl FnOnce(crate::sync::Reply<T>) -> Op) -> Pending<T> {
         let (reply, pending) = reply_pair(None, what);
         match self.shared().send_op(op(reply)) {
             // A refused op answered its reply already (see `Shared::send_op`).
             Ok(()) | Err(_) => pending,
+        }
+    }
+
+    /// Queue a change of setting: applied when the driver gets to it, also before the first
+    /// connect (the driver takes it when it starts).
+    fn setting<T>(&self, what: &'static str, op: impl FnOnce(crate::sync::Reply<T>) -> Op) -> Pending<T>
+    where
+        T: Default,
+    {
+        match &*lock(&self.inner.start) {
+            Start::Ready(..) => {
+                let (reply, _) = reply_pair(None, what);
+                Pending::ready(self.shared().send_op(op(reply)).map(|()| T::default()))
+            }
+            Start::Running { .. } => self.send(what, op),
+            Start::Closed => Pending::ready(Err(Error::closed())),
         }
     }
 
@@ -189,7 +235,7 @@ impl Handle {
             return Pending::ready(Err(e.into()));
         }
         let uri = uri.to_owned();
-        self.call("connect", |reply| Op::Connect { uri, reply })
+        self.start_and_call("connect", |reply| Op::Connect { uri, reply })
     }
 
     /// Log on with the connection string's credentials (and the builder's authenticator).
@@ -209,7 +255,7 @@ impl Handle {
     /// HA: connect to the server the chooser names and log on, failing over and retrying as
     /// the delay strategy allows.
     pub fn connect_and_logon(&self) -> Pending<()> {
-        self.call("connect_and_logon", |reply| Op::ConnectAndLogon { reply })
+        self.start_and_call("connect_and_logon", |reply| Op::ConnectAndLogon { reply })
     }
 
     /// Close the connection; the client can connect again. No disconnect handler runs and an
@@ -292,7 +338,6 @@ impl Handle {
         options: &PublishOptions<'_>,
     ) -> Result<bool> {
         self.check_publish()?;
-        self.ensure_started()?;
         let kind = if delta {
             PubKind::DeltaPublish
         } else {
@@ -362,7 +407,6 @@ impl Handle {
             )));
         }
         self.check_publish()?;
-        self.ensure_started()?;
         self.shared()
             .send_op(Op::PublishCommand(Box::new(OwnedCommand::new(command))))
     }
@@ -557,7 +601,6 @@ impl Handle {
 
     /// Queue acks sent together in one `sow_delete`.
     pub fn set_ack_batch_size(&self, n: u32) -> Result<()> {
-        self.ensure_started()?;
         self.shared().send_op(Op::AckBatch {
             size: Some(n.max(1)),
             timeout: None,
@@ -566,25 +609,23 @@ impl Handle {
 
     /// Longest time a queue ack waits in a batch.
     pub fn set_ack_timeout(&self, t: Duration) -> Result<()> {
-        self.ensure_started()?;
         self.shared().send_op(Op::AckBatch {
             size: None,
             timeout: Some(t),
         })
     }
 
-    /// Start or change heartbeats (`Some((interval, timeout))`, interval in whole seconds),
-    /// or stop them (`None`).
-    pub fn set_heartbeat(&self, heartbeat: Option<(Duration, Duration)>) -> Pending<()> {
-        if let Some((i, t)) = heartbeat
+    /// Heartbeats: the server sends traffic at least every `interval` (whole seconds, at
+    /// least 1) and the client declares the connection dead after `timeout` without a
+    /// complete frame. An `interval` of zero stops heartbeats.
+    pub fn set_heartbeat(&self, interval: Duration, timeout: Duration) -> Pending<()> {
+        let hb = (!interval.is_zero()).then_some((interval, timeout));
+        if let Some((i, t)) = hb
             && let Err(e) = crate::driver::heartbeat_config(i, t)
         {
             return Pending::ready(Err(e));
         }
-        self.call("set_heartbeat", |reply| Op::Heartbeat {
-            hb: heartbeat,
-            reply,
-        })
+        self.setting("set_heartbeat", |reply| Op::Heartbeat { hb, reply })
     }
 
     /// HA: commands issued while reconnecting wait for the connection (`true`) or fail at
@@ -643,7 +684,6 @@ impl Handle {
     pub fn set_disconnect_handler(&self, f: impl Fn() + Send + Sync + 'static) -> Result<()> {
         *lock(&self.shared().listeners.disconnect) = Some(Arc::new(f));
         if self.shared().ha {
-            self.ensure_started()?;
             self.shared().send_op(Op::StopReconnecting)?;
         }
         Ok(())

@@ -397,6 +397,26 @@ impl StreamCore {
         }
     }
 
+    /// What a processing loop does after its handler ran on `msg`: acknowledge a queue message
+    /// on success; on failure return it to the queue (`cancel`) and report the failure as a
+    /// [`crate::ClientEvent::Error`].
+    pub fn processed<E: std::fmt::Display>(
+        &self,
+        msg: &Message,
+        outcome: Result<(), E>,
+    ) -> Result<(), Error> {
+        match outcome {
+            Ok(()) => msg.ack(),
+            Err(e) => {
+                msg.ack_with(crate::AckHow::Cancel)?;
+                self.client.send_op(Op::Report(Error::new(
+                    ErrorKind::Unknown,
+                    format!("message handler failed: {e}"),
+                )))
+            }
+        }
+    }
+
     /// Whether the stream ended (and everything was taken).
     pub fn is_terminated(&self) -> bool {
         self.closed

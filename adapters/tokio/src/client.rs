@@ -1,672 +1,460 @@
-//! [`Client`]: the handle applications use. Cheap to clone; every clone talks to the one
-//! driver task over channels. The driver starts with the first connect.
+//! [`Client`] and [`HaClient`]: the async face of the shared host client. Every method is the
+//! host operation of the same name, awaited. Each documents its cancel-safety: what happens
+//! when its future is dropped before it completes.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::ops::Deref;
+use std::time::Duration;
 
-use amps_core::Duration;
-use amps_core::codec::{AckType, Command};
-use amps_core::error_kind::ErrorKind;
-use amps_core::ha::Authenticator;
-use amps_core::session::{Config, ConnectionState, HeartbeatConfig, Parts};
-use tokio::sync::{mpsc, oneshot, watch};
+use amps_core::session::ConnectionState;
+use amps_host::{
+    Adapter, Authenticator, ClientBuilder, Command, Driver, Error, ErrorKind, FailedWrite,
+    HaAdapter, Handle, HandlerResult, ListenerId, Message, PublishOptions, Result,
+    StreamOptions,
+};
 
-use crate::command::OwnedCommand;
-use crate::config::{ClientBuilder, ClientConfig};
-use crate::driver::{Cmd, Ctl, Driver, DriverParts, Ha};
-use crate::error::{Error, Result};
-use crate::events::EventStream;
-use crate::message::Message;
-use crate::shared::{PublishOptions, REC_DELTA, REC_PUBLISH, Shared, put_record, record_len};
-use crate::stream::{MessageStream, StreamOptions, StreamShared};
+use crate::stream::{EventStream, MessageStream};
 
-/// Commands queued for the driver before `execute` waits (bounded: backpressure).
-const CMD_QUEUE: usize = 1024;
-/// Header room reserved when checking that a publish fits the transmit buffer.
-const HEADER_ROOM: usize = 1024;
-
-/// An AMPS client (seeds: `Client`). Clone it freely: clones share one connection.
+/// A connection to an AMPS server. A `Client` is a cheap handle: clone it freely, share it
+/// across threads; dropping the last clone closes it.
 ///
 /// ```no_run
 /// # async fn demo() -> amps_tokio::Result<()> {
 /// use futures::StreamExt;
-/// let client = amps_tokio::Client::new("my-app")?;
+/// let client = amps_tokio::Client::new("my-app-1")?;
 /// client.connect("tcp://127.0.0.1:9007/amps/json").await?;
 /// client.logon().await?;
-/// let mut stream = client.subscribe("orders", Some("/qty > 10")).await?;
-/// client.publish("orders", br#"{"id":1,"qty":20}"#).await?;
-/// while let Some(msg) = stream.next().await {
+/// client.publish("orders", r#"{"id":"A1","qty":100}"#).await?;
+/// let mut sow = client.sow("orders", Some("/qty > 50")).await?;
+/// while let Some(msg) = sow.next().await {
 ///     println!("{}", msg?.data_str().unwrap_or(""));
 /// }
+/// client.close().await?;
 /// # Ok(()) }
 /// ```
 ///
-/// Every async method documents its cancel-safety: what happens when its future is dropped
-/// before it completes.
+/// Tasks: the first command (inside a tokio runtime) spawns a driver task that owns the
+/// connection, processes acks and answers heartbeats, and a dispatch thread that runs message
+/// handlers and listeners.
+///
+/// # Cancel-safety
+///
+/// Every method that sends something to the server queues it when its future is first
+/// polled; dropping the future before that does nothing. Dropping it afterwards only stops
+/// the waiting: the command still runs (a `disconnect` or `close` still happens). A
+/// subscription or query whose future is dropped before it returned its stream is ended
+/// again, so nothing is left subscribed. A publish is queued exactly once when its future
+/// completes, and not at all if it is dropped before.
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) handle: Handle,
 }
 
-pub(crate) struct Inner {
-    pub(crate) shared: Arc<Shared>,
-    ctl: mpsc::UnboundedSender<Ctl>,
-    cmd: mpsc::Sender<Cmd>,
-    driver: Mutex<Option<Driver>>,
-    /// The driver was spawned (checked before taking the lock above).
-    started: std::sync::atomic::AtomicBool,
-    name: String,
-    ha: bool,
-    stream_defaults: StreamOptions,
-    auto_ack: Mutex<bool>,
-    max_publish: usize,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The last handle is gone: the driver sends what is queued and closes.
-        self.shared.request_shutdown();
+impl Adapter for Client {
+    const HA: bool = false;
+    fn from_handle(handle: Handle) -> Self {
+        Client { handle }
+    }
+    fn spawn(driver: Driver) -> Result<()> {
+        crate::driver::spawn(driver)
     }
 }
 
 impl Client {
-    /// A client named `name` with default settings (seeds: `Client(name)`). The name must be
-    /// 1 to 128 bytes, unique per server and stable across restarts of a publisher
-    /// (protocol.md §8.3).
+    /// A client named `name` with the default settings (unique per server and stable across
+    /// restarts of a publisher). Errors: `Usage` for an invalid name.
     pub fn new(name: impl Into<String>) -> Result<Client> {
         Client::builder(name).build()
     }
 
     /// A builder for settings other than the defaults.
-    pub fn builder(name: impl Into<String>) -> ClientBuilder {
+    pub fn builder(name: impl Into<String>) -> ClientBuilder<Client> {
         ClientBuilder::new(name)
-    }
-
-    pub(crate) fn from_builder(b: ClientBuilder) -> Result<Client> {
-        let ClientBuilder {
-            config,
-            authenticator,
-        } = b;
-        let ClientConfig {
-            name,
-            limits,
-            heartbeat,
-            tls,
-            stream,
-            auto_ack,
-            ack_batch_size,
-            ack_timeout,
-            command_timeout,
-            logon_timeout,
-            connect_timeout,
-            staging_bytes,
-            publish_store,
-            bookmark_store,
-            ha,
-            filter,
-        } = config;
-        let mut cfg = Config::new(&name);
-        cfg.limits = limits;
-        cfg.heartbeat = heartbeat;
-        cfg.ack_batch_size = ack_batch_size;
-        cfg.ack_timeout = ack_timeout;
-        cfg.command_timeout = command_timeout;
-        cfg.logon_timeout = logon_timeout;
-        cfg.seed = seed();
-        if let Some(h) = &ha {
-            cfg.reconnect = h.reconnect;
-            cfg.resubscribe = true;
-        }
-        let has_store = publish_store.is_enabled();
-        let session = crate::driver::HostSession::new(
-            &cfg,
-            Parts::heap(&limits, publish_store, bookmark_store),
-        )?;
-        let max_publish = session.limits().tx_bytes.saturating_sub(HEADER_ROOM);
-        let shared = Arc::new(Shared::new(staging_bytes));
-        shared.has_store.store(has_store, Ordering::Release);
-        // A file store may hold messages from an earlier run: count them before connecting.
-        shared
-            .unpersisted
-            .store(session.unpersisted_count(), Ordering::Release);
-        let (ctl, ctl_rx) = mpsc::unbounded_channel();
-        let (cmd, cmd_rx) = mpsc::channel(CMD_QUEUE);
-        let is_ha = ha.is_some();
-        let driver = Driver::new(DriverParts {
-            session,
-            shared: shared.clone(),
-            ctl_rx,
-            cmd_rx,
-            ha: ha.map(|h| Ha {
-                chooser: h.chooser,
-                retry_on_disconnect: h.retry_on_disconnect,
-                waiters: Vec::new(),
-            }),
-            tls,
-            connect_timeout,
-            authenticator,
-            filter,
-        });
-        Ok(Client {
-            inner: Arc::new(Inner {
-                shared,
-                ctl,
-                cmd,
-                driver: Mutex::new(Some(driver)),
-                started: std::sync::atomic::AtomicBool::new(false),
-                name,
-                ha: is_ha,
-                stream_defaults: stream,
-                auto_ack: Mutex::new(auto_ack),
-                max_publish,
-            }),
-        })
     }
 
     /// The client name.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        self.handle.name()
     }
 
-    /// Start the driver task on the current runtime (once).
-    fn start(&self) {
-        if self.inner.started.load(Ordering::Acquire) {
-            return;
-        }
-        self.inner.started.store(true, Ordering::Release);
-        let d = self
-            .inner
-            .driver
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(d) = d {
-            tokio::spawn(d.run());
-        }
-    }
-
-    pub(crate) async fn ctl<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Ctl,
-    ) -> Result<T> {
-        self.start();
-        let (tx, rx) = oneshot::channel();
-        self.inner
-            .ctl
-            .send(make(tx))
-            .map_err(|_| Error::shutdown())?;
-        rx.await.unwrap_or_else(|_| Err(Error::shutdown()))
-    }
-
-    /// Open the transport to `uri` (`tcp://`, `tcps://` or `unix://`, with transport options;
-    /// seeds: `connect`). Errors: `InvalidUri`, `TransportType`, `InvalidTransportOptions`,
-    /// `ConnectionRefused`, `AlreadyConnected`.
-    ///
-    /// Cancel-safety: dropping the future abandons the attempt; a connection opened for it is
-    /// closed again, and the client stays disconnected.
+    /// Open the connection `uri` names: `tcp://`, `tcps://` or `unix://`, with credentials,
+    /// message type and transport options, e.g.
+    /// `tcp://user:pw@host:9007/amps/json?tcp_nodelay=true`. Errors: `AlreadyConnected`,
+    /// `ConnectionRefused`, `TimedOut`, `InvalidUri`, `TransportType`,
+    /// `InvalidTransportOptions`.
     pub async fn connect(&self, uri: &str) -> Result<()> {
-        // Validate here, so a bad URI never reaches the driver.
-        amps_core::uri::Uri::parse(uri)?;
-        let uri = uri.to_owned();
-        self.ctl(|reply| Ctl::Connect { uri, reply }).await
+        self.handle.connect(uri).await
     }
 
-    /// Log on with the URI's credentials (seeds: `logon()`; default authenticator).
-    ///
-    /// Cancel-safety: dropping the future does not cancel the logon already sent; its outcome
-    /// shows in [`Client::state`].
+    /// Log on with the connection string's credentials.
     pub async fn logon(&self) -> Result<()> {
-        self.ctl(|reply| Ctl::Logon { auth: None, reply }).await
+        self.handle.logon().await
     }
 
-    /// Log on, asking `authenticator` for the password (seeds: `logon(authenticator)`).
-    ///
-    /// Cancel-safety: as [`Client::logon`].
-    pub async fn logon_with(
-        &self,
-        authenticator: impl Authenticator + Send + 'static,
-    ) -> Result<()> {
-        let auth: Box<dyn Authenticator + Send> = Box::new(authenticator);
-        self.ctl(|reply| Ctl::Logon {
-            auth: Some(auth),
-            reply,
-        })
-        .await
+    /// Log on with `authenticator` supplying the password and answering challenges.
+    pub async fn logon_with(&self, authenticator: impl Authenticator + Send + 'static) -> Result<()> {
+        self.handle.logon_with(authenticator).await
     }
 
-    /// Close the connection (seeds: `disconnect()`); publishes already queued are sent first.
-    /// A plain client can `connect` again; an HA client stops reconnecting until
-    /// `connect_and_logon`.
-    ///
-    /// Cancel-safety: the disconnect happens even if the future is dropped once polled.
+    /// Close the connection; the client can connect again. No disconnect handler runs and an
+    /// HA client does not reconnect.
     pub async fn disconnect(&self) -> Result<()> {
-        self.ctl(|reply| Ctl::Disconnect { reply }).await
+        self.handle.disconnect().await
     }
 
-    /// Close for good (seeds: `close()`): queued publishes are sent, the connection closes,
-    /// every stream ends, and every later call fails with `Disconnected`.
-    ///
-    /// Cancel-safety: the close happens even if the future is dropped once polled.
+    /// Shut the client down for good: queued publishes are sent, the connection closes,
+    /// streams end, pending commands fail, the background threads stop (listeners see
+    /// `Shutdown`).
     pub async fn close(&self) -> Result<()> {
-        let r = self.ctl(|reply| Ctl::Close { reply }).await;
-        self.inner.shared.request_shutdown();
-        match r {
-            Err(e) if e.kind() == ErrorKind::Disconnected => Ok(()),
-            r => r,
-        }
+        self.handle.close().await
     }
 
-    /// Publish `data` to `topic` (seeds: `publish`). Returns once the message is queued for
-    /// sending, in order with every other publish and command of this client. When the
-    /// client's publish queue is full (the publish store's window of unpersisted messages is
-    /// full, or the socket cannot keep up) it waits: backpressure, never unbounded memory.
-    ///
-    /// Errors at once: `Disconnected` (a plain client that is not logged on), `Usage` (larger
-    /// than the transmit buffer).
-    ///
-    /// Cancel-safety: the message is queued exactly once when the future completes, and not
-    /// at all if it is dropped before.
-    pub async fn publish(&self, topic: &str, data: &[u8]) -> Result<()> {
-        self.stage(REC_PUBLISH, topic, data, &PublishOptions::default())
+    /// The connection state now.
+    pub fn state(&self) -> ConnectionState {
+        self.handle.state()
+    }
+
+    /// Whether the client is logged on now.
+    pub fn is_logged_on(&self) -> bool {
+        self.handle.is_logged_on()
+    }
+
+    /// Publish `data` to `topic`. Returns once the message is queued for the connection,
+    /// without waiting for the server; blocks while the client's publish queue is full
+    /// (backpressure). With a publish store the message is numbered, kept until persisted and
+    /// replayed after a reconnect. Errors: `Disconnected` when not logged on (and no store
+    /// keeps it).
+    pub async fn publish(&self, topic: &str, data: impl AsRef<[u8]>) -> Result<()> {
+        let none = PublishOptions::default();
+        self.handle
+            .publish_async(false, topic, data.as_ref(), &none)
             .await
     }
 
     /// [`Client::publish`] with an expiration, correlation id or explicit SOW key.
-    ///
-    /// Cancel-safety: as [`Client::publish`].
     pub async fn publish_with(
         &self,
         topic: &str,
-        data: &[u8],
+        data: impl AsRef<[u8]>,
         options: PublishOptions<'_>,
     ) -> Result<()> {
-        self.stage(REC_PUBLISH, topic, data, &options).await
+        self.handle
+            .publish_async(false, topic, data.as_ref(), &options)
+            .await
     }
 
-    /// Publish a partial record merged into the SOW record it names (seeds: `delta_publish`;
-    /// protocol.md §6.3).
-    ///
-    /// Cancel-safety: as [`Client::publish`].
-    pub async fn delta_publish(&self, topic: &str, data: &[u8]) -> Result<()> {
-        self.stage(REC_DELTA, topic, data, &PublishOptions::default())
+    /// Merge `data` into the SOW record it keys.
+    pub async fn delta_publish(&self, topic: &str, data: impl AsRef<[u8]>) -> Result<()> {
+        let none = PublishOptions::default();
+        self.handle
+            .publish_async(true, topic, data.as_ref(), &none)
             .await
     }
 
     /// [`Client::publish`] without waiting: `Busy` when the publish queue is full.
-    pub fn try_publish(&self, topic: &str, data: &[u8]) -> Result<()> {
-        match self.try_stage(REC_PUBLISH, topic, data, &PublishOptions::default())? {
+    pub fn try_publish(&self, topic: &str, data: impl AsRef<[u8]>) -> Result<()> {
+        let none = PublishOptions::default();
+        match self.handle.try_publish(false, topic, data.as_ref(), &none)? {
             true => Ok(()),
             false => Err(Error::new(ErrorKind::Busy, "publish queue full")),
         }
     }
 
-    /// Append a record to the staging buffer; `Ok(false)` when it is full.
-    fn try_stage(
-        &self,
-        kind: u8,
-        topic: &str,
-        data: &[u8],
-        o: &PublishOptions<'_>,
-    ) -> Result<bool> {
-        let shared = &self.inner.shared;
-        if shared.is_shutdown() {
-            return Err(Error::shutdown());
-        }
-        if !self.inner.ha && !shared.is_logged_on() && !shared.has_store.load(Ordering::Acquire) {
-            return Err(Error::disconnected());
-        }
-        let len = record_len(topic, data, o);
-        if len > self.inner.max_publish || len > shared.staging_cap {
-            return Err(Error::usage("message larger than the transmit buffer"));
-        }
-        let first = {
-            let mut s = shared.staging();
-            if s.records > 0 && s.buf.len() + len > shared.staging_cap {
-                return Ok(false);
-            }
-            put_record(&mut s.buf, kind, topic, data, o);
-            s.records += 1;
-            s.records == 1
-        };
-        if shared.has_store.load(Ordering::Relaxed) {
-            // Counted only where `unpersisted_count` reports it (a shared counter per publish
-            // costs a contended cache line otherwise).
-            shared.queued.fetch_add(1, Ordering::AcqRel);
-        }
-        if first {
-            // The driver takes whole batches: only the first record of one needs a wake-up.
-            shared.kick();
-        }
-        Ok(true)
+    /// Publish a built command (publish or delta publish with any headers).
+    pub fn publish_command(&self, command: &Command<'_>) -> Result<()> {
+        self.handle.publish_command(command)
     }
 
-    async fn stage(
-        &self,
-        kind: u8,
-        topic: &str,
-        data: &[u8],
-        o: &PublishOptions<'_>,
-    ) -> Result<()> {
-        self.start();
-        // Fast path: room in the queue, no waiter registration.
-        if self.try_stage(kind, topic, data, o)? {
-            return Ok(());
-        }
-        loop {
-            let notified = self.inner.shared.space.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.try_stage(kind, topic, data, o)? {
-                return Ok(());
-            }
-            notified.await;
-        }
-    }
-
-    /// Messages published and not yet acknowledged as persisted (seeds:
-    /// `unpersisted_count()`): the publish store's count plus publishes still queued in the
-    /// client. 0 without a publish store.
-    pub fn unpersisted_count(&self) -> usize {
-        let s = &self.inner.shared;
-        if !s.has_store.load(Ordering::Acquire) {
-            return 0;
-        }
-        s.unpersisted.load(Ordering::Acquire) + s.queued.load(Ordering::Acquire)
-    }
-
-    async fn cmd_wait(&self, publish_flush: Option<Duration>) -> Result<()> {
-        self.start();
-        let (tx, rx) = oneshot::channel();
-        self.inner
-            .cmd
-            .send(Cmd::Flush {
-                publish_flush,
-                reply: tx,
-            })
-            .await
-            .map_err(|_| Error::shutdown())?;
-        rx.await.unwrap_or_else(|_| Err(Error::shutdown()))
-    }
-
-    /// Wait until the server processed every command sent before (seeds: `flush()`;
-    /// protocol.md §6.10).
-    ///
-    /// Cancel-safety: dropping the future only stops the waiting; nothing is lost.
+    /// Wait until the server processed every command sent before.
     pub async fn flush(&self) -> Result<()> {
-        self.cmd_wait(None).await
+        self.handle.flush().await
     }
 
-    /// Flush and wait until the publish store is empty (seeds: `publish_flush(timeout)`):
-    /// `TimedOut` after `timeout`.
-    ///
-    /// Cancel-safety: as [`Client::flush`].
+    /// Flush, then wait until the publish store is empty, at most `timeout` (`TimedOut`).
     pub async fn publish_flush(&self, timeout: Duration) -> Result<()> {
-        self.cmd_wait(Some(timeout)).await
+        self.handle.publish_flush(timeout).await
     }
 
-    /// Send any command and get its messages (seeds: `execute(command)`): deliveries and
-    /// records for subscriptions and queries, and the acks the command asked for. Returns
-    /// once the server acknowledged a subscription or query (`processed`), at once for other
-    /// commands. The stream uses the client's default [`StreamOptions`].
-    ///
-    /// Cancel-safety: dropping the future before it completes leaves no subscription behind
-    /// (an entered one is unsubscribed); the command itself may have reached the server.
-    pub async fn execute(&self, cmd: Command<'_>) -> Result<MessageStream> {
-        self.execute_with(cmd, self.inner.stream_defaults).await
+    /// Messages in the publish store not yet acknowledged as persisted (0 without a store).
+    pub fn unpersisted_count(&self) -> usize {
+        self.handle.unpersisted_count()
+    }
+
+    /// Send `command` and iterate what it produces: records and deliveries, and the acks the
+    /// command asks for. Returns once the server processed a subscription or query (a failure
+    /// is the error, e.g. `BadFilter`), at once for other commands.
+    pub async fn execute(&self, command: &Command<'_>) -> Result<MessageStream> {
+        self.handle.execute(command, None).await.map(MessageStream)
     }
 
     /// [`Client::execute`] with explicit stream options.
-    ///
-    /// Cancel-safety: as [`Client::execute`].
     pub async fn execute_with(
         &self,
-        cmd: Command<'_>,
-        opts: StreamOptions,
+        command: &Command<'_>,
+        options: StreamOptions,
     ) -> Result<MessageStream> {
-        self.start();
-        let stream = StreamShared::new(&opts);
-        let resubscribe = opts.resubscribe.unwrap_or(self.inner.ha);
-        let auto_ack = opts.auto_ack.unwrap_or(
-            *self
-                .inner
-                .auto_ack
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        let (reply, reply_rx) = oneshot::channel();
-        let (ready, ready_rx) = oneshot::channel();
-        self.inner
-            .cmd
-            .send(Cmd::Execute {
-                cmd: Box::new(OwnedCommand::new(&cmd)),
-                stream: stream.clone(),
-                resubscribe,
-                reply,
-                ready,
-            })
+        self.handle
+            .execute(command, Some(options))
             .await
-            .map_err(|_| Error::shutdown())?;
-        let (handle, sub_id) = reply_rx.await.unwrap_or_else(|_| Err(Error::shutdown()))?;
-        // From here the stream exists: dropping it (also on cancellation) unsubscribes.
-        let ms = MessageStream::new(stream, self.inner.shared.clone(), handle, sub_id, auto_ack);
-        ready_rx.await.unwrap_or_else(|_| Err(Error::shutdown()))?;
-        Ok(ms)
+            .map(MessageStream)
     }
 
-    /// Subscribe to `topic` (a name or a regex, protocol.md §14), with an optional content
-    /// filter (seeds: `subscribe`).
-    ///
-    /// Cancel-safety: as [`Client::execute`].
+    /// Send `command` with `handler` receiving its messages on the dispatch thread (a plain
+    /// thread: the handler must not block on the runtime); returns
+    /// the subscription id once the server processed it. The handler may return `()` or a
+    /// `Result`; errors and panics go to the exception listener.
+    pub async fn execute_async<F, R>(&self, command: &Command<'_>, handler: F) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle.execute_async(command, handler).await
+    }
+
+    /// Subscribe to `topic` (a name or a regular expression) with an optional filter.
     pub async fn subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
-        self.execute(with_filter(Command::subscribe(topic), filter))
-            .await
+        self.handle.subscribe(topic, filter).await.map(MessageStream)
     }
 
-    /// Subscribe to changed fields only (seeds: `delta_subscribe`; protocol.md §12.2).
-    ///
-    /// Cancel-safety: as [`Client::execute`].
-    pub async fn delta_subscribe(
-        &self,
-        topic: &str,
-        filter: Option<&str>,
-    ) -> Result<MessageStream> {
-        self.execute(with_filter(Command::delta_subscribe(topic), filter))
+    /// Subscribe receiving only changed fields.
+    pub async fn delta_subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
+        self.handle
+            .delta_subscribe(topic, filter)
             .await
+            .map(MessageStream)
     }
 
-    /// Query the State of the World (seeds: `sow`): the stream yields `group_begin`, the
-    /// records, `group_end`, then ends. Batch size 10, as the seeds' clients send.
-    ///
-    /// Cancel-safety: as [`Client::execute`].
+    /// Query the State of the World of `topic`; the stream ends after the last record.
     pub async fn sow(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
-        self.execute(with_filter(Command::sow(topic).batch_size(10), filter))
+        self.handle.sow(topic, filter).await.map(MessageStream)
+    }
+
+    /// Query and subscribe atomically.
+    pub async fn sow_and_subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
+        self.handle
+            .sow_and_subscribe(topic, filter)
             .await
+            .map(MessageStream)
     }
 
-    /// Query and subscribe atomically (seeds: `sow_and_subscribe`; protocol.md §6.7).
-    ///
-    /// Cancel-safety: as [`Client::execute`].
-    pub async fn sow_and_subscribe(
-        &self,
-        topic: &str,
-        filter: Option<&str>,
-    ) -> Result<MessageStream> {
-        let cmd = Command::sow_and_subscribe(topic).batch_size(10);
-        self.execute(with_filter(cmd, filter)).await
-    }
-
-    /// Query, then subscribe to changed fields (seeds: `sow_and_delta_subscribe`).
-    ///
-    /// Cancel-safety: as [`Client::execute`].
+    /// Query and delta-subscribe atomically.
     pub async fn sow_and_delta_subscribe(
         &self,
         topic: &str,
         filter: Option<&str>,
     ) -> Result<MessageStream> {
-        let cmd = Command::sow_and_delta_subscribe(topic).batch_size(10);
-        self.execute(with_filter(cmd, filter)).await
+        self.handle
+            .sow_and_delta_subscribe(topic, filter)
+            .await
+            .map(MessageStream)
     }
 
-    /// Replay the transaction log from `bookmark` (a bookmark, `bookmark::EPOCH`,
-    /// `bookmark::NOW`, or `bookmark::MOST_RECENT` to resume from the bookmark store), then
-    /// continue live (seeds: `bookmark_subscribe`). Pass the same `sub_id` across restarts to
-    /// resume a subscription.
-    ///
-    /// Cancel-safety: as [`Client::execute`].
+    /// Subscribe from a point in the transaction log: `bookmark` is a bookmark, `EPOCH`,
+    /// `NOW` or `MOST_RECENT` (resolved from the bookmark store). A stable `sub_id` resumes
+    /// the same subscription after a restart; call `discard()` on each message once
+    /// processed.
     pub async fn bookmark_subscribe(
         &self,
         topic: &str,
         bookmark: &str,
+        filter: Option<&str>,
         sub_id: Option<&str>,
     ) -> Result<MessageStream> {
-        let mut cmd = Command::subscribe(topic).bookmark(bookmark);
-        if let Some(s) = sub_id {
-            cmd = cmd.sub_id(s);
-        }
-        self.execute(cmd).await
+        self.handle
+            .bookmark_subscribe(topic, bookmark, filter, sub_id)
+            .await
+            .map(MessageStream)
     }
 
-    /// End the subscription `sub_id` (or `"all"`); its stream ends (seeds: `unsubscribe`).
-    ///
-    /// Cancel-safety: once polled, the unsubscribe is sent even if the future is dropped.
-    pub async fn unsubscribe(&self, sub_id: &str) -> Result<()> {
-        let cmd = Command::unsubscribe(sub_id).ack(AckType::Processed);
-        self.execute(cmd).await?.collect_acks().await.map(drop)
-    }
-
-    /// Delete the SOW records matching `filter` (seeds: `sow_delete`); the returned ack
-    /// carries the counts (`records_deleted()`, `matches()`).
-    ///
-    /// Cancel-safety: dropping the future does not cancel a delete already sent.
+    /// Delete the SOW records of `topic` matching `filter`; the returned ack carries the
+    /// counts (`records_deleted()`, `matches()`).
     pub async fn sow_delete(&self, topic: &str, filter: &str) -> Result<Message> {
-        self.sow_delete_cmd(Command::sow_delete(topic, filter))
-            .await
+        self.handle.sow_delete(topic, filter).await
     }
 
-    /// Delete the records with these SOW keys (comma list; seeds: `sow_delete_by_keys`).
-    ///
-    /// Cancel-safety: as [`Client::sow_delete`].
+    /// Delete the SOW records with these keys (comma-separated SOW keys).
     pub async fn sow_delete_by_keys(&self, topic: &str, keys: &str) -> Result<Message> {
-        self.sow_delete_cmd(Command::sow_delete_by_keys(topic, keys))
-            .await
+        self.handle.sow_delete_by_keys(topic, keys).await
     }
 
-    /// Delete the record `data` would update (seeds: `sow_delete_by_data`).
-    ///
-    /// Cancel-safety: as [`Client::sow_delete`].
-    pub async fn sow_delete_by_data(&self, topic: &str, data: &[u8]) -> Result<Message> {
-        self.sow_delete_cmd(Command::sow_delete_by_data(topic, data))
-            .await
+    /// Delete the SOW record `data` would update if published.
+    pub async fn sow_delete_by_data(&self, topic: &str, data: impl AsRef<[u8]>) -> Result<Message> {
+        self.handle.sow_delete_by_data(topic, data.as_ref()).await
     }
 
-    async fn sow_delete_cmd(&self, cmd: Command<'_>) -> Result<Message> {
-        let cmd = cmd.ack(AckType::Processed).ack(AckType::Stats);
-        let acks = self.execute(cmd).await?.collect_acks().await?;
-        // The stats ack has the counts; a server that sends none puts them on `completed`.
-        acks.into_iter()
-            .rev()
-            .find(|m| m.ack_type() == Some(AckType::Stats))
-            .ok_or_else(|| Error::new(ErrorKind::Command, "no stats ack for sow_delete"))
+    /// End a subscription by its id; `"all"` ends every one.
+    pub async fn unsubscribe(&self, sub_id: &str) -> Result<()> {
+        self.handle.unsubscribe(sub_id).await
     }
 
-    /// Start, change (`Some`) or stop (`None`) heartbeats (seeds: `set_heartbeat`).
-    ///
-    /// Cancel-safety: the setting applies once the future was polled.
-    pub async fn set_heartbeat(&self, heartbeat: Option<HeartbeatConfig>) -> Result<()> {
-        self.ctl(|reply| Ctl::Heartbeat {
-            hb: heartbeat,
-            reply,
-        })
-        .await
-    }
-
-    /// Make the publish and bookmark stores durable now (file stores: fsync), whatever their
-    /// sync policy. `close()` does this too.
-    ///
-    /// Cancel-safety: the sync happens even if the future is dropped once polled.
-    pub async fn sync_stores(&self) -> Result<()> {
-        self.ctl(|reply| Ctl::Stores {
-            prune: false,
-            reply,
-        })
-        .await
-    }
-
-    /// Sync the stores and prune the bookmark store (seeds: `prune()`, "most applications call
-    /// prune() when the application exits"). A no-op for memory stores.
-    ///
-    /// Cancel-safety: as [`Client::sync_stores`].
-    pub async fn prune(&self) -> Result<()> {
-        self.ctl(|reply| Ctl::Stores { prune: true, reply }).await
-    }
-
-    /// Queue acks batched before sending (seeds: `set_ack_batch_size`).
-    pub fn set_ack_batch_size(&self, n: u32) {
-        let _ = self.inner.ctl.send(Ctl::AckBatch(n));
-    }
-
-    /// Longest time a queue ack waits in a batch (seeds: `set_ack_timeout`).
-    pub fn set_ack_timeout(&self, t: Duration) {
-        let _ = self.inner.ctl.send(Ctl::AckTimeout(t));
-    }
-
-    /// Acknowledge queue messages of streams created from now on automatically (seeds:
-    /// `set_auto_ack`).
+    /// Acknowledge queue messages automatically: when a handler returns (a failing handler
+    /// returns the message to the queue), or when a stream is asked for its next message.
     pub fn set_auto_ack(&self, on: bool) {
-        *self
-            .inner
-            .auto_ack
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = on;
+        self.handle.set_auto_ack(on);
     }
 
-    /// The client's events (states, failed writes, last-chance messages, errors) from now on.
+    /// Whether auto-ack is on.
+    pub fn auto_ack(&self) -> bool {
+        self.handle.auto_ack()
+    }
+
+    /// Acks sent together in one `sow_delete`; capped by the subscription's backlog.
+    pub fn set_ack_batch_size(&self, n: u32) -> Result<()> {
+        self.handle.set_ack_batch_size(n)
+    }
+
+    /// Longest time an ack waits in a batch.
+    pub fn set_ack_timeout(&self, t: Duration) -> Result<()> {
+        self.handle.set_ack_timeout(t)
+    }
+
+    /// Heartbeats every `interval` (whole seconds), the connection dead after `timeout`
+    /// without a complete frame; an `interval` of zero stops them.
+    pub async fn set_heartbeat(&self, interval: Duration, timeout: Duration) -> Result<()> {
+        self.handle.set_heartbeat(interval, timeout).await
+    }
+
+    /// Make the stores durable now (file stores: fsync). `close()` does this too.
+    pub async fn sync_stores(&self) -> Result<()> {
+        self.handle.sync_stores(false).await
+    }
+
+    /// Sync the stores and prune the bookmark store (applications call it when they exit).
+    pub async fn prune(&self) -> Result<()> {
+        self.handle.sync_stores(true).await
+    }
+
+    /// Receive errors that have no caller to return to: handler errors and panics, failures
+    /// of re-entered subscriptions, dropped publishes. Runs on the dispatch thread.
+    pub fn set_exception_listener(&self, f: impl Fn(&Error) + Send + Sync + 'static) {
+        self.handle.set_exception_listener(f);
+    }
+
+    /// Receive messages nothing else handles.
+    pub fn set_last_chance_message_handler(&self, f: impl Fn(&Message) + Send + Sync + 'static) {
+        self.handle.set_last_chance_message_handler(f);
+    }
+
+    /// Receive publishes the server refused, with the stored message when a publish store is
+    /// set. Without it the failure ack goes to the last-chance handler.
+    pub fn set_failed_write_handler(&self, f: impl Fn(&FailedWrite) + Send + Sync + 'static) {
+        self.handle.set_failed_write_handler(f);
+    }
+
+    /// Be told of connection state changes, in order (Connected, LoggedOn,
+    /// HeartbeatInitiated, PublishReplayed, Resubscribed; Disconnected; Shutdown), on the
+    /// dispatch thread.
+    pub fn add_connection_state_listener(
+        &self,
+        f: impl Fn(ConnectionState) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.handle.add_connection_state_listener(f)
+    }
+
+    /// Remove a connection state listener.
+    pub fn remove_connection_state_listener(&self, id: ListenerId) {
+        self.handle.remove_connection_state_listener(id);
+    }
+
+    /// Run `f` with the client when the connection is lost (not after `disconnect()` or
+    /// `close()`), on the dispatch thread. On an HA client it replaces the automatic
+    /// reconnect.
+    pub fn set_disconnect_handler(
+        &self,
+        f: impl Fn(&Client) + Send + Sync + 'static,
+    ) -> Result<()> {
+        let weak = self.handle.downgrade();
+        self.handle.set_disconnect_handler(move || {
+            if let Some(handle) = weak.upgrade() {
+                f(&Client { handle });
+            }
+        })
+    }
+
+    /// The client's events from now on: states, failed writes, last-chance messages,
+    /// errors.
     pub fn events(&self) -> EventStream {
-        EventStream::new(self.inner.shared.events.subscribe())
+        EventStream(self.handle.events())
     }
 
-    /// The current connection state, as a `watch` channel.
-    pub fn state(&self) -> watch::Receiver<ConnectionState> {
-        self.inner.shared.state_tx.subscribe()
-    }
-
-    /// True while logged on.
-    pub fn is_logged_on(&self) -> bool {
-        self.inner.shared.is_logged_on()
+    /// Bytes of received messages the client holds for the application now, and the limit.
+    pub fn received_bytes(&self) -> (usize, usize) {
+        self.handle.received_bytes()
     }
 }
 
-fn with_filter<'a>(cmd: Command<'a>, filter: Option<&'a str>) -> Command<'a> {
-    match filter {
-        Some(f) => cmd.filter(f),
-        None => cmd,
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.handle, f)
     }
 }
 
-/// A per-process seed for reconnect jitter (the core has no OS randomness).
-fn seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    t ^ u64::from(std::process::id()).rotate_left(32)
+/// A client that reconnects and fails over by itself: its server chooser names the server,
+/// its delay strategy the wait; after each logon it replays its publish store, then re-enters
+/// its subscriptions (streams stay open across a failover; bookmark subscriptions resume from
+/// the bookmark store). It offers every method of [`Client`] (it dereferences to one) and adds
+/// [`HaClient::connect_and_logon`].
+///
+/// ```no_run
+/// # async fn demo() -> amps_tokio::Result<()> {
+/// use amps_tokio::HaClient;
+/// let client = HaClient::builder("reliable-publisher")
+///     .uris(["tcp://primary:9007/amps/json", "tcp://secondary:9007/amps/json"])
+///     .memory_backed()
+///     .build()?;
+/// client.connect_and_logon().await?;
+/// client.publish("events", r#"{"n":1}"#).await?;
+/// client.publish_flush(std::time::Duration::from_secs(5)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct HaClient {
+    client: Client,
 }
 
-impl MessageStream {
-    /// Collect the messages until the stream ends (for commands that end: queries, acks).
-    pub(crate) async fn collect_acks(mut self) -> Result<Vec<Message>> {
-        use futures::StreamExt;
-        let mut out = Vec::new();
-        while let Some(m) = self.next().await {
-            out.push(m?);
+impl Adapter for HaClient {
+    const HA: bool = true;
+    fn from_handle(handle: Handle) -> Self {
+        HaClient {
+            client: Client { handle },
         }
-        Ok(out)
+    }
+    fn spawn(driver: Driver) -> Result<()> {
+        crate::driver::spawn(driver)
     }
 }
 
-impl core::fmt::Debug for Client {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Client")
-            .field("name", &self.inner.name)
-            .finish()
+impl HaAdapter for HaClient {}
+
+impl HaClient {
+    /// A builder: give it servers (`uris` or `server_chooser`) and stores.
+    pub fn builder(name: impl Into<String>) -> ClientBuilder<HaClient> {
+        ClientBuilder::new(name)
+    }
+
+    /// The plain client handle (shares the connection).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Connect to the server the chooser names and log on, failing over and retrying as the
+    /// delay strategy allows. Errors: the logon was refused (`Authentication`, ...; not
+    /// retried with the same credentials), or the strategy or the chooser gave up
+    /// (`Disconnected`).
+    pub async fn connect_and_logon(&self) -> Result<()> {
+        self.client.handle.connect_and_logon().await
+    }
+
+    /// Commands issued while reconnecting wait for the new connection (`true`, the default)
+    /// or fail at once with `Disconnected`; publishes with a publish store are kept either
+    /// way.
+    pub fn set_retry_on_disconnect(&self, on: bool) {
+        self.client.handle.set_retry_on_disconnect(on);
+    }
+}
+
+impl Deref for HaClient {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }

@@ -1,7 +1,11 @@
 //! # amps-tokio
 //!
-//! The async AMPS client for host applications (design.md §3): [`Client`] and [`HaClient`]
-//! with the features of the AMPS client guide (the seeds), on tokio.
+//! The async AMPS client for tokio: [`Client`], [`HaClient`], [`MessageStream`] (a
+//! `futures::Stream`), message handlers, listeners and [`EventStream`], publish and bookmark
+//! stores, `tcp` / `tcps` / `unix` transports. It has the same API as `amps-std`, with
+//! `async` calls instead of blocking ones: both are thin loops around the shared host layer
+//! (`amps-host`), which owns every behaviour; this crate owns only its task, its socket and
+//! how it waits.
 //!
 //! ```no_run
 //! use futures::StreamExt;
@@ -28,47 +32,29 @@
 //!
 //! ## How it works
 //!
-//! One task (the driver) owns the sans-IO [`amps_core::session::Session`] and the socket, and
-//! runs the session's drive loop: bytes in, events out, transmit, sleep until the socket, a
-//! request or the next timer. Handles are cheap clones that talk to the driver over channels;
-//! publishes go through a bounded staging buffer the driver takes whole, so a publish costs a
+//! One task (the driver) owns the connection: bytes in, events out, transmit, sleep until the
+//! socket, a command or the next timer. Handles are cheap clones that talk to it through the
+//! host layer's bounded inbox; publishes are appended to shared chunks, so a publish costs a
 //! short lock and a copy, and backpressure (a full publish window, a slow socket) makes
-//! `publish` wait instead of growing memory. Nothing locks the session.
+//! `publish` wait instead of growing memory. Nothing locks the session. Message handlers and
+//! listeners run on a dispatch thread of their own, so a slow handler never stalls the
+//! runtime's workers or the heartbeats.
 //!
-//! Streams are bounded ([`StreamOptions`]: capacity, [`OverflowPolicy`], conflation,
-//! auto-ack); dropping one unsubscribes. Connection states, failed writes, last-chance
-//! messages and errors arrive as [`ClientEvent`]s from [`Client::events`].
-//!
-//! Every async method documents its cancel-safety.
+//! Every async method documents its cancel-safety (see [`Client`]).
+#![forbid(unsafe_code)]
 
 mod client;
-mod command;
-mod config;
 mod driver;
-mod error;
-mod events;
-mod ha;
-mod message;
-mod shared;
 mod stream;
-mod tls;
-mod transport;
 
-pub use amps_core::codec::{AckType, Command, CommandKind, OofReason, bookmark, options};
-pub use amps_core::conflate::OverflowPolicy;
-pub use amps_core::error_kind::ErrorKind;
-pub use amps_core::ha::{
-    Authenticator, DefaultAuthenticator, DefaultServerChooser, ExponentialDelayStrategy,
-    FixedDelayStrategy, ServerChooser,
+pub use client::{Client, HaClient};
+pub use stream::{EventStream, MessageStream};
+
+pub use amps_host::{
+    AckHow, AckType, Authenticator, BookmarkStore, ClientBuilder, ClientEvent, Command,
+    CommandKind, ConnectionState, DefaultAuthenticator, DefaultServerChooser, DelayStrategy,
+    Direction, Error, ErrorKind, ExponentialDelayStrategy, FailedWrite, FixedDelayStrategy,
+    HandlerResult, Limits, ListenerId, MemoryBookmarkStore, MemoryPublishStore, Message,
+    NoBookmarkStore, NoPublishStore, OofReason, OverflowPolicy, PublishOptions, PublishStore,
+    Result, ServerChooser, Status, StreamOptions, TlsConfig, bookmark, options,
 };
-pub use amps_core::session::{AckHow, ConnectionState, HeartbeatConfig, Limits};
-pub use amps_core::{Duration, Instant};
-pub use client::Client;
-pub use config::{BoxBookmarkStore, BoxPublishStore, ClientBuilder, Direction, TransportFilter};
-pub use error::{Error, Result};
-pub use events::{ClientEvent, EventStream};
-pub use ha::{HaClient, HaClientBuilder};
-pub use message::Message;
-pub use shared::PublishOptions;
-pub use stream::{MessageStream, StreamOptions};
-pub use tls::TlsConfig;

@@ -255,8 +255,13 @@ impl<'a> Command<'a> {
         message_type: &'a str,
         /// `version`: client version (logon).
         version: &'a str,
-        /// Client-side time limit for the `processed` ack; not sent on the wire.
-        timeout: Duration,
+    }
+
+    /// Client-side time limit for the `processed` ack; not sent on the wire. Takes the core's
+    /// `Duration` or a `core::time::Duration` (`std::time::Duration`).
+    pub fn timeout(mut self, t: impl Into<Duration>) -> Self {
+        self.timeout = Some(t.into());
+        self
     }
 
     /// Payload bytes.

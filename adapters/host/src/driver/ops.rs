@@ -105,6 +105,8 @@ pub(crate) enum Op {
     Stores { prune: bool, reply: Reply<()> },
     /// HA: a disconnect handler replaces the automatic reconnect.
     StopReconnecting,
+    /// A problem found outside the driver, for the exception listener and event receivers.
+    Report(Error),
 }
 
 impl Op {
@@ -149,7 +151,8 @@ impl Op {
             | Op::Handled(_)
             | Op::Discard { .. }
             | Op::AckBatch { .. }
-            | Op::StopReconnecting => {}
+            | Op::StopReconnecting
+            | Op::Report(_) => {}
         }
     }
 }
@@ -421,6 +424,7 @@ impl Driver {
             Op::StopReconnecting => self
                 .session
                 .set_reconnect(amps_core::ha::ReconnectPolicy::None),
+            Op::Report(e) => self.st.report(e),
         }
         Ran::Done
     }
@@ -619,6 +623,7 @@ impl std::fmt::Debug for Op {
             Op::AckBatch { .. } => "AckBatch",
             Op::Stores { .. } => "Stores",
             Op::StopReconnecting => "StopReconnecting",
+            Op::Report(_) => "Report",
         };
         f.write_str(name)
     }

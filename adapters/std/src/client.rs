@@ -1,0 +1,445 @@
+//! [`Client`] and [`HaClient`]: the blocking face of the shared host client. Every method is
+//! the host operation of the same name, waited for on the calling thread.
+
+use std::ops::Deref;
+use std::time::Duration;
+
+use amps_core::session::ConnectionState;
+use amps_host::{
+    Adapter, Authenticator, ClientBuilder, Command, Driver, Error, ErrorKind, FailedWrite,
+    HaAdapter, Handle, HandlerResult, ListenerId, Message, PublishOptions, Result,
+    StreamOptions,
+};
+
+use crate::stream::{Events, MessageStream};
+
+/// A connection to an AMPS server. A `Client` is a cheap handle: clone it freely, share it
+/// across threads; dropping the last clone closes it.
+///
+/// ```no_run
+/// use amps_std::Client;
+/// let client = Client::new("my-app-1")?;
+/// client.connect("tcp://127.0.0.1:9007/amps/json")?;
+/// client.logon()?;
+/// client.publish("orders", r#"{"id":"A1","qty":100}"#)?;
+/// for msg in client.sow("orders", Some("/qty > 50"))? {
+///     println!("{}", msg?.data_str().unwrap_or(""));
+/// }
+/// client.close()?;
+/// # Ok::<(), amps_std::Error>(())
+/// ```
+///
+/// Threads: the first command starts an I/O thread (it owns the connection, processes acks,
+/// answers heartbeats), a dispatch thread (it runs message handlers and listeners) and a
+/// reader thread per connection. Handlers may call back into the client.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) handle: Handle,
+}
+
+impl Adapter for Client {
+    const HA: bool = false;
+    fn from_handle(handle: Handle) -> Self {
+        Client { handle }
+    }
+    fn spawn(driver: Driver) -> Result<()> {
+        crate::io::spawn(driver)
+    }
+}
+
+impl Client {
+    /// A client named `name` with the default settings (unique per server and stable across
+    /// restarts of a publisher). Errors: `Usage` for an invalid name.
+    pub fn new(name: impl Into<String>) -> Result<Client> {
+        Client::builder(name).build()
+    }
+
+    /// A builder for settings other than the defaults.
+    pub fn builder(name: impl Into<String>) -> ClientBuilder<Client> {
+        ClientBuilder::new(name)
+    }
+
+    /// The client name.
+    pub fn name(&self) -> &str {
+        self.handle.name()
+    }
+
+    /// Open the connection `uri` names: `tcp://`, `tcps://` or `unix://`, with credentials,
+    /// message type and transport options, e.g.
+    /// `tcp://user:pw@host:9007/amps/json?tcp_nodelay=true`. Errors: `AlreadyConnected`,
+    /// `ConnectionRefused`, `TimedOut`, `InvalidUri`, `TransportType`,
+    /// `InvalidTransportOptions`.
+    pub fn connect(&self, uri: &str) -> Result<()> {
+        self.handle.connect(uri).wait()
+    }
+
+    /// Log on with the connection string's credentials.
+    pub fn logon(&self) -> Result<()> {
+        self.handle.logon().wait()
+    }
+
+    /// Log on with `authenticator` supplying the password and answering challenges.
+    pub fn logon_with(&self, authenticator: impl Authenticator + Send + 'static) -> Result<()> {
+        self.handle.logon_with(authenticator).wait()
+    }
+
+    /// Close the connection; the client can connect again. No disconnect handler runs and an
+    /// HA client does not reconnect.
+    pub fn disconnect(&self) -> Result<()> {
+        self.handle.disconnect().wait()
+    }
+
+    /// Shut the client down for good: queued publishes are sent, the connection closes,
+    /// streams end, pending commands fail, the background threads stop (listeners see
+    /// `Shutdown`).
+    pub fn close(&self) -> Result<()> {
+        let r = self.handle.close().wait();
+        self.handle.join();
+        r
+    }
+
+    /// The connection state now.
+    pub fn state(&self) -> ConnectionState {
+        self.handle.state()
+    }
+
+    /// Whether the client is logged on now.
+    pub fn is_logged_on(&self) -> bool {
+        self.handle.is_logged_on()
+    }
+
+    /// Publish `data` to `topic`. Returns once the message is queued for the connection,
+    /// without waiting for the server; blocks while the client's publish queue is full
+    /// (backpressure). With a publish store the message is numbered, kept until persisted and
+    /// replayed after a reconnect. Errors: `Disconnected` when not logged on (and no store
+    /// keeps it).
+    pub fn publish(&self, topic: &str, data: impl AsRef<[u8]>) -> Result<()> {
+        let none = PublishOptions::default();
+        self.handle
+            .publish_blocking(false, topic, data.as_ref(), &none)
+    }
+
+    /// [`Client::publish`] with an expiration, correlation id or explicit SOW key.
+    pub fn publish_with(
+        &self,
+        topic: &str,
+        data: impl AsRef<[u8]>,
+        options: PublishOptions<'_>,
+    ) -> Result<()> {
+        self.handle
+            .publish_blocking(false, topic, data.as_ref(), &options)
+    }
+
+    /// Merge `data` into the SOW record it keys.
+    pub fn delta_publish(&self, topic: &str, data: impl AsRef<[u8]>) -> Result<()> {
+        let none = PublishOptions::default();
+        self.handle
+            .publish_blocking(true, topic, data.as_ref(), &none)
+    }
+
+    /// [`Client::publish`] without waiting: `Busy` when the publish queue is full.
+    pub fn try_publish(&self, topic: &str, data: impl AsRef<[u8]>) -> Result<()> {
+        let none = PublishOptions::default();
+        match self.handle.try_publish(false, topic, data.as_ref(), &none)? {
+            true => Ok(()),
+            false => Err(Error::new(ErrorKind::Busy, "publish queue full")),
+        }
+    }
+
+    /// Publish a built command (publish or delta publish with any headers).
+    pub fn publish_command(&self, command: &Command<'_>) -> Result<()> {
+        self.handle.publish_command(command)
+    }
+
+    /// Wait until the server processed every command sent before.
+    pub fn flush(&self) -> Result<()> {
+        self.handle.flush().wait()
+    }
+
+    /// Flush, then wait until the publish store is empty, at most `timeout` (`TimedOut`).
+    pub fn publish_flush(&self, timeout: Duration) -> Result<()> {
+        self.handle.publish_flush(timeout).wait()
+    }
+
+    /// Messages in the publish store not yet acknowledged as persisted (0 without a store).
+    pub fn unpersisted_count(&self) -> usize {
+        self.handle.unpersisted_count()
+    }
+
+    /// Send `command` and iterate what it produces: records and deliveries, and the acks the
+    /// command asks for. Returns once the server processed a subscription or query (a failure
+    /// is the error, e.g. `BadFilter`), at once for other commands.
+    pub fn execute(&self, command: &Command<'_>) -> Result<MessageStream> {
+        self.handle.execute(command, None).wait().map(MessageStream)
+    }
+
+    /// [`Client::execute`] with explicit stream options.
+    pub fn execute_with(
+        &self,
+        command: &Command<'_>,
+        options: StreamOptions,
+    ) -> Result<MessageStream> {
+        self.handle
+            .execute(command, Some(options))
+            .wait()
+            .map(MessageStream)
+    }
+
+    /// Send `command` with `handler` receiving its messages on the dispatch thread; returns
+    /// the subscription id once the server processed it. The handler may return `()` or a
+    /// `Result`; errors and panics go to the exception listener.
+    pub fn execute_async<F, R>(&self, command: &Command<'_>, handler: F) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle.execute_async(command, handler).wait()
+    }
+
+    /// Subscribe to `topic` (a name or a regular expression) with an optional filter.
+    pub fn subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
+        self.handle.subscribe(topic, filter).wait().map(MessageStream)
+    }
+
+    /// Subscribe receiving only changed fields.
+    pub fn delta_subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
+        self.handle
+            .delta_subscribe(topic, filter)
+            .wait()
+            .map(MessageStream)
+    }
+
+    /// Query the State of the World of `topic`; the stream ends after the last record.
+    pub fn sow(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
+        self.handle.sow(topic, filter).wait().map(MessageStream)
+    }
+
+    /// Query and subscribe atomically.
+    pub fn sow_and_subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
+        self.handle
+            .sow_and_subscribe(topic, filter)
+            .wait()
+            .map(MessageStream)
+    }
+
+    /// Query and delta-subscribe atomically.
+    pub fn sow_and_delta_subscribe(
+        &self,
+        topic: &str,
+        filter: Option<&str>,
+    ) -> Result<MessageStream> {
+        self.handle
+            .sow_and_delta_subscribe(topic, filter)
+            .wait()
+            .map(MessageStream)
+    }
+
+    /// Subscribe from a point in the transaction log: `bookmark` is a bookmark, `EPOCH`,
+    /// `NOW` or `MOST_RECENT` (resolved from the bookmark store). A stable `sub_id` resumes
+    /// the same subscription after a restart; call `discard()` on each message once
+    /// processed.
+    pub fn bookmark_subscribe(
+        &self,
+        topic: &str,
+        bookmark: &str,
+        filter: Option<&str>,
+        sub_id: Option<&str>,
+    ) -> Result<MessageStream> {
+        self.handle
+            .bookmark_subscribe(topic, bookmark, filter, sub_id)
+            .wait()
+            .map(MessageStream)
+    }
+
+    /// Delete the SOW records of `topic` matching `filter`; the returned ack carries the
+    /// counts (`records_deleted()`, `matches()`).
+    pub fn sow_delete(&self, topic: &str, filter: &str) -> Result<Message> {
+        self.handle.sow_delete(topic, filter).wait()
+    }
+
+    /// Delete the SOW records with these keys (comma-separated SOW keys).
+    pub fn sow_delete_by_keys(&self, topic: &str, keys: &str) -> Result<Message> {
+        self.handle.sow_delete_by_keys(topic, keys).wait()
+    }
+
+    /// Delete the SOW record `data` would update if published.
+    pub fn sow_delete_by_data(&self, topic: &str, data: impl AsRef<[u8]>) -> Result<Message> {
+        self.handle.sow_delete_by_data(topic, data.as_ref()).wait()
+    }
+
+    /// End a subscription by its id; `"all"` ends every one.
+    pub fn unsubscribe(&self, sub_id: &str) -> Result<()> {
+        self.handle.unsubscribe(sub_id).wait()
+    }
+
+    /// Acknowledge queue messages automatically: when a handler returns (a failing handler
+    /// returns the message to the queue), or when a stream is asked for its next message.
+    pub fn set_auto_ack(&self, on: bool) {
+        self.handle.set_auto_ack(on);
+    }
+
+    /// Whether auto-ack is on.
+    pub fn auto_ack(&self) -> bool {
+        self.handle.auto_ack()
+    }
+
+    /// Acks sent together in one `sow_delete`; capped by the subscription's backlog.
+    pub fn set_ack_batch_size(&self, n: u32) -> Result<()> {
+        self.handle.set_ack_batch_size(n)
+    }
+
+    /// Longest time an ack waits in a batch.
+    pub fn set_ack_timeout(&self, t: Duration) -> Result<()> {
+        self.handle.set_ack_timeout(t)
+    }
+
+    /// Heartbeats every `interval` (whole seconds), the connection dead after `timeout`
+    /// without a complete frame; an `interval` of zero stops them.
+    pub fn set_heartbeat(&self, interval: Duration, timeout: Duration) -> Result<()> {
+        self.handle.set_heartbeat(interval, timeout).wait()
+    }
+
+    /// Make the stores durable now (file stores: fsync). `close()` does this too.
+    pub fn sync_stores(&self) -> Result<()> {
+        self.handle.sync_stores(false).wait()
+    }
+
+    /// Sync the stores and prune the bookmark store (applications call it when they exit).
+    pub fn prune(&self) -> Result<()> {
+        self.handle.sync_stores(true).wait()
+    }
+
+    /// Receive errors that have no caller to return to: handler errors and panics, failures
+    /// of re-entered subscriptions, dropped publishes. Runs on the dispatch thread.
+    pub fn set_exception_listener(&self, f: impl Fn(&Error) + Send + Sync + 'static) {
+        self.handle.set_exception_listener(f);
+    }
+
+    /// Receive messages nothing else handles.
+    pub fn set_last_chance_message_handler(&self, f: impl Fn(&Message) + Send + Sync + 'static) {
+        self.handle.set_last_chance_message_handler(f);
+    }
+
+    /// Receive publishes the server refused, with the stored message when a publish store is
+    /// set. Without it the failure ack goes to the last-chance handler.
+    pub fn set_failed_write_handler(&self, f: impl Fn(&FailedWrite) + Send + Sync + 'static) {
+        self.handle.set_failed_write_handler(f);
+    }
+
+    /// Be told of connection state changes, in order (Connected, LoggedOn,
+    /// HeartbeatInitiated, PublishReplayed, Resubscribed; Disconnected; Shutdown), on the
+    /// dispatch thread.
+    pub fn add_connection_state_listener(
+        &self,
+        f: impl Fn(ConnectionState) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.handle.add_connection_state_listener(f)
+    }
+
+    /// Remove a connection state listener.
+    pub fn remove_connection_state_listener(&self, id: ListenerId) {
+        self.handle.remove_connection_state_listener(id);
+    }
+
+    /// Run `f` with the client when the connection is lost (not after `disconnect()` or
+    /// `close()`), on the dispatch thread. On an HA client it replaces the automatic
+    /// reconnect.
+    pub fn set_disconnect_handler(
+        &self,
+        f: impl Fn(&Client) + Send + Sync + 'static,
+    ) -> Result<()> {
+        let weak = self.handle.downgrade();
+        self.handle.set_disconnect_handler(move || {
+            if let Some(handle) = weak.upgrade() {
+                f(&Client { handle });
+            }
+        })
+    }
+
+    /// The client's events from now on: states, failed writes, last-chance messages,
+    /// errors.
+    pub fn events(&self) -> Events {
+        Events(self.handle.events())
+    }
+
+    /// Bytes of received messages the client holds for the application now, and the limit.
+    pub fn received_bytes(&self) -> (usize, usize) {
+        self.handle.received_bytes()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.handle, f)
+    }
+}
+
+/// A client that reconnects and fails over by itself: its server chooser names the server,
+/// its delay strategy the wait; after each logon it replays its publish store, then re-enters
+/// its subscriptions (streams stay open across a failover; bookmark subscriptions resume from
+/// the bookmark store). It offers every method of [`Client`] (it dereferences to one) and adds
+/// [`HaClient::connect_and_logon`].
+///
+/// ```no_run
+/// use amps_std::HaClient;
+/// let client = HaClient::builder("reliable-publisher")
+///     .uris(["tcp://primary:9007/amps/json", "tcp://secondary:9007/amps/json"])
+///     .memory_backed()
+///     .build()?;
+/// client.connect_and_logon()?;
+/// client.publish("events", r#"{"n":1}"#)?;
+/// client.publish_flush(std::time::Duration::from_secs(5))?;
+/// # Ok::<(), amps_std::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct HaClient {
+    client: Client,
+}
+
+impl Adapter for HaClient {
+    const HA: bool = true;
+    fn from_handle(handle: Handle) -> Self {
+        HaClient {
+            client: Client { handle },
+        }
+    }
+    fn spawn(driver: Driver) -> Result<()> {
+        crate::io::spawn(driver)
+    }
+}
+
+impl HaAdapter for HaClient {}
+
+impl HaClient {
+    /// A builder: give it servers (`uris` or `server_chooser`) and stores.
+    pub fn builder(name: impl Into<String>) -> ClientBuilder<HaClient> {
+        ClientBuilder::new(name)
+    }
+
+    /// The plain client handle (shares the connection).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Connect to the server the chooser names and log on, failing over and retrying as the
+    /// delay strategy allows. Errors: the logon was refused (`Authentication`, ...; not
+    /// retried with the same credentials), or the strategy or the chooser gave up
+    /// (`Disconnected`).
+    pub fn connect_and_logon(&self) -> Result<()> {
+        self.client.handle.connect_and_logon().wait()
+    }
+
+    /// Commands issued while reconnecting wait for the new connection (`true`, the default)
+    /// or fail at once with `Disconnected`; publishes with a publish store are kept either
+    /// way.
+    pub fn set_retry_on_disconnect(&self, on: bool) {
+        self.client.handle.set_retry_on_disconnect(on);
+    }
+}
+
+impl Deref for HaClient {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}

@@ -1,0 +1,251 @@
+//! The driver task: the host driver's loop (see `amps_host::Driver`) in one tokio task that
+//! owns the socket. It sleeps until the socket is readable or writable, the driver's signal
+//! is raised (a command, a publish, room in a full stream) or the driver's next deadline.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::Poll;
+
+use amps_core::uri::{Host, Transport, Uri};
+use amps_host::net::{order_addrs, server_name, socket_for, unix_path};
+use amps_host::{Driver, Error, ErrorKind, IoRequest, OpenRequest, Result};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::TlsConnector;
+
+/// Read chunk size: large, so a busy connection moves many frames per system call.
+const READ_BUF: usize = 256 * 1024;
+
+/// Start the driver task on the current runtime.
+pub(crate) fn spawn(driver: Driver) -> Result<()> {
+    let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+        Error::new(
+            ErrorKind::Usage,
+            "amps-tokio clients must first be used from within a tokio runtime",
+        )
+    })?;
+    rt.spawn(run(driver));
+    Ok(())
+}
+
+/// An open connection to a server.
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+/// What woke the loop.
+enum Wake {
+    Signal,
+    Read(usize),
+    Closed(Option<io::Error>),
+    Wrote(usize),
+    Timer,
+}
+
+async fn run(mut driver: Driver) {
+    let signal = driver.signal();
+    let mut io: Option<Stream> = None;
+    let mut rbuf = vec![0u8; READ_BUF];
+    let (mut rpos, mut rend) = (0usize, 0usize);
+    let mut sleep = Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
+    loop {
+        driver.step();
+        while let Some(req) = driver.poll_io() {
+            io = None;
+            (rpos, rend) = (0, 0);
+            if let IoRequest::Open(r) = req {
+                let opened = open(&r).await.map(|s| io = Some(s));
+                driver.handle_opened(opened);
+            }
+        }
+        if rpos < rend && driver.wants_input() {
+            rpos += driver.handle_input(rbuf.get(rpos..rend).unwrap_or(&[]));
+            if rpos >= rend {
+                (rpos, rend) = (0, 0);
+            }
+        }
+        if driver.is_finished() {
+            return;
+        }
+        if driver.has_work() {
+            // Go round again, yielding to the runtime when this task used its budget.
+            tokio::task::consume_budget().await;
+            continue;
+        }
+        let deadline = driver.deadline();
+        if let Some(d) = deadline {
+            sleep.as_mut().reset(d.into());
+        }
+        let want_read = rend == 0 && driver.wants_input();
+        let wake = poll_fn(|cx| {
+            if signal.poll_raised(cx).is_ready() {
+                return Poll::Ready(Wake::Signal);
+            }
+            if let Some(s) = io.as_mut() {
+                let out = driver.output();
+                if !out.is_empty() {
+                    match Pin::new(&mut *s).poll_write(cx, out) {
+                        Poll::Ready(Ok(0)) => {
+                            return Poll::Ready(Wake::Closed(Some(io::ErrorKind::WriteZero.into())));
+                        }
+                        Poll::Ready(Ok(n)) => return Poll::Ready(Wake::Wrote(n)),
+                        Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
+                        Poll::Pending => {}
+                    }
+                } else if let Poll::Ready(Err(e)) = Pin::new(&mut *s).poll_flush(cx) {
+                    return Poll::Ready(Wake::Closed(Some(e)));
+                }
+                if want_read {
+                    let mut rb = ReadBuf::new(&mut rbuf);
+                    match Pin::new(&mut *s).poll_read(cx, &mut rb) {
+                        Poll::Ready(Ok(())) => {
+                            let n = rb.filled().len();
+                            return Poll::Ready(if n == 0 {
+                                Wake::Closed(None)
+                            } else {
+                                Wake::Read(n)
+                            });
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
+                        Poll::Pending => {}
+                    }
+                }
+            }
+            if deadline.is_some() && sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            Poll::Pending
+        })
+        .await;
+        match wake {
+            Wake::Signal | Wake::Timer => {}
+            Wake::Read(n) => (rpos, rend) = (0, n),
+            Wake::Wrote(n) => driver.handle_written(n),
+            Wake::Closed(e) => {
+                io = None;
+                (rpos, rend) = (0, 0);
+                driver.handle_closed(e);
+            }
+        }
+    }
+}
+
+/// Open what `req` names, within its time limit (TLS handshake included).
+async fn open(req: &OpenRequest) -> Result<Stream> {
+    match tokio::time::timeout(req.timeout, open_inner(req)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::connect(
+            "the server",
+            io::Error::new(io::ErrorKind::TimedOut, "no connection within the limit"),
+        )),
+    }
+}
+
+async fn open_inner(req: &OpenRequest) -> Result<Stream> {
+    let uri = Uri::parse(&req.uri)?;
+    let shown = uri.to_string();
+    match uri.transport {
+        Transport::Tcp => Ok(Stream::Tcp(connect_tcp(&uri, &shown).await?)),
+        Transport::Tcps => {
+            let config = req.tls.rustls_config()?;
+            let name = server_name(&uri.host)?;
+            let tcp = connect_tcp(&uri, &shown).await?;
+            let tls = TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Error::connect(&shown, e))?;
+            Ok(Stream::Tls(Box::new(tls)))
+        }
+        #[cfg(unix)]
+        Transport::Unix => {
+            let path = unix_path(&uri)?;
+            let s = tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(|e| Error::connect(&shown, e))?;
+            Ok(Stream::Unix(s))
+        }
+        _ => Err(Error::new(
+            ErrorKind::TransportType,
+            "this transport is not available here",
+        )),
+    }
+}
+
+/// Connect to the first address of the URI's host that accepts, with its transport options.
+async fn connect_tcp(uri: &Uri<'_>, shown: &str) -> Result<TcpStream> {
+    let mut addrs: Vec<std::net::SocketAddr> = match uri.host {
+        Host::Ipv4(a) => vec![(a, uri.port).into()],
+        Host::Ipv6(a) => vec![(a, uri.port).into()],
+        Host::Name(n) => tokio::net::lookup_host((n, uri.port))
+            .await
+            .map_err(|e| Error::connect(shown, e))?
+            .collect(),
+    };
+    order_addrs(&mut addrs, uri.options.ip_protocol_prefer);
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host resolves to no address");
+    for addr in addrs {
+        let attempt = async {
+            let s = socket_for(addr, &uri.options)?;
+            s.set_nonblocking(true)?;
+            TcpSocket::from_std_stream(s.into()).connect(addr).await
+        };
+        match attempt.await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(Error::connect(shown, last))
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
