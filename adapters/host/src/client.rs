@@ -19,7 +19,6 @@ use crate::error::{Error, Result};
 use crate::events::EventReceiver;
 use crate::inbox::{Inbox, PubKind, Refused};
 use crate::message::{FailedWrite, Message};
-use crate::queue::Budget;
 use crate::settings::{DEFAULT_COMMAND_QUEUE, PublishOptions, Settings, StreamOptions};
 use crate::shared::{Shared, Status};
 use crate::stream::{StreamCore, StreamShared};
@@ -101,7 +100,7 @@ impl Handle {
             settings.ha.is_some(),
             has_store,
             inbox,
-            Budget::new(settings.receive_bytes),
+            settings.receive_bytes,
             settings.auto_ack,
             retry,
             settings.stream,

@@ -4,7 +4,10 @@
 //! messages never take more than the budget however many streams it has.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::sync::Signal;
 
 /// Something a queue holds: its SOW key (for conflation) and the bytes it accounts for.
 pub(crate) trait Entry {
@@ -17,10 +20,16 @@ pub(crate) trait Entry {
 /// Bytes a client's queues may hold together. An entry is accepted while the total stays
 /// under the limit, and always when nothing at all is held, so one entry larger than the
 /// limit cannot wedge a client.
+///
+/// A producer refused for lack of room is told when room is made: the budget raises the
+/// signal it was given (the driver's), whichever queue gives bytes back.
 #[derive(Debug)]
 pub struct Budget {
     used: AtomicUsize,
     limit: usize,
+    /// A `try_take` failed since the last `give`.
+    starved: AtomicBool,
+    wake: Option<Arc<Signal>>,
 }
 
 impl Budget {
@@ -29,6 +38,16 @@ impl Budget {
         Budget {
             used: AtomicUsize::new(0),
             limit: limit.max(1),
+            starved: AtomicBool::new(false),
+            wake: None,
+        }
+    }
+
+    /// A budget of `limit` bytes that raises `wake` when room is made for a refused producer.
+    pub(crate) fn with_wake(limit: usize, wake: Arc<Signal>) -> Self {
+        Budget {
+            wake: Some(wake),
+            ..Budget::new(limit)
         }
     }
 
@@ -49,6 +68,7 @@ impl Budget {
             return true;
         }
         self.used.fetch_sub(n, Ordering::AcqRel);
+        self.starved.store(true, Ordering::SeqCst);
         false
     }
 
@@ -65,6 +85,12 @@ impl Budget {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
                 Some(u.saturating_sub(n))
             });
+        if n > 0
+            && self.starved.swap(false, Ordering::SeqCst)
+            && let Some(w) = &self.wake
+        {
+            w.wake();
+        }
     }
 }
 
@@ -112,13 +138,13 @@ pub(crate) struct ConflatingQueue<T> {
     capacity: usize,
     policy: OverflowPolicy,
     conflate: bool,
-    budget: std::sync::Arc<Budget>,
+    budget: Arc<Budget>,
 }
 
 impl<T: Entry> ConflatingQueue<T> {
     /// A queue of at most `capacity` messages and the bytes `budget` allows (both ignored
     /// with [`OverflowPolicy::Unbounded`], whose bytes are still counted).
-    pub(crate) fn new(capacity: usize, policy: OverflowPolicy, budget: std::sync::Arc<Budget>) -> Self {
+    pub(crate) fn new(capacity: usize, policy: OverflowPolicy, budget: Arc<Budget>) -> Self {
         ConflatingQueue {
             items: VecDeque::new(),
             front_id: 0,

@@ -63,18 +63,19 @@ impl Shared {
         ha: bool,
         has_store: bool,
         inbox: Inbox,
-        budget: Budget,
+        budget_bytes: usize,
         auto_ack: bool,
         retry: bool,
         stream_defaults: StreamOptions,
     ) -> Shared {
+        let signal = Arc::new(Signal::new());
         Shared {
             name,
-            signal: Arc::new(Signal::new()),
+            budget: Arc::new(Budget::with_wake(budget_bytes, signal.clone())),
+            signal,
             inbox,
             listeners: Listeners::default(),
             events: EventHub::default(),
-            budget: Arc::new(budget),
             ha,
             auto_ack: AtomicBool::new(auto_ack),
             retry: AtomicBool::new(retry),

@@ -65,8 +65,11 @@ pub(crate) enum Push {
     /// The queue is full under [`OverflowPolicy::Block`]: the message is returned; the stream
     /// wakes the driver when it makes room.
     Blocked(Message),
-    /// The consumer is gone, or the stream already ended: the message was dropped.
-    Gone,
+    /// The stream already ended (a query completed, a disconnect): the message was dropped.
+    Ended,
+    /// The application closed or dropped the stream: the message is returned (for the
+    /// last-chance handler).
+    Gone(Message),
     /// The queue overflowed under [`OverflowPolicy::SlowConsumer`]: the stream now ends with
     /// an error; the subscription should be ended.
     Overflowed,
@@ -82,10 +85,13 @@ pub(crate) struct Producer<'a> {
 
 impl Producer<'_> {
     pub(crate) fn push(&mut self, m: Message) -> Push {
-        // A stream ended by a disconnect still takes nothing more; what it holds is drained
-        // before the consumer sees the end.
-        if self.st.gone || !matches!(self.st.end, End::Open) {
-            return Push::Gone;
+        if self.st.gone {
+            return Push::Gone(m);
+        }
+        // A stream ended by a disconnect takes nothing more; what it holds is drained before
+        // the consumer sees the end.
+        if !matches!(self.st.end, End::Open) {
+            return Push::Ended;
         }
         let policy = self.st.queue.policy();
         match self.st.queue.push(m) {

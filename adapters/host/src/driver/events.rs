@@ -6,7 +6,7 @@ use amps_core::Instant;
 use amps_core::codec::{AckType, Field, FrameWriter, HeaderFields, Message as CoreMessage};
 use amps_core::session::{CommandError, CommandId, ConnectionState, Delivery, Event, SessionError};
 
-use super::routes::{Overflow, Wait, WaitReply};
+use super::routes::{Out, Overflow, Wait, WaitReply};
 use super::{Blocked, Driver, EVENT_BATCH, Op, State};
 use crate::dispatch::Item as DItem;
 use crate::error::{Error, ErrorKind};
@@ -47,8 +47,17 @@ impl Driver {
                     break;
                 };
                 n += 1;
+                let store_changed =
+                    matches!(ev, Event::Persisted { .. } | Event::FailedWrite { .. });
                 if let Some(a) = self.st.on_event(ev) {
                     after.push(a);
+                }
+                if store_changed {
+                    // Before any later event answers a caller (a publish_flush), so the count
+                    // it reads next is current.
+                    self.st
+                        .shared
+                        .set_unpersisted(self.session.unpersisted_count());
                 }
             }
             for a in after.drain(..) {
@@ -107,7 +116,7 @@ impl State {
         match ev {
             Event::State(s) => return self.on_state(s),
             Event::CloseTransport => self.close_conn(),
-            Event::Ack { id, msg } => return self.on_ack(id, &msg),
+            Event::Ack { id, msg } => self.on_ack(id, &msg),
             Event::Completed { id, .. } => self.on_completed(id),
             Event::Failed { id, error } => return self.on_failed(id, error),
             Event::Delivery(d) => self.on_delivery(&d),
@@ -183,7 +192,9 @@ impl State {
             ConnectionState::LoggedOn => {
                 self.shared.set_status(Status::LoggedOn);
                 self.shared.set_seq_known();
-                if self.blocked == Some(Blocked::Offline) {
+                // Retry the head: the logon ack may have discarded stored messages the
+                // server already persisted, without a persisted ack (a full window is free).
+                if matches!(self.blocked, Some(Blocked::Offline | Blocked::Window)) {
                     self.blocked = None;
                 }
                 if let Some(ha) = self.ha.as_mut() {
@@ -213,18 +224,17 @@ impl State {
         after
     }
 
-    fn on_ack<D: HeaderFields>(&mut self, id: CommandId, msg: &CoreMessage<'_, D>) -> Option<After> {
+    fn on_ack<D: HeaderFields>(&mut self, id: CommandId, msg: &CoreMessage<'_, D>) {
         let ack = msg.ack_type();
-        let mut after = None;
         if let Some(w) = self.waits.get_mut(&id) {
             // A failure ack is followed by the session's `Failed` event, which answers.
             if w.on_processed && ack == Some(AckType::Processed) && msg.is_success() {
-                if let Some(w) = self.waits.remove(&id)
-                    && !w.reply.succeed(None)
-                {
-                    // The caller stopped waiting before the subscription was acknowledged:
-                    // nobody will take its messages.
-                    after = Some(After::Unsubscribe(id));
+                if let Some(w) = self.waits.remove(&id) {
+                    self.out.push_back(Out::Answer {
+                        id,
+                        reply: w.reply,
+                        ack: None,
+                    });
                 }
             } else if !w.on_processed
                 && (ack == Some(AckType::Stats) || w.ack.is_none() || msg.matches().is_some())
@@ -232,7 +242,9 @@ impl State {
                 w.ack = Some(Message::unlinked(OwnedMessage::from_message(msg)));
             }
         }
-        let r = self.routes.get_mut(&id)?;
+        let Some(r) = self.routes.get_mut(&id) else {
+            return;
+        };
         if ack == Some(AckType::Processed) && msg.max_backlog().is_some() {
             r.queue = true;
         }
@@ -240,7 +252,6 @@ impl State {
             let m = Message::unlinked(OwnedMessage::from_message(msg));
             self.deliver(id, m);
         }
-        after
     }
 
     fn on_completed(&mut self, id: CommandId) {
@@ -258,7 +269,7 @@ impl State {
         }
         if let Some(w) = self.waits.remove(&id) {
             let Wait { reply, ack, .. } = w;
-            let _ = reply.succeed(ack);
+            self.out.push_back(Out::Answer { id, reply, ack });
         }
         if self.routes.get(&id).is_some_and(|r| !r.kind.is_subscribe()) {
             // A query or another command: its results are all in.
@@ -311,7 +322,7 @@ impl State {
                 {
                     self.user_q.push_front(Item::Op(Op::Flush { store, reply }));
                 }
-                other => other.fail(&e),
+                other => self.out.push_back(Out::Fail(other, e.clone())),
             }
         } else if self.routes.contains_key(&id)
             && !matches!(error, CommandError::Disconnected | CommandError::Shutdown)

@@ -278,10 +278,12 @@ impl Driver {
         self.st.io.take()
     }
 
-    /// Whether input may be offered now: false while outputs wait for a full stream or
-    /// handler queue (keep the bytes and offer them after the next [`Driver::step`]).
+    /// Whether input may be offered now (a transport is open). While outputs wait for a full
+    /// stream or handler queue the session still takes bytes into its receive buffer (so the
+    /// connection's liveness is seen) but no events are taken; once the buffer is full,
+    /// [`Driver::handle_input`] takes nothing until room is made.
     pub fn wants_input(&self) -> bool {
-        self.st.open && self.st.out.is_empty()
+        self.st.open
     }
 
     /// Give bytes read from the transport to the session; returns how many it took (fewer
@@ -293,11 +295,13 @@ impl Driver {
         }
         let now = self.now();
         let mut taken = 0;
-        while taken < bytes.len() && self.st.out.is_empty() {
+        while taken < bytes.len() {
             let Some(rest) = bytes.get(taken..) else {
                 break;
             };
+            let stalled = !self.st.out.is_empty();
             match self.session.handle_bytes(now, rest) {
+                Ok(0) if stalled => break,
                 Ok(0) => {
                     // The session's receive buffer is full: its events must drain first.
                     if self.drain_events(now) == 0 {
@@ -317,7 +321,9 @@ impl Driver {
                         filter(f, Direction::Incoming, seen, &mut self.st.out);
                     }
                     taken += n;
-                    self.drain_events(now);
+                    if !stalled {
+                        self.drain_events(now);
+                    }
                 }
                 // The session ended the connection: the rest is moot.
                 Err(_) => return bytes.len(),

@@ -81,6 +81,7 @@ impl WaitReply {
 
     /// Answer with success (the last ack for `Collect`). False if the caller stopped
     /// waiting.
+    #[must_use]
     pub(super) fn succeed(self, ack: Option<Message>) -> bool {
         match self {
             WaitReply::None => true,
@@ -114,6 +115,16 @@ pub(super) enum Out {
     /// End a stream, normally or with an error.
     Finish(Arc<StreamShared>, Option<Error>),
     Dispatch(DItem),
+    /// Answer a caller, in order with the messages before it: when a `flush` returns, what
+    /// the server sent before its ack is in the streams. `id` is ended again if the caller of
+    /// a subscription stopped waiting.
+    Answer {
+        id: CommandId,
+        reply: WaitReply,
+        ack: Option<Message>,
+    },
+    /// Answer a caller with an error, in order.
+    Fail(WaitReply, Error),
 }
 
 /// What a delivery of outputs asks of the session afterwards.
@@ -141,7 +152,16 @@ impl State {
                     while let Some(m) = msgs.pop_front() {
                         match p.push(m) {
                             Push::Queued => {}
-                            Push::Gone => break,
+                            Push::Ended => break,
+                            Push::Gone(m) => {
+                                // Received for a stream the application dropped: nobody else
+                                // handles it.
+                                drop(p);
+                                for m in std::iter::once(m).chain(msgs) {
+                                    self.last_chance(m);
+                                }
+                                break;
+                            }
                             Push::Overflowed => {
                                 after.push(Overflow::Unsubscribe(id));
                                 break;
@@ -157,11 +177,19 @@ impl State {
                         }
                     }
                 }
-                Out::Finish(..) => {
-                    if let Some(Out::Finish(s, e)) = self.out.pop_front() {
-                        s.finish(e);
+                Out::Finish(..) | Out::Answer { .. } | Out::Fail(..) => match self.out.pop_front() {
+                    Some(Out::Finish(s, e)) => s.finish(e),
+                    Some(Out::Answer { id, reply, ack }) => {
+                        let subscription = matches!(reply, WaitReply::Stream(..));
+                        if !reply.succeed(ack) && subscription {
+                            // The caller stopped waiting before the subscription was
+                            // acknowledged: nobody will take its messages.
+                            after.push(Overflow::Unsubscribe(id));
+                        }
                     }
-                }
+                    Some(Out::Fail(reply, e)) => reply.fail(&e),
+                    _ => {}
+                },
                 Out::Dispatch(_) => {
                     while let Some(Out::Dispatch(_)) = self.out.front() {
                         if let Some(Out::Dispatch(item)) = self.out.pop_front() {
@@ -232,6 +260,11 @@ impl State {
             match out {
                 Out::Dispatch(item) => self.dispatch.push_urgent(item, &self.shared),
                 Out::Finish(s, e) => s.finish(e),
+                Out::Answer { reply, ack, .. } => {
+                    // Closing: a subscription nobody took ends with everything else.
+                    let _ = reply.succeed(ack);
+                }
+                Out::Fail(reply, e) => reply.fail(&e),
                 // Nobody consumes a full stream any more: what it could not take is dropped.
                 Out::Stream { .. } => {}
             }
