@@ -37,13 +37,15 @@ enum Stream {
     Unix(tokio::net::UnixStream),
 }
 
-/// What woke the loop.
-enum Wake {
-    Signal,
-    Read(usize),
-    Closed(Option<io::Error>),
-    Wrote(usize),
-    Timer,
+/// What the loop found ready when it woke.
+#[derive(Default)]
+struct Ready {
+    /// Bytes the socket took.
+    wrote: Option<usize>,
+    /// Bytes read into the read buffer.
+    read: Option<usize>,
+    /// The connection ended (`None`: by the peer).
+    closed: Option<Option<io::Error>>,
 }
 
 async fn run(mut driver: Driver) {
@@ -51,11 +53,16 @@ async fn run(mut driver: Driver) {
     let mut io: Option<Stream> = None;
     let mut rbuf = vec![0u8; READ_BUF];
     let (mut rpos, mut rend) = (0usize, 0usize);
+    // The connection ended; reported once the bytes read before the end were taken.
+    let mut ended: Option<Option<io::Error>> = None;
     let mut sleep = Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
     loop {
+        // Yield to the runtime when this task used its budget.
+        tokio::task::consume_budget().await;
         driver.step();
         while let Some(req) = driver.poll_io() {
             io = None;
+            ended = None;
             (rpos, rend) = (0, 0);
             if let IoRequest::Open(r) = req {
                 let opened = open(&r).await.map(|s| io = Some(s));
@@ -68,68 +75,69 @@ async fn run(mut driver: Driver) {
                 (rpos, rend) = (0, 0);
             }
         }
+        if rend == 0
+            && let Some(e) = ended.take()
+        {
+            io = None;
+            driver.handle_closed(e);
+            continue;
+        }
         if driver.is_finished() {
             return;
         }
-        if driver.has_work() {
-            // Go round again, yielding to the runtime when this task used its budget.
-            tokio::task::consume_budget().await;
-            continue;
-        }
+        let busy = driver.has_work();
         let deadline = driver.deadline();
         if let Some(d) = deadline {
             sleep.as_mut().reset(d.into());
         }
-        let want_read = rend == 0 && driver.wants_input();
-        let wake = poll_fn(|cx| {
-            if signal.poll_raised(cx).is_ready() {
-                return Poll::Ready(Wake::Signal);
-            }
-            if let Some(s) = io.as_mut() {
+        let want_read = rend == 0 && ended.is_none() && driver.wants_input();
+        // Every source is polled each time (a busy writer must not starve the reader).
+        let ready = poll_fn(|cx| {
+            let mut r = Ready::default();
+            let raised = signal.poll_raised(cx).is_ready();
+            if let Some(s) = io.as_mut().filter(|_| ended.is_none()) {
                 let out = driver.output();
                 if !out.is_empty() {
                     match Pin::new(&mut *s).poll_write(cx, out) {
                         Poll::Ready(Ok(0)) => {
-                            return Poll::Ready(Wake::Closed(Some(io::ErrorKind::WriteZero.into())));
+                            r.closed = Some(Some(io::ErrorKind::WriteZero.into()));
                         }
-                        Poll::Ready(Ok(n)) => return Poll::Ready(Wake::Wrote(n)),
-                        Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
+                        Poll::Ready(Ok(n)) => r.wrote = Some(n),
+                        Poll::Ready(Err(e)) => r.closed = Some(Some(e)),
                         Poll::Pending => {}
                     }
                 } else if let Poll::Ready(Err(e)) = Pin::new(&mut *s).poll_flush(cx) {
-                    return Poll::Ready(Wake::Closed(Some(e)));
+                    r.closed = Some(Some(e));
                 }
-                if want_read {
+                if want_read && r.closed.is_none() {
                     let mut rb = ReadBuf::new(&mut rbuf);
                     match Pin::new(&mut *s).poll_read(cx, &mut rb) {
-                        Poll::Ready(Ok(())) => {
-                            let n = rb.filled().len();
-                            return Poll::Ready(if n == 0 {
-                                Wake::Closed(None)
-                            } else {
-                                Wake::Read(n)
-                            });
-                        }
-                        Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
+                        Poll::Ready(Ok(())) => match rb.filled().len() {
+                            0 => r.closed = Some(None),
+                            n => r.read = Some(n),
+                        },
+                        Poll::Ready(Err(e)) => r.closed = Some(Some(e)),
                         Poll::Pending => {}
                     }
                 }
             }
-            if deadline.is_some() && sleep.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Wake::Timer);
+            let timer = deadline.is_some() && sleep.as_mut().poll(cx).is_ready();
+            let any = r.wrote.is_some() || r.read.is_some() || r.closed.is_some();
+            if raised || busy || timer || any {
+                Poll::Ready(r)
+            } else {
+                Poll::Pending
             }
-            Poll::Pending
         })
         .await;
-        match wake {
-            Wake::Signal | Wake::Timer => {}
-            Wake::Read(n) => (rpos, rend) = (0, n),
-            Wake::Wrote(n) => driver.handle_written(n),
-            Wake::Closed(e) => {
-                io = None;
-                (rpos, rend) = (0, 0);
-                driver.handle_closed(e);
-            }
+        if let Some(n) = ready.wrote {
+            driver.handle_written(n);
+        }
+        if let Some(n) = ready.read {
+            (rpos, rend) = (0, n);
+        }
+        if ready.closed.is_some() {
+            ended = ready.closed;
         }
     }
 }

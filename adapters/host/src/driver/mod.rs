@@ -430,10 +430,13 @@ impl Driver {
             self.session.close(now);
             self.drain_events(now);
         }
-        // What the stores hold must survive the process (file stores: fsync now).
+        // What the stores hold must survive the process (file stores: fsync now); then they
+        // are closed (a file store's lock released) before `close()` returns.
         if let Err(e) = self.sync_stores(false) {
             self.st.report(e);
         }
+        *self.session.publish_store_mut() = Box::new(amps_core::store::NoPublishStore);
+        *self.session.bookmark_store_mut() = Box::new(amps_core::store::NoBookmarkStore);
         let err = Error::closed();
         for item in self.st.shared.inbox.close() {
             if let Item::Op(op) = item {
