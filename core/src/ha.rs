@@ -134,6 +134,10 @@ pub enum ReconnectPolicy {
     Fixed(FixedDelayStrategy),
     /// [`ExponentialDelayStrategy`].
     Exponential(ExponentialDelayStrategy),
+    /// The adapter decides each delay: the session reports
+    /// [`crate::session::Event::ReconnectDelay`] when it needs one and waits for
+    /// `Session::handle_reconnect_delay` (host clients use it for strategies of their own).
+    External,
 }
 
 impl ReconnectPolicy {
@@ -146,14 +150,14 @@ impl ReconnectPolicy {
 impl DelayStrategy for ReconnectPolicy {
     fn next_delay(&mut self, elapsed: Duration, random: u64) -> Option<Duration> {
         match self {
-            ReconnectPolicy::None => None,
+            ReconnectPolicy::None | ReconnectPolicy::External => None,
             ReconnectPolicy::Fixed(s) => s.next_delay(elapsed, random),
             ReconnectPolicy::Exponential(s) => s.next_delay(elapsed, random),
         }
     }
     fn reset(&mut self) {
         match self {
-            ReconnectPolicy::None => {}
+            ReconnectPolicy::None | ReconnectPolicy::External => {}
             ReconnectPolicy::Fixed(s) => s.reset(),
             ReconnectPolicy::Exponential(s) => s.reset(),
         }

@@ -25,6 +25,7 @@
 
 mod client;
 mod command;
+mod delay;
 mod dispatch;
 mod driver;
 mod error;
@@ -43,6 +44,7 @@ mod stream;
 mod sync;
 
 pub use client::{Adapter, HaAdapter, Handle, WeakHandle};
+pub use delay::{DelayStrategy, ExponentialDelay, FixedDelay};
 pub use dispatch::{HandlerResult, ListenerId};
 pub use driver::{Driver, IoRequest, OpenRequest};
 pub use error::{Error, ErrorKind, Result};
@@ -52,16 +54,13 @@ pub use net::{Direction, TlsConfig, TransportFilter};
 pub use queue::{Budget, OverflowPolicy};
 pub use settings::{
     ClientBuilder, DEFAULT_COMMAND_QUEUE, DEFAULT_DISPATCH_CAPACITY, DEFAULT_PUBLISH_QUEUE_BYTES, DEFAULT_RECEIVE_BYTES,
-    DEFAULT_STREAM_CAPACITY, PublishOptions, StreamOptions,
+    DEFAULT_STABILITY_WINDOW, DEFAULT_STREAM_CAPACITY, PublishOptions, StreamOptions,
 };
 pub use stream::StreamCore;
 pub use sync::{Notify, Pending, Reply, Signal, Ticket, reply_pair};
 
 pub use amps_core::codec::{AckType, Command, CommandKind, OofReason, Status, bookmark, options};
-pub use amps_core::ha::{
-    Authenticator, DefaultAuthenticator, DefaultServerChooser, DelayStrategy,
-    ExponentialDelayStrategy, FixedDelayStrategy, ServerChooser,
-};
+pub use amps_core::ha::{Authenticator, DefaultAuthenticator, DefaultServerChooser, ServerChooser};
 pub use amps_core::session::{ConnectionState, Limits};
 pub use amps_core::store::{
     BookmarkStore, MemoryBookmarkStore, MemoryPublishStore, NoBookmarkStore, NoPublishStore,

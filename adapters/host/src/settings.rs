@@ -6,14 +6,12 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use amps_core::ha::{
-    Authenticator, DefaultAuthenticator, DefaultServerChooser, ExponentialDelayStrategy,
-    FixedDelayStrategy, ReconnectPolicy, ServerChooser,
-};
+use amps_core::ha::{Authenticator, DefaultAuthenticator, DefaultServerChooser, ServerChooser};
 use amps_core::session::{Limits, heap_bookmark_store, heap_publish_store};
 use amps_core::store::{BookmarkStore, NoBookmarkStore, NoPublishStore, PublishStore};
 
 use crate::client::{Adapter, HaAdapter, Handle};
+use crate::delay::{DelayStrategy, ExponentialDelay};
 use crate::error::Result;
 use crate::net::{Direction, TlsConfig, TransportFilter};
 use crate::queue::OverflowPolicy;
@@ -78,11 +76,26 @@ pub struct PublishOptions<'a> {
     pub sow_key: Option<&'a str>,
 }
 
+/// How long a connection must stay up before the delay strategy starts over.
+pub const DEFAULT_STABILITY_WINDOW: Duration = Duration::from_secs(10);
+
 /// The HA parts of the settings.
 pub(crate) struct HaSettings {
     pub(crate) chooser: Option<Box<dyn ServerChooser + Send>>,
-    pub(crate) reconnect: ReconnectPolicy,
+    pub(crate) delay: Box<dyn DelayStrategy>,
+    pub(crate) stability: Duration,
     pub(crate) retry_on_disconnect: bool,
+}
+
+impl HaSettings {
+    fn new() -> Self {
+        HaSettings {
+            chooser: None,
+            delay: Box::new(ExponentialDelay::default()),
+            stability: DEFAULT_STABILITY_WINDOW,
+            retry_on_disconnect: true,
+        }
+    }
 }
 
 /// Everything a client is built from.
@@ -120,11 +133,7 @@ impl Settings {
             connect_timeout: Duration::from_secs(10),
             publish_store: Box::new(NoPublishStore),
             bookmark_store: Box::new(NoBookmarkStore),
-            ha: ha.then(|| HaSettings {
-                chooser: None,
-                reconnect: ReconnectPolicy::Exponential(ExponentialDelayStrategy::default()),
-                retry_on_disconnect: true,
-            }),
+            ha: ha.then(HaSettings::new),
             tls: TlsConfig::default(),
             transport_filter: None,
             authenticator: Box::new(DefaultAuthenticator),
@@ -289,11 +298,7 @@ impl<C: Adapter> ClientBuilder<C> {
 
 impl<C: HaAdapter> ClientBuilder<C> {
     fn ha(&mut self) -> &mut HaSettings {
-        self.settings.ha.get_or_insert_with(|| HaSettings {
-            chooser: None,
-            reconnect: ReconnectPolicy::Exponential(ExponentialDelayStrategy::default()),
-            retry_on_disconnect: true,
-        })
+        self.settings.ha.get_or_insert_with(HaSettings::new)
     }
 
     /// Which servers to connect to.
@@ -312,15 +317,19 @@ impl<C: HaAdapter> ClientBuilder<C> {
         self.server_chooser(DefaultServerChooser::new(list))
     }
 
-    /// The same delay before every reconnect attempt.
-    pub fn fixed_delay(mut self, s: FixedDelayStrategy) -> Self {
-        self.ha().reconnect = ReconnectPolicy::Fixed(s);
+    /// How long to wait between reconnect attempts, and when to give up: a
+    /// [`crate::FixedDelay`], an [`ExponentialDelay`] (the default: 200 ms doubling up to
+    /// 20 s, never giving up) or a strategy of the application's own.
+    pub fn delay_strategy(mut self, s: impl DelayStrategy + 'static) -> Self {
+        self.ha().delay = Box::new(s);
         self
     }
 
-    /// Exponential backoff with jitter and a maximum retry time (the default).
-    pub fn exponential_delay(mut self, s: ExponentialDelayStrategy) -> Self {
-        self.ha().reconnect = ReconnectPolicy::Exponential(s);
+    /// How long a connection must stay up before the delay strategy starts over (default
+    /// 10 s): a server that accepts the client and drops it at once is retried at the
+    /// strategy's growing delays, not at its first one forever.
+    pub fn stability_window(mut self, t: Duration) -> Self {
+        self.ha().stability = t;
         self
     }
 

@@ -49,6 +49,12 @@ impl MessageStream {
         self.0.close();
     }
 
+    /// The next message, blocking: `None` once the stream ended (the same as
+    /// `Iterator::next`).
+    pub fn recv(&mut self) -> Option<Result<Message>> {
+        self.0.next_blocking(None)
+    }
+
     /// Run `handler` on each message until the stream ends, acknowledging each queue message
     /// when the handler succeeds and returning it to the queue (`cancel`) when it fails; the
     /// failure is reported as a [`ClientEvent::Error`].

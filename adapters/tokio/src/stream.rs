@@ -52,6 +52,28 @@ impl MessageStream {
         self.0.close();
     }
 
+    /// The next message: `None` once the stream ended (the same as `StreamExt::next`).
+    /// Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        std::future::poll_fn(|cx| self.0.poll_next(cx)).await
+    }
+
+    /// The next message, waiting at most `timeout`: `Ok(Some(m))` a message, `Ok(None)` the
+    /// stream ended, `Err` with kind `TimedOut` nothing arrived in time, any other `Err` the
+    /// stream ended with that error. Cancel-safe.
+    pub async fn recv_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Message>, Error> {
+        match tokio::time::timeout(timeout, self.recv()).await {
+            Ok(item) => item.transpose(),
+            Err(_) => Err(Error::new(
+                amps_host::ErrorKind::TimedOut,
+                "no message in time",
+            )),
+        }
+    }
+
     /// Run `handler` on each message until the stream ends, acknowledging each queue message
     /// when the handler succeeds and returning it to the queue (`cancel`) when it fails; the
     /// failure is reported as a [`ClientEvent::Error`].

@@ -1,6 +1,7 @@
 //! What a session reports: connection states, acks, deliveries, persisted progress, failed
 //! writes, unroutable messages and errors.
 
+use crate::time::Duration;
 use crate::codec::{AckStats, CommandKind, Detached, Field, HeaderRef, MessageRef, SowRecord};
 
 use super::error::{CommandError, FailureKind, SessionError};
@@ -175,4 +176,10 @@ pub enum Event<'a> {
     },
     /// A problem that is not a command's failure (seeds: exception listener).
     Error(SessionError),
+    /// With [`crate::ha::ReconnectPolicy::External`]: the session needs the wait before its
+    /// next connection attempt. Answer with `Session::handle_reconnect_delay`.
+    ReconnectDelay {
+        /// Time since the outage began (the first failed or lost connection).
+        elapsed: Duration,
+    },
 }

@@ -47,6 +47,7 @@ impl Queued {
             Queued::Failed(id, error) => Event::Failed { id, error },
             Queued::Persisted(up_to) => Event::Persisted { up_to },
             Queued::Error(e) => Event::Error(e),
+            Queued::ReconnectDelay(elapsed) => Event::ReconnectDelay { elapsed },
         }
     }
 }

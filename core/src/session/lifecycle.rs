@@ -57,7 +57,27 @@ impl<S: Storage> Core<S> {
             return;
         }
         let since = *self.outage_start.get_or_insert(now);
+        if self.reconnect == crate::ha::ReconnectPolicy::External {
+            self.queue.push(Queued::ReconnectDelay(now - since));
+            return;
+        }
         match self.reconnect.next_delay(now - since, self.rng.next_u64()) {
+            Some(d) => self.next_attempt = Some(now + d),
+            None => {
+                crate::log::warning!("amps: gave up reconnecting after {} attempts", self.attempt);
+                self.queue.push(Queued::Error(SessionError::GaveUp));
+                self.shutdown_now();
+            }
+        }
+    }
+
+    /// The adapter's answer to [`super::Event::ReconnectDelay`]: try again after `delay`, or
+    /// give up (`None`: the session shuts down with [`SessionError::GaveUp`]).
+    pub(super) fn handle_reconnect_delay(&mut self, now: Instant, delay: Option<crate::time::Duration>) {
+        if self.state != State::Disconnected || self.halted {
+            return;
+        }
+        match delay {
             Some(d) => self.next_attempt = Some(now + d),
             None => {
                 crate::log::warning!("amps: gave up reconnecting after {} attempts", self.attempt);

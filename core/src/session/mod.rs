@@ -124,6 +124,7 @@ enum Queued {
     Failed(CommandId, CommandError),
     Persisted(u64),
     Error(SessionError),
+    ReconnectDelay(Duration),
 }
 
 /// Events without borrows, emitted in order before any new frame is processed.
@@ -573,6 +574,12 @@ impl<S: Storage> Session<S> {
     pub fn handle_connect_failed(&mut self, now: Instant) {
         self.enter(now);
         self.core.handle_connect_failed(now);
+    }
+
+    /// With [`crate::ha::ReconnectPolicy::External`], the answer to
+    /// [`Event::ReconnectDelay`]: the next attempt after `delay`, or give up (`None`).
+    pub fn handle_reconnect_delay(&mut self, now: Instant, delay: Option<Duration>) {
+        self.core.handle_reconnect_delay(now, delay);
     }
 
     /// The adapter's chooser has no server: stop reconnecting and shut down.

@@ -75,16 +75,15 @@ pub fn run(args: &Args) -> Result<Summary, GatewayError> {
         recovered: amps_core::store::PublishStore::unpersisted_count(&store),
         ..Summary::default()
     };
-    let client = HaClient::new(&args.name);
-    client.set_publish_store(store)?;
-    client.set_server_chooser(DefaultServerChooser::new(vec![args.uri.clone()]))?;
+    let mut builder = HaClient::builder(&args.name)
+        .publish_store(store)
+        .server_chooser(DefaultServerChooser::new(vec![args.uri.clone()]));
     if args.heartbeat > 0 {
-        // The server's own rule: silence for two intervals means the peer is gone (§9).
-        client.set_heartbeat(
-            args.heartbeat,
-            Duration::from_secs(2 * u64::from(args.heartbeat)),
-        )?;
+        // The server's own rule: silence for two intervals means the peer is gone.
+        let interval = Duration::from_secs(u64::from(args.heartbeat));
+        builder = builder.heartbeat(interval, 2 * interval);
     }
+    let client = builder.build()?;
     let failed = Arc::new(AtomicU64::new(0));
     let f = Arc::clone(&failed);
     client.set_failed_write_handler(move |w| {
@@ -125,7 +124,7 @@ pub fn run(args: &Args) -> Result<Summary, GatewayError> {
     summary.unpersisted = client.unpersisted_count();
     summary.failed_writes = failed.load(Ordering::Relaxed);
     summary.disconnects = lost.load(Ordering::Relaxed);
-    client.close();
+    client.close()?;
     flushed?;
     Ok(summary)
 }

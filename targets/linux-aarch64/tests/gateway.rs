@@ -34,7 +34,7 @@ fn args(uri: String, store: &std::path::Path, count: u64) -> Args {
 
 /// The `seq` fields of the transaction log's `events` messages, by an EPOCH replay.
 fn logged_seqs(uri: &str, expect: usize) -> Vec<u64> {
-    let c = amps_std::Client::new("gw-audit");
+    let c = amps_std::Client::new("gw-audit").unwrap();
     c.connect(uri).unwrap();
     c.logon().unwrap();
     let stream = c
@@ -43,7 +43,7 @@ fn logged_seqs(uri: &str, expect: usize) -> Vec<u64> {
     let mut seqs = Vec::new();
     for m in stream {
         let m = m.unwrap();
-        let text = String::from_utf8_lossy(m.data_raw()).into_owned();
+        let text = String::from_utf8_lossy(m.data()).into_owned();
         let n: u64 = text
             .trim_start_matches(r#"{"seq":"#)
             .split(|c: char| !c.is_ascii_digit())
@@ -56,7 +56,7 @@ fn logged_seqs(uri: &str, expect: usize) -> Vec<u64> {
             break;
         }
     }
-    c.close();
+    c.close().unwrap();
     seqs
 }
 

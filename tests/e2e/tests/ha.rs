@@ -10,18 +10,15 @@ use std::time::Duration;
 use amps_e2e::*;
 use amps_host::{
     ClientBuilder, Command, ConnectionState as CS, DefaultServerChooser, ErrorKind,
-    ExponentialDelayStrategy, FixedDelayStrategy, bookmark,
+    ExponentialDelay, FixedDelay, bookmark,
 };
 
-fn fixed(ms: u64) -> FixedDelayStrategy {
-    FixedDelayStrategy {
-        delay: amps_core::Duration::from_millis(ms),
-        max_retry_time: None,
-    }
+fn fixed(ms: u64) -> FixedDelay {
+    FixedDelay::new(Duration::from_millis(ms))
 }
 
 fn ha<A: Api>(prefix: &str, uris: Vec<String>, memory: bool) -> ClientBuilder<A::H> {
-    let b = A::ha_builder(prefix).uris(uris).fixed_delay(fixed(50));
+    let b = A::ha_builder(prefix).uris(uris).delay_strategy(fixed(50));
     if memory { b.memory_backed() } else { b }
 }
 
@@ -183,7 +180,7 @@ fn bookmark_subscriptions_resume_from_the_bookmark_store<A: Api>() {
 
 fn retry_on_disconnect_waits_for_the_reconnect_or_fails_fast<A: Api>() {
     let b = broker();
-    let c = A::build_ha(ha::<A>("retry", vec![uri(&b)], false).fixed_delay(fixed(300)));
+    let c = A::build_ha(ha::<A>("retry", vec![uri(&b)], false).delay_strategy(fixed(300)));
     let st = states(&c);
     c.connect_and_logon().unwrap();
     b.kill_connections();
@@ -208,13 +205,9 @@ fn delay_strategy_gives_up_and_logon_failures_are_final<A: Api>() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("tcp://{}/amps/json", l.local_addr().unwrap())
     };
-    let c = A::build_ha(ha::<A>("giveup", vec![dead], false).exponential_delay(
-        ExponentialDelayStrategy::new(
-            amps_core::Duration::from_millis(20),
-            2.0,
-            amps_core::Duration::from_millis(100),
-        )
-        .with_max_retry_time(amps_core::Duration::from_millis(300)),
+    let c = A::build_ha(ha::<A>("giveup", vec![dead], false).delay_strategy(
+        ExponentialDelay::new(Duration::from_millis(20), 2.0, Duration::from_millis(100))
+            .max_retry_time(Duration::from_millis(300)),
     ));
     let st = states(&c);
     let t0 = std::time::Instant::now();
@@ -281,7 +274,7 @@ fn file_backed_stores_survive_a_restart_of_the_client<A: Api>() {
     let builder = || {
         ClientBuilder::<A::H>::new(me.clone())
             .uris([uri(&b)])
-            .fixed_delay(fixed(60_000))
+            .delay_strategy(fixed(60_000))
             .file_backed(&pdir, &bfile)
     };
     // First run: a bookmark subscription processes all but its last message; then the
@@ -427,6 +420,48 @@ fn a_flush_cut_by_a_disconnect_is_asked_again_after_the_reconnect<A: Api>() {
     c.close().unwrap();
 }
 
+/// Records what the client asks of it; always 10 ms.
+struct Recording(std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl amps_host::DelayStrategy for Recording {
+    fn next_delay(&mut self, _elapsed: Duration) -> Option<Duration> {
+        self.0.lock().unwrap().push("delay");
+        Some(Duration::from_millis(10))
+    }
+    fn reset(&mut self) {
+        self.0.lock().unwrap().push("reset");
+    }
+}
+
+fn a_custom_delay_strategy_resets_only_after_a_stable_connection<A: Api>() {
+    let b = broker();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let c = A::build_ha(
+        A::ha_builder("stable")
+            .uris([uri(&b)])
+            .delay_strategy(Recording(log.clone()))
+            .stability_window(Duration::from_millis(300)),
+    );
+    let st = states(&c);
+    c.connect_and_logon().unwrap();
+    until(&st, CS::Resubscribed);
+    log.lock().unwrap().clear();
+    // Kicked at once, three times: the strategy is asked each time and never reset.
+    for _ in 0..3 {
+        b.kill_connections();
+        until(&st, CS::Disconnected);
+        until(&st, CS::Resubscribed);
+    }
+    assert_eq!(*log.lock().unwrap(), ["delay"; 3]);
+    // Up longer than the window: the next outage starts over.
+    quiet(&st, Duration::from_millis(400), "state change while connected");
+    b.kill_connections();
+    until(&st, CS::Disconnected);
+    until(&st, CS::Resubscribed);
+    assert_eq!(log.lock().unwrap()[3..], ["reset", "delay"]);
+    c.close().unwrap();
+}
+
 fn plain_streams_end_with_an_error_after_draining<A: Api>() {
     let b = broker();
     let c: A = client(&b, "plainend");
@@ -455,4 +490,5 @@ suite!(
     a_logon_that_is_dropped_or_unanswered_is_retried,
     a_flush_cut_by_a_disconnect_is_asked_again_after_the_reconnect,
     plain_streams_end_with_an_error_after_draining,
+    a_custom_delay_strategy_resets_only_after_a_stable_connection,
 );

@@ -173,6 +173,7 @@ impl Driver {
             return Ran::Done;
         }
         ha.waiters.push(reply);
+        ha.delay.reset();
         self.st.user_disconnect = false;
         self.session.start(now);
         Ran::Done

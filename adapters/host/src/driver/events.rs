@@ -26,6 +26,8 @@ pub(super) enum After {
     Unsubscribe(CommandId),
     /// HA: start connecting again after a logon that timed out.
     Restart,
+    /// HA: the session needs the wait before its next attempt.
+    ReconnectDelay(std::time::Duration),
 }
 
 impl Driver {
@@ -107,6 +109,11 @@ impl Driver {
                 let _ = self.session.unsubscribe(now, id);
             }
             After::Restart => self.session.start(now),
+            After::ReconnectDelay(elapsed) => {
+                let delay = self.st.ha.as_mut().and_then(|h| h.delay.next_delay(elapsed));
+                self.session
+                    .handle_reconnect_delay(now, delay.map(Into::into));
+            }
         }
     }
 }
@@ -159,6 +166,9 @@ impl State {
                     "the authenticator could not answer the server's challenge",
                 ));
             }
+            Event::ReconnectDelay { elapsed } => {
+                return Some(After::ReconnectDelay(elapsed.into()));
+            }
             Event::Error(e) => {
                 if e == SessionError::GaveUp
                     && let Some(ha) = self.ha.as_mut()
@@ -197,13 +207,23 @@ impl State {
                 if matches!(self.blocked, Some(Blocked::Offline | Blocked::Window)) {
                     self.blocked = None;
                 }
+                let now = self.now();
                 if let Some(ha) = self.ha.as_mut() {
+                    ha.up_since = Some(now);
                     for r in ha.waiters.drain(..) {
                         let _ = r.send(Ok(()));
                     }
                 }
             }
             ConnectionState::Disconnected => {
+                let now = self.now();
+                if let Some(ha) = self.ha.as_mut()
+                    && let Some(up) = ha.up_since.take()
+                    && now.saturating_duration_since(up) >= ha.stability.into()
+                {
+                    // The connection was stable: the next outage starts over.
+                    ha.delay.reset();
+                }
                 self.shared.set_status(Status::Disconnected);
                 self.close_conn();
                 after = Some(After::Disconnected);

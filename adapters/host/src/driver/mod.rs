@@ -103,6 +103,11 @@ impl std::fmt::Debug for OpenRequest {
 /// The HA client's parts.
 struct Ha {
     chooser: Option<Box<dyn ServerChooser + Send>>,
+    delay: Box<dyn crate::delay::DelayStrategy>,
+    /// A connection up this long resets the delay strategy.
+    stability: Duration,
+    /// When the current connection logged on.
+    up_since: Option<amps_core::Instant>,
     /// `connect_and_logon` callers waiting for a logon.
     waiters: Vec<Reply<()>>,
 }
@@ -189,8 +194,9 @@ impl Driver {
         };
         c.logon_timeout = s.logon_timeout.into();
         c.command_timeout = s.command_timeout.map(Into::into);
-        if let Some(ha) = &s.ha {
-            c.reconnect = ha.reconnect;
+        if s.ha.is_some() {
+            // The driver asks its own delay strategy for each wait.
+            c.reconnect = amps_core::ha::ReconnectPolicy::External;
             c.resubscribe = true;
         }
         c.ack_batch_size = s.ack_batch_size;
@@ -212,6 +218,9 @@ impl Driver {
                 authenticator: s.authenticator,
                 ha: s.ha.map(|h| Ha {
                     chooser: h.chooser,
+                    delay: h.delay,
+                    stability: h.stability,
+                    up_since: None,
                     waiters: Vec::new(),
                 }),
                 heartbeat: s.heartbeat,
