@@ -1,4 +1,4 @@
-//! High availability (seeds: "HAClient"): a publisher and a subscriber fail over from one
+//! High availability : a publisher and a subscriber fail over from one
 //! broker to another. The publisher's memory store replays what the first broker had not
 //! acknowledged; the subscriber's handler subscription is re-entered on the second broker.
 //!
@@ -14,19 +14,18 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use amps_examples::{client_name, start_broker, uri_of};
-use amps_std::{
-    Command, ConnectionState, CoreDuration, DefaultServerChooser, FixedDelayStrategy, HaClient,
-};
+use amps_std::{Command, ConnectionState, FixedDelay, HaClient};
 
 const MESSAGES: u32 = 2_000;
 
 fn ha(role: &str, uris: &[String]) -> Result<HaClient, amps_std::Error> {
-    let c = HaClient::memory_backed(&client_name(role));
-    c.set_server_chooser(DefaultServerChooser::new(uris.to_vec()))?;
-    c.set_reconnect_delay_strategy(FixedDelayStrategy {
-        delay: CoreDuration::from_millis(100),
-        max_retry_time: Some(CoreDuration::from_secs(30)),
-    })?;
+    let c = HaClient::builder(client_name(role))
+        .uris(uris.iter().cloned())
+        .delay_strategy(
+            FixedDelay::new(Duration::from_millis(100)).max_retry_time(Duration::from_secs(30)),
+        )
+        .memory_backed()
+        .build()?;
     let who = role.to_owned();
     c.add_connection_state_listener(move |s| println!("  [{who}] {s:?}"));
     Ok(c)
@@ -53,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     subscriber.connect_and_logon()?;
     let (tx, rx) = mpsc::channel();
     subscriber.execute_async(&Command::subscribe("prices"), move |m| {
-        let _ = tx.send(m.data().into_owned());
+        let _ = tx.send(String::from_utf8_lossy(m.data()).into_owned());
     })?;
     let publisher = ha("publisher", &uris)?;
     let (state_tx, state_rx) = mpsc::channel();
@@ -99,7 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          brokers",
         ticks.len()
     );
-    publisher.close();
-    subscriber.close();
+    publisher.close()?;
+    subscriber.close()?;
     Ok(())
 }

@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. A plain client: publish() returns once the message is queued; the I/O thread batches
     //    the writes. flush() returns once the server has processed everything sent before.
-    let client = Client::new(&client_name("publisher"));
+    let client = Client::new(client_name("publisher"))?;
     client.connect(&server.uri)?;
     client.logon()?;
     let started = Instant::now();
@@ -47,12 +47,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         secs,
         f64::from(count) / secs
     );
-    client.close();
+    client.close()?;
 
     // 2. An HA client with a memory publish store: every publish is kept until the server
     //    acknowledges it as persisted, and replayed after a reconnect.
-    let reliable = HaClient::memory_backed(&client_name("reliable"));
-    reliable.set_server_chooser(DefaultServerChooser::new(vec![server.uri.clone()]))?;
+    let reliable = HaClient::builder(client_name("reliable"))
+        .server_chooser(DefaultServerChooser::new(vec![server.uri.clone()]))
+        .memory_backed()
+        .build()?;
     reliable.connect_and_logon()?;
     for i in 0..1000 {
         reliable.publish("events", format!(r#"{{"event":{i}}}"#))?;
@@ -66,6 +68,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "publish_flush done; unpersisted now: {}",
         reliable.unpersisted_count()
     );
-    reliable.close();
+    reliable.close()?;
     Ok(())
 }

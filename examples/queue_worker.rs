@@ -23,11 +23,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.queues[0].max_backlog = 10;
     let server = server(config)?;
 
-    let worker = Client::new(&client_name("worker"));
-    worker.set_auto_ack(true);
-    // Three acks per sow_delete, or whatever waited 100 ms (batch < backlog, seeds).
-    worker.set_ack_batch_size(3)?;
-    worker.set_ack_timeout(Duration::from_millis(100))?;
+    // Auto-ack; three acks per sow_delete, or whatever waited 100 ms (a batch smaller than the
+    // backlog).
+    let worker = Client::builder(client_name("worker"))
+        .auto_ack(true)
+        .ack_batch_size(3)
+        .ack_timeout(Duration::from_millis(100))
+        .build()?;
     worker.connect(&server.uri)?;
     worker.logon()?;
     let (tx, rx) = mpsc::channel();
@@ -35,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     worker.execute_async(
         &Command::subscribe("jobs").options("max_backlog=10"),
         move |m| -> Result<(), String> {
-            let job = m.data().into_owned();
+            let job = String::from_utf8_lossy(m.data()).into_owned();
             if job.contains(r#""job":7,"#) && !failed_once {
                 failed_once = true;
                 println!("  job 7 failed: back to the queue");
@@ -47,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!("worker subscribed to `jobs` (max_backlog=10, auto-ack, batches of 3)");
 
-    let producer = Client::new(&client_name("producer"));
+    let producer = Client::new(client_name("producer"))?;
     producer.connect(&server.uri)?;
     producer.logon()?;
     for i in 0..JOBS {
@@ -66,13 +68,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("all {JOBS} jobs done");
     if let Some(b) = server.broker() {
-        // The last batch goes out at the ack timeout; a flush after that settles it.
-        std::thread::sleep(Duration::from_millis(200));
-        worker.flush()?;
-        let left = b.inspect(|e| e.queue_depth("jobs")).flatten().unwrap_or(0);
+        // The last batch goes out at the ack timeout: flush until the server processed it.
+        let started = std::time::Instant::now();
+        let mut left = usize::MAX;
+        while left != 0 && started.elapsed() < Duration::from_secs(10) {
+            worker.flush()?;
+            left = b.inspect(|e| e.queue_depth("jobs")).flatten().unwrap_or(0);
+        }
         println!("messages left in the queue: {left}");
     }
-    worker.close();
-    producer.close();
+    worker.close()?;
+    producer.close()?;
     Ok(())
 }

@@ -139,7 +139,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut alarms = 0;
     while let Some(m) = sow.recv().await {
         let m = m?;
-        if m.kind() == CommandKind::Sow {
+        if m.command() == CommandKind::Sow {
             alarms += 1;
             println!("  in alarm: {}", m.data_str().unwrap_or("<binary>"));
         }

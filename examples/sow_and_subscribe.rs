@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         message_type: Default::default(),
     });
     let server = server(config)?;
-    let fleet = Client::new(&client_name("fleet"));
+    let fleet = Client::new(client_name("fleet"))?;
     fleet.connect(&server.uri)?;
     fleet.logon()?;
     for id in 1..=4 {
@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fleet.publish("van_location", van(5, "retired", 40.0))?;
     fleet.flush()?;
 
-    let display = Client::new(&client_name("display"));
+    let display = Client::new(client_name("display"))?;
     display.connect(&server.uri)?;
     display.logon()?;
     let mut vans = display.execute(
@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         let m = next(&mut vans)?;
         match m.command() {
-            CommandKind::Sow => println!("  {}", m.data()),
+            CommandKind::Sow => println!("  {}", m.data_str().unwrap_or("")),
             CommandKind::GroupEnd => break,
             _ => {}
         }
@@ -71,9 +71,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             CommandKind::Oof => println!(
                 "  out of focus ({}): {}",
                 m.reason().unwrap_or("?"),
-                m.data()
+                m.data_str().unwrap_or("")
             ),
-            _ => println!("  update: {}", m.data()),
+            _ => println!("  update: {}", m.data_str().unwrap_or("")),
         }
     }
     println!(
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sow_delete of everything removed {} record(s)",
         all.records_deleted().unwrap_or(0)
     );
-    display.close();
-    fleet.close();
+    display.close()?;
+    fleet.close()?;
     Ok(())
 }

@@ -17,10 +17,10 @@ use amps_std::{Client, Command};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = server(amps_broker::Config::default())?;
-    let subscriber = Client::new(&client_name("subscriber"));
+    let subscriber = Client::new(client_name("subscriber"))?;
     subscriber.connect(&server.uri)?;
     subscriber.logon()?;
-    let publisher = Client::new(&client_name("sender"));
+    let publisher = Client::new(client_name("sender"))?;
     publisher.connect(&server.uri)?;
     publisher.logon()?;
 
@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A handler sees every message, on the dispatch thread.
     let (tx, rx) = mpsc::channel();
     let sub_id = subscriber.execute_async(&Command::subscribe("messages"), move |m| {
-        let _ = tx.send(m.data().into_owned());
+        let _ = tx.send(String::from_utf8_lossy(m.data()).into_owned());
     })?;
     println!("handler subscription `{sub_id}` sees everything");
 
@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for _ in 0..senders.iter().filter(|s| **s == "mom").count() {
         let m = from_mom.next().ok_or("the stream ended early")??;
-        println!("stream (filtered): {}", m.data());
+        println!("stream (filtered): {}", m.data_str().unwrap_or(""));
     }
     for _ in 0..senders.len() {
         let data = rx.recv_timeout(Duration::from_secs(10))?;
@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     subscriber.unsubscribe(&sub_id)?;
     drop(from_mom); // unsubscribes too
     println!("unsubscribed");
-    subscriber.close();
-    publisher.close();
+    subscriber.close()?;
+    publisher.close()?;
     Ok(())
 }

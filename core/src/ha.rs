@@ -316,10 +316,17 @@ mod tests {
         .with_max_retry_time(Duration::from_secs(2));
         let mut rng = Rng::new(1);
         let ds: Vec<_> = (0..5)
-            .map(|_| s.next_delay(Duration::ZERO, rng.next_u64()).unwrap().as_millis())
+            .map(|_| {
+                s.next_delay(Duration::ZERO, rng.next_u64())
+                    .unwrap()
+                    .as_millis()
+            })
             .collect();
         assert_eq!(ds, [100, 200, 400, 500, 500]);
-        assert_eq!(s.next_delay(Duration::from_millis(1600), rng.next_u64()), None);
+        assert_eq!(
+            s.next_delay(Duration::from_millis(1600), rng.next_u64()),
+            None
+        );
         s.reset();
         assert_eq!(
             s.next_delay(Duration::ZERO, rng.next_u64()),

@@ -61,4 +61,3 @@ impl<const N: usize> fmt::Write for FixedStr<N> {
         Ok(())
     }
 }
-

@@ -164,4 +164,3 @@ fn publishes_allocate_nothing_with_or_without_a_store() {
     assert_eq!(stored.unpersisted_count(), 0);
     assert_eq!(allocs, 0, "publish through the store allocated");
 }
-

@@ -17,9 +17,9 @@ use crate::dispatch::{self, DispatchQueue, Dispatcher, HandlerResult, ListenerId
 use crate::driver::{Driver, Op, Target};
 use crate::error::{Error, Result};
 use crate::events::EventReceiver;
-use crate::inbox::{Inbox, PubKind, Refused};
+use crate::inbox::{PubKind, Refused};
 use crate::message::{FailedWrite, Message};
-use crate::settings::{DEFAULT_COMMAND_QUEUE, PublishOptions, Settings, StreamOptions};
+use crate::settings::{PublishOptions, Settings, StreamOptions};
 use crate::shared::{Shared, Status};
 use crate::stream::{StreamCore, StreamShared};
 use crate::sync::{Pending, Ticket, lock, reply_pair};
@@ -92,19 +92,7 @@ fn with_filter<'a>(c: Command<'a>, filter: Option<&'a str>) -> Command<'a> {
 
 impl Handle {
     pub(crate) fn new(settings: Settings, spawn: fn(Driver) -> Result<()>) -> Result<Handle> {
-        let inbox = Inbox::new(settings.publish_queue_bytes, DEFAULT_COMMAND_QUEUE);
-        let retry = settings.ha.as_ref().is_none_or(|h| h.retry_on_disconnect);
-        let has_store = settings.publish_store.is_enabled();
-        let shared = Arc::new(Shared::new(
-            settings.name.clone(),
-            settings.ha.is_some(),
-            has_store,
-            inbox,
-            settings.receive_bytes,
-            settings.auto_ack,
-            retry,
-            settings.stream,
-        ));
+        let shared = Arc::new(Shared::new(&settings));
         let dispatch = DispatchQueue::new(settings.dispatch_capacity);
         let driver = Driver::new(settings, shared.clone(), dispatch.clone())?;
         Ok(Handle {
@@ -147,7 +135,9 @@ impl Handle {
         let dispatch = std::thread::Builder::new()
             .name(format!("amps-dispatch-{}", self.name()))
             .spawn(move || dispatcher.run())
-            .map_err(|e| Error::with_source(crate::ErrorKind::Unknown, "cannot start a thread", e))?;
+            .map_err(|e| {
+                Error::with_source(crate::ErrorKind::Unknown, "cannot start a thread", e)
+            })?;
         let dispatch_thread = dispatch.thread().id();
         (self.inner.spawn)(*driver)?;
         *st = Start::Running {
@@ -191,7 +181,11 @@ impl Handle {
         self.send(what, op)
     }
 
-    fn send<T>(&self, what: &'static str, op: impl FnOnce(crate::sync::Reply<T>) -> Op) -> Pending<T> {
+    fn send<T>(
+        &self,
+        what: &'static str,
+        op: impl FnOnce(crate::sync::Reply<T>) -> Op,
+    ) -> Pending<T> {
         let (reply, pending) = reply_pair(None, what);
         match self.shared().send_op(op(reply)) {
             // A refused op answered its reply already (see `Shared::send_op`).
@@ -201,7 +195,11 @@ impl Handle {
 
     /// Queue a change of setting: applied when the driver gets to it, also before the first
     /// connect (the driver takes it when it starts).
-    fn setting<T>(&self, what: &'static str, op: impl FnOnce(crate::sync::Reply<T>) -> Op) -> Pending<T>
+    fn setting<T>(
+        &self,
+        what: &'static str,
+        op: impl FnOnce(crate::sync::Reply<T>) -> Op,
+    ) -> Pending<T>
     where
         T: Default,
     {
@@ -342,7 +340,11 @@ impl Handle {
         } else {
             PubKind::Publish
         };
-        match self.shared().inbox.try_push_publish(kind, topic, data, options) {
+        match self
+            .shared()
+            .inbox
+            .try_push_publish(kind, topic, data, options)
+        {
             Ok(first) => {
                 if first {
                     // The driver takes whole batches: only the first record needs a wake-up.
@@ -436,9 +438,7 @@ impl Handle {
         if !s.has_store {
             return 0;
         }
-        // Queued records are counted as messages only roughly (bytes), so count them as one
-        // when any are pending: callers wait for 0.
-        s.unpersisted() + usize::from(s.inbox.queued_publish_bytes() > 0)
+        s.unpersisted() + s.inbox.queued_publishes()
     }
 
     // ------------------------------------------------------------------ receiving
@@ -457,7 +457,11 @@ impl Handle {
     /// acks the command asks for. Answered once the server processed a subscription or query
     /// (a failure is the error), at once for other commands. `sow` queries get a batch size
     /// of 10 unless set. `options` default to the client's stream options.
-    pub fn execute(&self, command: &Command<'_>, options: Option<StreamOptions>) -> Pending<StreamCore> {
+    pub fn execute(
+        &self,
+        command: &Command<'_>,
+        options: Option<StreamOptions>,
+    ) -> Pending<StreamCore> {
         if let Err(e) = self.check_command(command) {
             return Pending::ready(Err(e));
         }
@@ -530,7 +534,10 @@ impl Handle {
 
     /// Query and subscribe atomically.
     pub fn sow_and_subscribe(&self, topic: &str, filter: Option<&str>) -> Pending<StreamCore> {
-        self.execute(&with_filter(Command::sow_and_subscribe(topic), filter), None)
+        self.execute(
+            &with_filter(Command::sow_and_subscribe(topic), filter),
+            None,
+        )
     }
 
     /// Query and delta-subscribe atomically.

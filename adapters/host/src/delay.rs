@@ -213,7 +213,10 @@ mod tests {
     #[test]
     fn fixed_waits_the_same_and_gives_up() {
         let mut f = FixedDelay::new(Duration::from_secs(1)).max_retry_time(Duration::from_secs(3));
-        assert_eq!(f.next_delay(Duration::from_secs(1)), Some(Duration::from_secs(1)));
+        assert_eq!(
+            f.next_delay(Duration::from_secs(1)),
+            Some(Duration::from_secs(1))
+        );
         assert_eq!(f.next_delay(Duration::from_secs(3)), None);
     }
 }

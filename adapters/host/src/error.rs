@@ -191,11 +191,7 @@ impl From<SessionError> for Error {
 
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Self {
-        Error::with_source(
-            ErrorKind::Usage,
-            format!("invalid client settings: {e}"),
-            e,
-        )
+        Error::with_source(ErrorKind::Usage, format!("invalid client settings: {e}"), e)
     }
 }
 
@@ -221,7 +217,10 @@ mod tests {
         assert_eq!(e.reason(), Some("bad filter"));
         assert!(e.source().is_some());
         let c = e.clone();
-        assert_eq!((c.kind(), c.reason()), (ErrorKind::BadFilter, Some("bad filter")));
+        assert_eq!(
+            (c.kind(), c.reason()),
+            (ErrorKind::BadFilter, Some("bad filter"))
+        );
         assert!(c.source().is_some(), "a clone keeps the cause as text");
         assert_eq!(
             Error::from(CommandError::TimedOut).kind(),

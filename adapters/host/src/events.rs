@@ -99,8 +99,10 @@ impl EventHub {
 
     /// Give `ev` to every receiver.
     pub(crate) fn publish(&self, ev: &ClientEvent) {
-        let queues: Vec<Arc<EventQueue>> =
-            lock(&self.queues).iter().filter_map(Weak::upgrade).collect();
+        let queues: Vec<Arc<EventQueue>> = lock(&self.queues)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
         for q in queues {
             let mut st = lock(&q.state);
             if st.closed {
@@ -236,7 +238,10 @@ mod tests {
         }
         assert_eq!(n, EVENT_CAPACITY);
         hub.close();
-        assert!(matches!(b.next_blocking(None), Some(ClientEvent::Lagged(5))));
+        assert!(matches!(
+            b.next_blocking(None),
+            Some(ClientEvent::Lagged(5))
+        ));
         let mut rest = 0;
         while b.next_blocking(None).is_some() {
             rest += 1;

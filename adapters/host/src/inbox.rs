@@ -147,6 +147,8 @@ struct State {
     items: VecDeque<Item>,
     /// Publish record bytes queued and not yet processed by the driver.
     pub_bytes: usize,
+    /// Publish records queued and not yet processed.
+    pub_records: usize,
     /// Commands queued and not yet taken.
     ops: usize,
     closed: bool,
@@ -172,6 +174,7 @@ impl Inbox {
             state: std::sync::Mutex::new(State {
                 items: VecDeque::new(),
                 pub_bytes: 0,
+                pub_records: 0,
                 ops: 0,
                 closed: false,
                 spare_chunks: Vec::new(),
@@ -201,6 +204,7 @@ impl Inbox {
             return Err(Refused::Full);
         }
         st.pub_bytes += len;
+        st.pub_records += 1;
         let first = st.items.is_empty();
         match st.items.back_mut() {
             Some(Item::Publishes(c)) if c.buf.len() + len <= CHUNK_BYTES || c.buf.is_empty() => {
@@ -248,21 +252,23 @@ impl Inbox {
         !lock(&self.state).items.is_empty()
     }
 
-    /// The driver processed `n` publish bytes: publishers waiting for room may go on.
-    pub(crate) fn release(&self, n: usize) {
-        if n == 0 {
+    /// The driver processed `records` publishes of `bytes` bytes: publishers waiting for room
+    /// may go on.
+    pub(crate) fn release(&self, bytes: usize, records: usize) {
+        if bytes == 0 && records == 0 {
             return;
         }
         {
             let mut st = lock(&self.state);
-            st.pub_bytes = st.pub_bytes.saturating_sub(n);
+            st.pub_bytes = st.pub_bytes.saturating_sub(bytes);
+            st.pub_records = st.pub_records.saturating_sub(records);
         }
         self.space.notify_all();
     }
 
-    /// Publish bytes queued and not yet processed.
-    pub(crate) fn queued_publish_bytes(&self) -> usize {
-        lock(&self.state).pub_bytes
+    /// Publishes queued and not yet processed.
+    pub(crate) fn queued_publishes(&self) -> usize {
+        lock(&self.state).pub_records
     }
 
     /// Give a publish chunk's buffer back for reuse.
@@ -328,7 +334,12 @@ mod tests {
                 sow_key: None,
             };
             inbox
-                .try_push_publish(kind, &format!("t{i}"), &big[..big.len() - usize::from(i)], &o)
+                .try_push_publish(
+                    kind,
+                    &format!("t{i}"),
+                    &big[..big.len() - usize::from(i)],
+                    &o,
+                )
                 .unwrap();
         }
         let mut items = VecDeque::new();
@@ -356,7 +367,7 @@ mod tests {
             Err(Refused::Full)
         );
         let ticket = inbox.space.ticket();
-        inbox.release(REC_HDR + 71);
+        inbox.release(REC_HDR + 71, 1);
         assert!(ticket.wait_blocking(Some(std::time::Instant::now())));
         inbox
             .try_push_publish(PubKind::Publish, "t", &[0; 70], &none)

@@ -53,8 +53,9 @@ pub use message::{AckHow, FailedWrite, Message};
 pub use net::{Direction, TlsConfig, TransportFilter};
 pub use queue::{Budget, OverflowPolicy};
 pub use settings::{
-    ClientBuilder, DEFAULT_COMMAND_QUEUE, DEFAULT_DISPATCH_CAPACITY, DEFAULT_PUBLISH_QUEUE_BYTES, DEFAULT_RECEIVE_BYTES,
-    DEFAULT_STABILITY_WINDOW, DEFAULT_STREAM_CAPACITY, PublishOptions, StreamOptions,
+    ClientBuilder, DEFAULT_COMMAND_QUEUE, DEFAULT_DISPATCH_CAPACITY, DEFAULT_PUBLISH_QUEUE_BYTES,
+    DEFAULT_RECEIVE_BYTES, DEFAULT_STABILITY_WINDOW, DEFAULT_STREAM_CAPACITY, PublishOptions,
+    StreamOptions,
 };
 pub use stream::StreamCore;
 pub use sync::{Notify, Pending, Reply, Signal, Ticket, reply_pair};

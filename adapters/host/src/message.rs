@@ -269,8 +269,7 @@ impl Message {
     /// it, and a replay of it is dropped. No effect without a bookmark store. Errors: the
     /// client is closed.
     pub fn discard(&self) -> Result<()> {
-        let (Some(link), Some(route), Some(bm)) =
-            (&self.link, self.inner.route(), self.bookmark())
+        let (Some(link), Some(route), Some(bm)) = (&self.link, self.inner.route(), self.bookmark())
         else {
             return Ok(());
         };

@@ -91,8 +91,10 @@ pub fn socket_for(addr: SocketAddr, opts: &TransportOptions<'_>) -> io::Result<S
 pub fn connect_tcp(uri: &Uri<'_>, timeout: Duration) -> io::Result<std::net::TcpStream> {
     let mut last = None;
     for addr in resolve(uri)? {
-        let attempt = socket_for(addr, &uri.options)
-            .and_then(|s| s.connect_timeout(&SockAddr::from(addr), timeout).map(|()| s));
+        let attempt = socket_for(addr, &uri.options).and_then(|s| {
+            s.connect_timeout(&SockAddr::from(addr), timeout)
+                .map(|()| s)
+        });
         match attempt {
             Ok(s) => return Ok(s.into()),
             Err(e) => last = Some(e),

@@ -240,13 +240,19 @@ mod tests {
         };
         let now = Instant::ZERO;
         let cfg = Config::new("c");
-        let mut s =
-            Session::new(&cfg, Parts::heap(&cfg.limits, NoPublishStore, NoBookmarkStore)).unwrap();
+        let mut s = Session::new(
+            &cfg,
+            Parts::heap(&cfg.limits, NoPublishStore, NoBookmarkStore),
+        )
+        .unwrap();
         s.handle_connected(now, &Logon::default()).unwrap();
         let mut out = [0u8; 4096];
         while s.poll_transmit(now, &mut out).is_some() {}
-        s.handle_bytes(now, &frame(r#"{"c":"ack","cid":"1","a":"processed","status":"success"}"#))
-            .unwrap();
+        s.handle_bytes(
+            now,
+            &frame(r#"{"c":"ack","cid":"1","a":"processed","status":"success"}"#),
+        )
+        .unwrap();
         while s.poll_event().is_some() {}
         let q = s
             .execute(now, &amps_core::codec::Command::sow("orders").query_id("q"))
@@ -273,8 +279,8 @@ mod tests {
     }
 
     fn publish(n: usize, payload_len: usize) -> Vec<u8> {
-        let mut f = format!(r#"{{"c":"p","t":"t{n}","sub_id":"s","s":{n},"x":"a\"{n}"}}"#)
-            .into_bytes();
+        let mut f =
+            format!(r#"{{"c":"p","t":"t{n}","sub_id":"s","s":{n},"x":"a\"{n}"}}"#).into_bytes();
         f.extend(std::iter::repeat_n(b'a' + (n % 26) as u8, payload_len));
         f
     }
@@ -302,7 +308,10 @@ mod tests {
             assert_eq!(m.data().len(), *len);
             assert!(m.data().iter().all(|&b| b == b'a' + (n % 26) as u8));
             let d = m.detach();
-            assert_eq!((d.header().topic(), d.data()), (m.header().topic(), m.data()));
+            assert_eq!(
+                (d.header().topic(), d.data()),
+                (m.header().topic(), m.data())
+            );
         }
     }
 

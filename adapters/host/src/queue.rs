@@ -331,7 +331,11 @@ mod tests {
         for i in 0..3 {
             assert_eq!(a.push(M(None, i)), Pushed::Queued);
         }
-        assert_eq!(a.push(M(None, 3)), Pushed::Full(M(None, 3)), "35 bytes hold 3");
+        assert_eq!(
+            a.push(M(None, 3)),
+            Pushed::Full(M(None, 3)),
+            "35 bytes hold 3"
+        );
         // `b` holds nothing and the budget is full: it can only drop what it is given.
         assert_eq!(b.push(M(None, 9)), Pushed::Dropped);
         a.pop();
@@ -356,7 +360,11 @@ mod tests {
             q.push(M(Some(k), n));
         }
         let first = q.pop_counted().unwrap();
-        assert_eq!(q.budget.used(), 30, "taken entries stay counted until handed on");
+        assert_eq!(
+            q.budget.used(),
+            30,
+            "taken entries stay counted until handed on"
+        );
         // A key taken out is no longer conflated with.
         assert_eq!(q.push(M(Some("a"), 4)), Pushed::Queued);
         assert_eq!(q.push(M(Some("a"), 5)), Pushed::Replaced);

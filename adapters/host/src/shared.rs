@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::EventHub;
 use crate::inbox::{Inbox, Refused};
 use crate::queue::Budget;
-use crate::settings::StreamOptions;
+use crate::settings::{DEFAULT_COMMAND_QUEUE, Settings, StreamOptions};
 use crate::sync::{Signal, lock};
 
 /// Where the connection is, as the application sees it.
@@ -58,34 +58,26 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(
-        name: String,
-        ha: bool,
-        has_store: bool,
-        inbox: Inbox,
-        budget_bytes: usize,
-        auto_ack: bool,
-        retry: bool,
-        stream_defaults: StreamOptions,
-    ) -> Shared {
+    /// The shared state of a client built from `s`.
+    pub(crate) fn new(s: &Settings) -> Shared {
         let signal = Arc::new(Signal::new());
         Shared {
-            name,
-            budget: Arc::new(Budget::with_wake(budget_bytes, signal.clone())),
+            name: s.name.clone(),
+            budget: Arc::new(Budget::with_wake(s.receive_bytes, signal.clone())),
             signal,
-            inbox,
+            inbox: Inbox::new(s.publish_queue_bytes, DEFAULT_COMMAND_QUEUE),
             listeners: Listeners::default(),
             events: EventHub::default(),
-            ha,
-            auto_ack: AtomicBool::new(auto_ack),
-            retry: AtomicBool::new(retry),
+            ha: s.ha.is_some(),
+            auto_ack: AtomicBool::new(s.auto_ack),
+            retry: AtomicBool::new(s.ha.as_ref().is_none_or(|h| h.retry_on_disconnect)),
             status: AtomicU8::new(Status::New as u8),
             last_state: std::sync::Mutex::new(ConnectionState::Disconnected),
-            has_store,
+            has_store: s.publish_store.is_enabled(),
             seq_known: AtomicBool::new(false),
             unpersisted: AtomicUsize::new(0),
             next_listener: AtomicU64::new(1),
-            stream_defaults,
+            stream_defaults: s.stream,
         }
     }
 

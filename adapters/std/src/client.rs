@@ -7,8 +7,7 @@ use std::time::Duration;
 use amps_core::session::ConnectionState;
 use amps_host::{
     Adapter, Authenticator, ClientBuilder, Command, Driver, Error, ErrorKind, FailedWrite,
-    HaAdapter, Handle, HandlerResult, ListenerId, Message, PublishOptions, Result,
-    StreamOptions,
+    HaAdapter, Handle, HandlerResult, ListenerId, Message, PublishOptions, Result, StreamOptions,
 };
 
 use crate::stream::{Events, MessageStream};
@@ -140,7 +139,10 @@ impl Client {
     /// [`Client::publish`] without waiting: `Busy` when the publish queue is full.
     pub fn try_publish(&self, topic: &str, data: impl AsRef<[u8]>) -> Result<()> {
         let none = PublishOptions::default();
-        match self.handle.try_publish(false, topic, data.as_ref(), &none)? {
+        match self
+            .handle
+            .try_publish(false, topic, data.as_ref(), &none)?
+        {
             true => Ok(()),
             false => Err(Error::new(ErrorKind::Busy, "publish queue full")),
         }
@@ -198,7 +200,10 @@ impl Client {
 
     /// Subscribe to `topic` (a name or a regular expression) with an optional filter.
     pub fn subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
-        self.handle.subscribe(topic, filter).wait().map(MessageStream)
+        self.handle
+            .subscribe(topic, filter)
+            .wait()
+            .map(MessageStream)
     }
 
     /// Subscribe receiving only changed fields.

@@ -100,8 +100,7 @@ impl IoLoop {
         }
         self.readers.retain(|h| !h.is_finished());
         if let Some(u) = self.pending.take() {
-            self.inbound
-                .release(u.counted, u.recycle.then_some(u.buf));
+            self.inbound.release(u.counted, u.recycle.then_some(u.buf));
         }
     }
 
@@ -119,8 +118,7 @@ impl IoLoop {
                     return;
                 }
                 if let Some(u) = self.pending.take() {
-                    self.inbound
-                        .release(u.counted, u.recycle.then_some(u.buf));
+                    self.inbound.release(u.counted, u.recycle.then_some(u.buf));
                 }
                 continue;
             }

@@ -8,8 +8,7 @@ use std::time::Duration;
 use amps_core::session::ConnectionState;
 use amps_host::{
     Adapter, Authenticator, ClientBuilder, Command, Driver, Error, ErrorKind, FailedWrite,
-    HaAdapter, Handle, HandlerResult, ListenerId, Message, PublishOptions, Result,
-    StreamOptions,
+    HaAdapter, Handle, HandlerResult, ListenerId, Message, PublishOptions, Result, StreamOptions,
 };
 
 use crate::stream::{EventStream, MessageStream};
@@ -91,7 +90,10 @@ impl Client {
     }
 
     /// Log on with `authenticator` supplying the password and answering challenges.
-    pub async fn logon_with(&self, authenticator: impl Authenticator + Send + 'static) -> Result<()> {
+    pub async fn logon_with(
+        &self,
+        authenticator: impl Authenticator + Send + 'static,
+    ) -> Result<()> {
         self.handle.logon_with(authenticator).await
     }
 
@@ -153,7 +155,10 @@ impl Client {
     /// [`Client::publish`] without waiting: `Busy` when the publish queue is full.
     pub fn try_publish(&self, topic: &str, data: impl AsRef<[u8]>) -> Result<()> {
         let none = PublishOptions::default();
-        match self.handle.try_publish(false, topic, data.as_ref(), &none)? {
+        match self
+            .handle
+            .try_publish(false, topic, data.as_ref(), &none)?
+        {
             true => Ok(()),
             false => Err(Error::new(ErrorKind::Busy, "publish queue full")),
         }
@@ -212,11 +217,18 @@ impl Client {
 
     /// Subscribe to `topic` (a name or a regular expression) with an optional filter.
     pub async fn subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
-        self.handle.subscribe(topic, filter).await.map(MessageStream)
+        self.handle
+            .subscribe(topic, filter)
+            .await
+            .map(MessageStream)
     }
 
     /// Subscribe receiving only changed fields.
-    pub async fn delta_subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
+    pub async fn delta_subscribe(
+        &self,
+        topic: &str,
+        filter: Option<&str>,
+    ) -> Result<MessageStream> {
         self.handle
             .delta_subscribe(topic, filter)
             .await
@@ -229,7 +241,11 @@ impl Client {
     }
 
     /// Query and subscribe atomically.
-    pub async fn sow_and_subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
+    pub async fn sow_and_subscribe(
+        &self,
+        topic: &str,
+        filter: Option<&str>,
+    ) -> Result<MessageStream> {
         self.handle
             .sow_and_subscribe(topic, filter)
             .await

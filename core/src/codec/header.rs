@@ -697,7 +697,6 @@ impl<'a, D: HeaderFields> Header<'a, D> {
         *self.f()
     }
 
-
     /// The same header with its positions copied (independent of `D`'s borrow).
     #[inline]
     pub(crate) fn to_owned_fields(&self) -> Header<'a> {
@@ -1076,7 +1075,10 @@ mod tests {
         assert_eq!(back.command(), Some(CommandKind::Sow));
         assert_eq!((back.topic(), back.seq()), (Some("a\"b"), Some(u64::MAX)));
         assert_eq!(back.bool(Field::SendKeys), Some(true));
-        assert_eq!((back.correlation_id(), back.batch_size()), (Some("é"), Some(10)));
+        assert_eq!(
+            (back.correlation_id(), back.batch_size()),
+            (Some("é"), Some(10))
+        );
         // Truncated, with bytes to spare, or with presence bits beyond the table: not an image.
         assert!(Header::from_image(&image[..image.len() - 1]).is_none());
         let mut longer = image.clone();

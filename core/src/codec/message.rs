@@ -43,7 +43,6 @@ impl<'a> Message<'a> {
 }
 
 impl<'a, D: HeaderFields> Message<'a, D> {
-
     /// A message from an already parsed header (for example one viewed again with
     /// [`Header::from_image`]) and the payload that follows it.
     pub fn from_header(

@@ -1,8 +1,8 @@
 //! What a session reports: connection states, acks, deliveries, persisted progress, failed
 //! writes, unroutable messages and errors.
 
-use crate::time::Duration;
 use crate::codec::{AckStats, CommandKind, Detached, Field, HeaderRef, MessageRef, SowRecord};
+use crate::time::Duration;
 
 use super::error::{CommandError, FailureKind, SessionError};
 use super::tables::CommandId;

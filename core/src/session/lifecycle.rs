@@ -73,7 +73,11 @@ impl<S: Storage> Core<S> {
 
     /// The adapter's answer to [`super::Event::ReconnectDelay`]: try again after `delay`, or
     /// give up (`None`: the session shuts down with [`SessionError::GaveUp`]).
-    pub(super) fn handle_reconnect_delay(&mut self, now: Instant, delay: Option<crate::time::Duration>) {
+    pub(super) fn handle_reconnect_delay(
+        &mut self,
+        now: Instant,
+        delay: Option<crate::time::Duration>,
+    ) {
         if self.state != State::Disconnected || self.halted {
             return;
         }

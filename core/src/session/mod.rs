@@ -62,8 +62,8 @@ pub use tables::{CommandId, CommandIdHasher, Pending, Route};
 
 use crate::codec::{AckStats, Detached};
 use crate::ha::ReconnectPolicy;
-use crate::time::{Duration, Instant};
 use crate::rng::Rng;
+use crate::time::{Duration, Instant};
 use crate::util::FixedStr;
 use io::{RxBuf, TxBuf};
 

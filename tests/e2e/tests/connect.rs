@@ -154,7 +154,12 @@ impl amps_host::Authenticator for Vault {
             .push(format!("auth {user} [{uri_password}]"));
         out.write_str("hunter2")
     }
-    fn retry(&mut self, user: &str, token: &str, out: &mut dyn std::fmt::Write) -> std::fmt::Result {
+    fn retry(
+        &mut self,
+        user: &str,
+        token: &str,
+        out: &mut dyn std::fmt::Write,
+    ) -> std::fmt::Result {
         self.0
             .lock()
             .unwrap()

@@ -33,7 +33,8 @@ const RECOVERY: [CS; 5] = [
 fn recovery_states_in_order_and_subscriptions_come_back<A: Api>() {
     let b = broker();
     let c = A::build_ha(
-        ha::<A>("ha", vec![uri(&b)], true).heartbeat(Duration::from_secs(5), Duration::from_secs(10)),
+        ha::<A>("ha", vec![uri(&b)], true)
+            .heartbeat(Duration::from_secs(5), Duration::from_secs(10)),
     );
     let st = states(&c);
     c.connect_and_logon().unwrap();
@@ -55,10 +56,17 @@ fn recovery_states_in_order_and_subscriptions_come_back<A: Api>() {
     for s in RECOVERY {
         assert_eq!(recv(&st, "recovery state after reconnect"), s);
     }
+    // Resubscribed means the subscriptions were sent again; a flush after them returns once
+    // the server has them.
+    c.flush().unwrap();
     let p: A = client(&b, "hap2");
     p.publish("ticks", "after").unwrap();
     assert_eq!(recv(&rx, "after"), "after");
-    assert_eq!(text(&stream.next_msg()), "after", "a stream stays open across the outage");
+    assert_eq!(
+        text(&stream.next_msg()),
+        "after",
+        "a stream stays open across the outage"
+    );
     c.close().unwrap();
     assert_eq!(recv(&st, "Disconnected at close"), CS::Disconnected);
     assert_eq!(recv(&st, "Shutdown"), CS::Shutdown);
@@ -81,6 +89,7 @@ fn failover_to_the_second_broker<A: Api>() {
     a.shutdown();
     until(&st, CS::Disconnected);
     until(&st, CS::Resubscribed);
+    c.flush().unwrap();
     let p: A = client(&b, "fop");
     p.publish("alerts", "on-b").unwrap();
     assert_eq!(recv(&rx, "message from b"), "on-b");
@@ -129,12 +138,14 @@ fn a_broker_killed_mid_publish_loses_nothing<A: Api>() {
 fn bookmark_subscriptions_resume_from_the_bookmark_store<A: Api>() {
     let b = broker();
     let (sub_tx, sub_rx) = mpsc::channel();
-    let c = A::build_ha(ha::<A>("bmr", vec![uri(&b)], true).transport_filter(move |dir, bytes| {
-        let text = String::from_utf8_lossy(bytes);
-        if dir == amps_host::Direction::Outgoing && text.contains(r#""c":"subscribe""#) {
-            let _ = sub_tx.send(text.into_owned());
-        }
-    }));
+    let c = A::build_ha(
+        ha::<A>("bmr", vec![uri(&b)], true).transport_filter(move |dir, bytes| {
+            let text = String::from_utf8_lossy(bytes);
+            if dir == amps_host::Direction::Outgoing && text.contains(r#""c":"subscribe""#) {
+                let _ = sub_tx.send(text.into_owned());
+            }
+        }),
+    );
     let st = states(&c);
     c.connect_and_logon().unwrap();
     until(&st, CS::Resubscribed);
@@ -205,10 +216,12 @@ fn delay_strategy_gives_up_and_logon_failures_are_final<A: Api>() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("tcp://{}/amps/json", l.local_addr().unwrap())
     };
-    let c = A::build_ha(ha::<A>("giveup", vec![dead], false).delay_strategy(
-        ExponentialDelay::new(Duration::from_millis(20), 2.0, Duration::from_millis(100))
-            .max_retry_time(Duration::from_millis(300)),
-    ));
+    let c = A::build_ha(
+        ha::<A>("giveup", vec![dead], false).delay_strategy(
+            ExponentialDelay::new(Duration::from_millis(20), 2.0, Duration::from_millis(100))
+                .max_retry_time(Duration::from_millis(300)),
+        ),
+    );
     let st = states(&c);
     let t0 = std::time::Instant::now();
     assert_eq!(
@@ -262,7 +275,10 @@ fn a_disconnect_handler_replaces_the_automatic_reconnect<A: Api>() {
     assert_eq!(recv(&st, "Disconnected"), CS::Disconnected);
     let after: Vec<_> =
         std::iter::from_fn(|| st.recv_timeout(Duration::from_millis(300)).ok()).collect();
-    assert!(!after.contains(&CS::LoggedOn), "no automatic reconnect: {after:?}");
+    assert!(
+        !after.contains(&CS::LoggedOn),
+        "no automatic reconnect: {after:?}"
+    );
     c.close().unwrap();
 }
 
@@ -454,7 +470,11 @@ fn a_custom_delay_strategy_resets_only_after_a_stable_connection<A: Api>() {
     }
     assert_eq!(*log.lock().unwrap(), ["delay"; 3]);
     // Up longer than the window: the next outage starts over.
-    quiet(&st, Duration::from_millis(400), "state change while connected");
+    quiet(
+        &st,
+        Duration::from_millis(400),
+        "state change while connected",
+    );
     b.kill_connections();
     until(&st, CS::Disconnected);
     until(&st, CS::Resubscribed);

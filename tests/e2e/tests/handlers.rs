@@ -17,16 +17,19 @@ fn a_handler_may_call_back_into_its_own_client<A: Api>() {
     let p: A = client(&b, "reentp");
     let (tx, rx) = mpsc::channel();
     let c2 = c.clone();
-    c.execute_async(&Command::subscribe("requests"), move |m| -> amps_host::Result<()> {
-        // Commands that wait for acks, from the dispatch thread: the connection's loop
-        // processes the acks meanwhile.
-        c2.flush()?;
-        let stream = c2.subscribe("side", None)?;
-        c2.publish("replies", m.data())?;
-        let records = c2.sow("orders", None)?.collect_all().len();
-        let _ = tx.send((stream.sub_id(), records));
-        Ok(())
-    })
+    c.execute_async(
+        &Command::subscribe("requests"),
+        move |m| -> amps_host::Result<()> {
+            // Commands that wait for acks, from the dispatch thread: the connection's loop
+            // processes the acks meanwhile.
+            c2.flush()?;
+            let stream = c2.subscribe("side", None)?;
+            c2.publish("replies", m.data())?;
+            let records = c2.sow("orders", None)?.collect_all().len();
+            let _ = tx.send((stream.sub_id(), records));
+            Ok(())
+        },
+    )
     .unwrap();
     let mut replies = p.subscribe("replies", None).unwrap();
     p.publish("requests", "ping").unwrap();
@@ -117,9 +120,8 @@ fn handler_errors_and_panics_reach_the_exception_listener_and_events<A: Api>() {
 
 fn failed_writes_carry_the_stored_message_or_go_to_the_last_chance_handler<A: Api>() {
     let b = broker();
-    let c = A::build(
-        A::builder("fw").publish_store(MemoryPublishStore::new(vec![0; 1 << 20], 1000)),
-    );
+    let c =
+        A::build(A::builder("fw").publish_store(MemoryPublishStore::new(vec![0; 1 << 20], 1000)));
     let mut events = c.events();
     let (fw_tx, fw_rx) = mpsc::channel();
     c.set_failed_write_handler(move |fw| {
@@ -142,7 +144,10 @@ fn failed_writes_carry_the_stored_message_or_go_to_the_last_chance_handler<A: Ap
     assert_eq!(seq, 2);
     assert_eq!(kind, ErrorKind::NotEntitled);
     assert_eq!(reason.as_deref(), Some("not entitled"));
-    assert_eq!((topic.as_deref(), data.as_str()), (Some("events"), "refused"));
+    assert_eq!(
+        (topic.as_deref(), data.as_str()),
+        (Some("events"), "refused")
+    );
     let e = events.wait_for(|e| matches!(e, ClientEvent::FailedWrite(_)));
     assert!(matches!(e, ClientEvent::FailedWrite(fw) if fw.seq() == 2));
     c.publish_flush(GUARD).unwrap();
@@ -150,9 +155,8 @@ fn failed_writes_carry_the_stored_message_or_go_to_the_last_chance_handler<A: Ap
     c.close().unwrap();
 
     // Without a failed-write handler: the failure ack is an unexpected message.
-    let c = A::build(
-        A::builder("fw2").publish_store(MemoryPublishStore::new(vec![0; 1 << 20], 1000)),
-    );
+    let c =
+        A::build(A::builder("fw2").publish_store(MemoryPublishStore::new(vec![0; 1 << 20], 1000)));
     let (lc_tx, lc_rx) = mpsc::channel();
     c.set_last_chance_message_handler(move |m| {
         let _ = lc_tx.send((m.command(), m.status(), m.reason().map(str::to_owned)));
@@ -204,7 +208,11 @@ fn heartbeats_detect_a_silent_server<A: Api>() {
     b.faults(|f| f.heartbeats_off = true);
     let t0 = std::time::Instant::now();
     assert_eq!(recv(&rx, "Disconnected"), CS::Disconnected);
-    assert!(t0.elapsed() >= Duration::from_millis(900), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
     // Heartbeats from the builder, and off again.
     let c2 = A::build(A::builder("hb2").heartbeat(Duration::from_secs(1), Duration::from_secs(2)));
     let rx2 = states(&c2);
@@ -232,7 +240,11 @@ fn the_transport_filter_sees_raw_bytes_both_ways<A: Api>() {
     let (dir, out) = recv(&rx, "outgoing logon");
     assert_eq!(dir, Direction::Outgoing);
     let len = u32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
-    assert_eq!(len, out.len() - 4, "the length prefix is part of what the filter sees");
+    assert_eq!(
+        len,
+        out.len() - 4,
+        "the length prefix is part of what the filter sees"
+    );
     assert!(out[4..].starts_with(br#"{"c":"logon""#));
     let (dir, inc) = recv(&rx, "incoming ack");
     assert_eq!(dir, Direction::Incoming);

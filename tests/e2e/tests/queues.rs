@@ -118,7 +118,11 @@ fn stream_auto_ack_acks_the_previous_message_when_asked_for_the_next<A: Api>() {
         assert_eq!(text(&s.next_msg()), format!(r#"{{"job":{i}}}"#));
     }
     c.flush().unwrap();
-    assert_eq!(depth(&b), 1, "the last one is acknowledged by the next request");
+    assert_eq!(
+        depth(&b),
+        1,
+        "the last one is acknowledged by the next request"
+    );
     s.close();
     until_drained(&b, &c);
     c.close().unwrap();
@@ -148,7 +152,10 @@ fn process_acks_successes_and_cancels_failures<A: Api>() {
         })
     });
     let e = events.wait_for(|e| matches!(e, ClientEvent::Error(_)));
-    assert!(matches!(&e, ClientEvent::Error(e) if e.to_string().contains("job 1")), "{e:?}");
+    assert!(
+        matches!(&e, ClientEvent::Error(e) if e.to_string().contains("job 1")),
+        "{e:?}"
+    );
     // The cancelled job comes back and is processed; then the queue is empty.
     until_drained(&b, &c);
     c.close().unwrap();

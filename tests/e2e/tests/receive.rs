@@ -76,9 +76,16 @@ fn sow_then_sow_and_subscribe_with_oof_and_batches<A: Api>() {
         .filter(|m| m.command() == CommandKind::Sow)
         .collect();
     assert_eq!(records.len(), 5);
-    assert_eq!(text(records[0]), r#"{"id":"S4","qty":80}"#, "ordered by qty");
+    assert_eq!(
+        text(records[0]),
+        r#"{"id":"S4","qty":80}"#,
+        "ordered by qty"
+    );
     assert!(records.iter().all(|m| m.sow_key().is_some()));
-    assert!(records.iter().any(|m| m.batch_size() == Some(2)), "batches of two");
+    assert!(
+        records.iter().any(|m| m.batch_size() == Some(2)),
+        "batches of two"
+    );
     assert!(records.iter().all(|m| m.query_id().is_some()));
     // A detached copy (memory of its own) reads the same as the shared one.
     let own = records[1].detach();
@@ -273,7 +280,10 @@ fn bookmark_subscriptions_replay_from_epoch_then_go_live<A: Api>() {
     for i in 0..5 {
         let m = s.next_msg();
         assert_eq!(text(&m), format!(r#"{{"n":{i}}}"#));
-        assert!(m.bookmark().is_some(), "a bookmark subscription's messages have one");
+        assert!(
+            m.bookmark().is_some(),
+            "a bookmark subscription's messages have one"
+        );
     }
     p.publish("events", r#"{"n":5}"#).unwrap();
     assert_eq!(text(&s.next_msg()), r#"{"n":5}"#);
@@ -297,7 +307,10 @@ fn per_command_timeout_fails_with_timed_out<A: Api>() {
         .execute(&Command::subscribe("slow").timeout(Duration::from_millis(100)))
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TimedOut);
-    assert!(t0.elapsed() < Duration::from_secs(2), "returned at the timeout");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "returned at the timeout"
+    );
     c.close().unwrap();
 }
 

@@ -6,7 +6,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use amps_e2e::*;
-use amps_host::{ClientEvent, Command, CommandKind, ConnectionState as CS, ErrorKind, OverflowPolicy};
+use amps_host::{
+    ClientEvent, Command, CommandKind, ConnectionState as CS, ErrorKind, OverflowPolicy,
+};
 
 fn publish_n<A: Api>(p: &A, topic: &str, n: usize) {
     for i in 0..n {
@@ -39,7 +41,10 @@ fn drop_oldest_keeps_the_newest<A: Api>() {
     let c: A = client(&b, "old");
     let p: A = client(&b, "oldp");
     let mut s = c
-        .execute_with(&Command::subscribe("flow"), opts(10, OverflowPolicy::DropOldest))
+        .execute_with(
+            &Command::subscribe("flow"),
+            opts(10, OverflowPolicy::DropOldest),
+        )
         .unwrap();
     publish_n(&p, "flow", 100);
     c.flush().unwrap();
@@ -58,7 +63,10 @@ fn slow_consumer_policy_ends_the_stream_with_an_error<A: Api>() {
     let c: A = client(&b, "slow");
     let p: A = client(&b, "slowp");
     let mut s = c
-        .execute_with(&Command::subscribe("flow"), opts(10, OverflowPolicy::SlowConsumer))
+        .execute_with(
+            &Command::subscribe("flow"),
+            opts(10, OverflowPolicy::SlowConsumer),
+        )
         .unwrap();
     publish_n(&p, "flow", 100);
     c.flush().unwrap();
@@ -126,7 +134,10 @@ fn received_bytes_stay_under_the_client_bound<A: Api>() {
     blocked.close();
     // DropOldest at the byte bound: the newest are kept, the count says what was dropped.
     let mut dropping = c
-        .execute_with(&Command::subscribe("flood2"), opts(10_000, OverflowPolicy::DropOldest))
+        .execute_with(
+            &Command::subscribe("flood2"),
+            opts(10_000, OverflowPolicy::DropOldest),
+        )
         .unwrap();
     for _ in 0..40 {
         p.publish("flood2", &body).unwrap();
@@ -193,7 +204,11 @@ fn a_full_stream_does_not_get_the_client_disconnected_or_block_close<A: Api>() {
     let mut s = c.subscribe("flow", None).unwrap();
     publish_n(&p, "flow", 100);
     // Longer than the heartbeat timeout while the stream is full: heartbeats still flow.
-    quiet(&st_rx, Duration::from_millis(3_500), "state change while a stream is full");
+    quiet(
+        &st_rx,
+        Duration::from_millis(3_500),
+        "state change while a stream is full",
+    );
     assert_eq!(drain(&mut s, 100).len(), 100);
     // Close while another stream is full.
     let _idle = c.subscribe("flow2", None).unwrap();

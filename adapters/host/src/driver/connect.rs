@@ -70,17 +70,25 @@ impl Driver {
             }
             (None, Err(_)) => {}
             (Some(Opening::Plain(c)), Ok(())) => {
-                self.st.open = true;
-                self.st.uri = Some(c.uri);
-                self.st.user_disconnect = false;
-                self.st.skip_connected = true;
-                self.st.shared.set_status(Status::Connected);
-                self.st
-                    .out
-                    .push_back(super::routes::Out::Dispatch(DItem::Event(
-                        ClientEvent::State(amps_core::session::ConnectionState::Connected),
-                    )));
-                let _ = c.reply.send(Ok(()));
+                if c.reply.send(Ok(())).is_err() {
+                    // The caller gave up: the attempt is abandoned, the client stays
+                    // disconnected.
+                    self.st.io = Some(IoRequest::Close);
+                } else {
+                    self.st.open = true;
+                    self.st.uri = Some(c.uri);
+                    self.st.user_disconnect = false;
+                    self.st.skip_connected = true;
+                    self.st.shared.set_status(Status::Connected);
+                    self.st
+                        .shared
+                        .set_state(amps_core::session::ConnectionState::Connected);
+                    self.st
+                        .out
+                        .push_back(super::routes::Out::Dispatch(DItem::Event(
+                            ClientEvent::State(amps_core::session::ConnectionState::Connected),
+                        )));
+                }
             }
             (Some(Opening::Plain(c)), Err(e)) => {
                 let _ = c.reply.send(Err(e));

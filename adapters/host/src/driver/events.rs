@@ -39,7 +39,11 @@ impl Driver {
         let mut overflow = Vec::new();
         loop {
             let flushed = self.st.flush_out(&mut overflow);
-            after.extend(overflow.drain(..).map(|Overflow::Unsubscribe(id)| After::Unsubscribe(id)));
+            after.extend(
+                overflow
+                    .drain(..)
+                    .map(|Overflow::Unsubscribe(id)| After::Unsubscribe(id)),
+            );
             if !flushed {
                 break;
             }
@@ -110,7 +114,11 @@ impl Driver {
             }
             After::Restart => self.session.start(now),
             After::ReconnectDelay(elapsed) => {
-                let delay = self.st.ha.as_mut().and_then(|h| h.delay.next_delay(elapsed));
+                let delay = self
+                    .st
+                    .ha
+                    .as_mut()
+                    .and_then(|h| h.delay.next_delay(elapsed));
                 self.session
                     .handle_reconnect_delay(now, delay.map(Into::into));
             }
@@ -182,6 +190,13 @@ impl State {
             _ => {}
         }
         None
+    }
+
+    /// The application sees `Disconnected` for a connection the session never knew of (a
+    /// plain client's transport closed before its logon).
+    pub(super) fn disconnected_event(&mut self) {
+        self.shared.set_state(ConnectionState::Disconnected);
+        self.event(ClientEvent::State(ConnectionState::Disconnected));
     }
 
     /// A report for the listeners and event receivers, in order with the messages.
@@ -306,8 +321,7 @@ impl State {
             if let Some(c) = self.ha.as_mut().and_then(|h| h.chooser.as_mut()) {
                 c.report_failure(&l.uri, &e);
             }
-            self.authenticator
-                .completed("", e.reason().unwrap_or(""));
+            self.authenticator.completed("", e.reason().unwrap_or(""));
             if let Some(r) = l.reply {
                 let _ = r.send(Err(e.clone()));
             }

@@ -91,8 +91,10 @@ pub struct OpenRequest {
 
 impl std::fmt::Debug for OpenRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = amps_core::uri::Uri::parse(&self.uri)
-            .map_or_else(|_| "<invalid connection string>".to_owned(), |u| u.to_string());
+        let shown = amps_core::uri::Uri::parse(&self.uri).map_or_else(
+            |_| "<invalid connection string>".to_owned(),
+            |u| u.to_string(),
+        );
         f.debug_struct("OpenRequest")
             .field("uri", &shown)
             .field("timeout", &self.timeout)
@@ -166,8 +168,9 @@ struct State {
     wbuf: Vec<u8>,
     wpos: usize,
     wlen: usize,
-    /// Publish bytes processed since the last report to the inbox.
+    /// Publish bytes and records processed since the last report to the inbox.
     done_pub: usize,
+    done_pub_records: usize,
     /// Publishes refused while not connected, not yet reported.
     dropped_publishes: u64,
     finished: bool,
@@ -203,7 +206,10 @@ impl Driver {
         c.ack_timeout = s.ack_timeout.into();
         c.limits = s.limits;
         c.seed = seed();
-        let session = Session::new(&c, Parts::heap(&c.limits, s.publish_store, s.bookmark_store))?;
+        let session = Session::new(
+            &c,
+            Parts::heap(&c.limits, s.publish_store, s.bookmark_store),
+        )?;
         shared.set_unpersisted(session.unpersisted_count());
         let wbuf = WBUF.max(session.limits().tx_bytes);
         Ok(Driver {
@@ -243,6 +249,7 @@ impl Driver {
                 wpos: 0,
                 wlen: 0,
                 done_pub: 0,
+                done_pub_records: 0,
                 dropped_publishes: 0,
                 finished: false,
                 shut_down: false,
@@ -423,8 +430,13 @@ impl Driver {
     /// Tell the inbox and the handles how far the driver got.
     fn report_progress(&mut self) {
         let st = &mut self.st;
-        st.shared.inbox.release(std::mem::take(&mut st.done_pub));
+        // The store's count first: a publish is never counted in neither place.
         st.shared.set_unpersisted(self.session.unpersisted_count());
+        let (bytes, records) = (
+            std::mem::take(&mut st.done_pub),
+            std::mem::take(&mut st.done_pub_records),
+        );
+        st.shared.inbox.release(bytes, records);
     }
 
     /// After `close()` (or when dropped): answer every caller still waiting and stop the
@@ -576,8 +588,10 @@ pub(crate) fn heartbeat_config(
 fn seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish()
 }

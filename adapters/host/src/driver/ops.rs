@@ -31,7 +31,10 @@ pub(crate) enum Target {
         reply: Reply<StreamCore>,
     },
     /// A message handler on the dispatch thread; answered with the subscription id.
-    Handler { handler: Handler, reply: Reply<String> },
+    Handler {
+        handler: Handler,
+        reply: Reply<String>,
+    },
     /// Nothing but its acks: answered at completion with the last ack carrying counts
     /// (`sow_delete` returns its stats ack).
     Collect(Reply<Message>),
@@ -100,7 +103,10 @@ pub(crate) enum Op {
         reply: Reply<()>,
     },
     /// Queue-ack batching.
-    AckBatch { size: Option<u32>, timeout: Option<Duration> },
+    AckBatch {
+        size: Option<u32>,
+        timeout: Option<Duration>,
+    },
     /// Sync the stores, and prune the bookmark store when asked.
     Stores { prune: bool, reply: Reply<()> },
     /// HA: a disconnect handler replaces the automatic reconnect.
@@ -278,6 +284,7 @@ impl Driver {
             }
             chunk.pos += len;
             self.st.done_pub += len;
+            self.st.done_pub_records += 1;
         }
         None
     }
@@ -309,6 +316,15 @@ impl Driver {
             Op::ConnectAndLogon { reply } => return self.ha_start(now, reply),
             Op::Disconnect { reply } => {
                 self.st.user_disconnect = true;
+                if self.session.state() == SState::Disconnected && self.st.open {
+                    // Connected but never logged on: the session has no connection to end.
+                    self.st.close_conn();
+                    self.st.skip_connected = false;
+                    self.st
+                        .shared
+                        .set_status(crate::shared::Status::Disconnected);
+                    self.st.disconnected_event();
+                }
                 self.session.disconnect(now);
                 self.drain_events(now);
                 let _ = reply.send(Ok(()));
@@ -446,6 +462,7 @@ impl Driver {
         target: Target,
         resubscribe: bool,
     ) -> Ran {
+        self.sweep_abandoned(now);
         let kind = cmd.kind();
         let is_route = kind.is_subscribe() || kind.is_sow_query();
         let base = cmd.as_command();
@@ -517,7 +534,10 @@ impl Driver {
                 self.st
                     .dispatch
                     .push_urgent(DItem::Register(id, handler), &self.st.shared);
-                (Some(RouteTarget::Handler), WaitReply::Handler(reply, sub_id.clone()))
+                (
+                    Some(RouteTarget::Handler),
+                    WaitReply::Handler(reply, sub_id.clone()),
+                )
             }
             Target::Collect(reply) => (None, WaitReply::Collect(reply)),
         };
@@ -543,6 +563,23 @@ impl Driver {
             self.st.wait(id, reply, is_route);
         }
         Ran::Done
+    }
+
+    /// End subscriptions whose callers stopped waiting before the server acknowledged them
+    /// (their ids are free again for the command that follows).
+    fn sweep_abandoned(&mut self, now: Instant) {
+        let gone: Vec<CommandId> = self
+            .st
+            .waits
+            .iter()
+            .filter(|(_, w)| w.on_processed && w.reply.is_abandoned())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.st.waits.remove(&id);
+            self.st.end_route(id, None);
+            let _ = self.session.unsubscribe(now, id);
+        }
     }
 
     fn unsubscribe(&mut self, now: Instant, sub_id: String, reply: Reply<()>) -> Ran {

@@ -79,6 +79,17 @@ impl WaitReply {
         }
     }
 
+    /// The caller stopped waiting (dropped its pending answer).
+    pub(super) fn is_abandoned(&self) -> bool {
+        match self {
+            WaitReply::None => false,
+            WaitReply::Stream(r, _) => r.is_closed(),
+            WaitReply::Handler(r, _) => r.is_closed(),
+            WaitReply::Collect(r) => r.is_closed(),
+            WaitReply::Unit(r) | WaitReply::Flush(r, _) => r.is_closed(),
+        }
+    }
+
     /// Answer with success (the last ack for `Collect`). False if the caller stopped
     /// waiting.
     #[must_use]
@@ -177,19 +188,21 @@ impl State {
                         }
                     }
                 }
-                Out::Finish(..) | Out::Answer { .. } | Out::Fail(..) => match self.out.pop_front() {
-                    Some(Out::Finish(s, e)) => s.finish(e),
-                    Some(Out::Answer { id, reply, ack }) => {
-                        let subscription = matches!(reply, WaitReply::Stream(..));
-                        if !reply.succeed(ack) && subscription {
-                            // The caller stopped waiting before the subscription was
-                            // acknowledged: nobody will take its messages.
-                            after.push(Overflow::Unsubscribe(id));
+                Out::Finish(..) | Out::Answer { .. } | Out::Fail(..) => {
+                    match self.out.pop_front() {
+                        Some(Out::Finish(s, e)) => s.finish(e),
+                        Some(Out::Answer { id, reply, ack }) => {
+                            let subscription = matches!(reply, WaitReply::Stream(..));
+                            if !reply.succeed(ack) && subscription {
+                                // The caller stopped waiting before the subscription was
+                                // acknowledged: nobody will take its messages.
+                                after.push(Overflow::Unsubscribe(id));
+                            }
                         }
+                        Some(Out::Fail(reply, e)) => reply.fail(&e),
+                        _ => {}
                     }
-                    Some(Out::Fail(reply, e)) => reply.fail(&e),
-                    _ => {}
-                },
+                }
                 Out::Dispatch(_) => {
                     while let Some(Out::Dispatch(_)) = self.out.front() {
                         if let Some(Out::Dispatch(item)) = self.out.pop_front() {
