@@ -13,13 +13,16 @@ use amps_core::ha::Authenticator;
 use amps_core::session::ConnectionState;
 
 use crate::command::OwnedCommand;
-use crate::dispatch::{self, DispatchQueue, Dispatcher, HandlerResult, ListenerId};
-use crate::driver::{Driver, Op, Target};
+use crate::config::{PublishOptions, Settings, StreamOptions};
+use crate::dispatch::{DispatchQueue, Dispatcher};
+use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::events::EventReceiver;
+use crate::handler::{self, HandlerResult};
 use crate::inbox::{PubKind, Refused};
+use crate::listeners::ListenerId;
 use crate::message::{FailedWrite, Message};
-use crate::settings::{PublishOptions, Settings, StreamOptions};
+use crate::op::{Op, Target};
 use crate::shared::{Shared, Status};
 use crate::stream::{StreamCore, StreamShared};
 use crate::sync::{Pending, Ticket, lock, reply_pair};
@@ -496,7 +499,7 @@ impl Handle {
         }
         let resubscribe = self.shared().ha;
         let cmd = Box::new(OwnedCommand::new(command));
-        let handler = dispatch::handler(handler);
+        let handler = handler::handler(handler);
         self.call("the command", |reply| Op::Execute {
             cmd,
             target: Target::Handler { handler, reply },

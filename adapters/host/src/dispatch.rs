@@ -12,69 +12,16 @@ use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use amps_core::session::{CommandId, ConnectionState};
+use amps_core::session::CommandId;
 
-use crate::driver::{Handled, Op};
+use crate::control::{Control, ControlSink, Handled};
 use crate::error::{Error, ErrorKind};
 use crate::events::ClientEvent;
-use crate::message::{FailedWrite, Message};
+use crate::handler::Handler;
+use crate::message::Message;
 use crate::queue::Entry;
 use crate::shared::Shared;
 use crate::sync::lock;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// What a message handler may return: `()` or a `Result` whose error is reported to the
-/// exception listener (and, under auto-ack, returns a queue message to the queue).
-pub trait HandlerResult {
-    /// The outcome.
-    fn into_result(self) -> Result<(), BoxError>;
-}
-
-impl HandlerResult for () {
-    fn into_result(self) -> Result<(), BoxError> {
-        Ok(())
-    }
-}
-
-impl<E: Into<BoxError>> HandlerResult for Result<(), E> {
-    fn into_result(self) -> Result<(), BoxError> {
-        self.map_err(Into::into)
-    }
-}
-
-/// A message handler as the dispatch thread keeps it.
-pub(crate) type Handler = Box<dyn FnMut(&Message) -> Result<(), BoxError> + Send>;
-
-/// Box a user's handler.
-pub(crate) fn handler<F, R>(mut f: F) -> Handler
-where
-    F: FnMut(&Message) -> R + Send + 'static,
-    R: HandlerResult,
-{
-    Box::new(move |m| f(m).into_result())
-}
-
-/// A listener of `T` values.
-type Listener<T> = Arc<dyn Fn(T) + Send + Sync>;
-/// A listener of `&T` values.
-type RefListener<T> = Arc<dyn Fn(&T) + Send + Sync>;
-
-/// Identifies a connection state listener for removal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ListenerId(pub(crate) u64);
-
-/// The listeners a client has (set from any thread, called on the dispatch thread).
-#[derive(Default)]
-pub(crate) struct Listeners {
-    pub(crate) exception: Mutex<Option<RefListener<Error>>>,
-    pub(crate) last_chance: Mutex<Option<RefListener<Message>>>,
-    pub(crate) failed_write: Mutex<Option<RefListener<FailedWrite>>>,
-    /// Called with no argument: the client wraps the application's handler with a handle of
-    /// its own type.
-    pub(crate) disconnect: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
-    pub(crate) state: Mutex<Vec<(u64, Listener<ConnectionState>)>>,
-}
 
 fn get<T: Clone>(m: &Mutex<T>) -> T {
     lock(m).clone()
@@ -224,7 +171,7 @@ impl Dispatcher {
             }
             if !self.handled.is_empty() {
                 let acks = std::mem::take(&mut self.handled);
-                let _ = self.shared.send_op(Op::Handled(acks));
+                let _ = self.shared.control(Control::Handled(acks));
             }
         }
     }

@@ -14,8 +14,8 @@
 
 use std::collections::VecDeque;
 
-use crate::driver::Op;
-use crate::settings::PublishOptions;
+use crate::config::PublishOptions;
+use crate::op::Op;
 use crate::sync::{Notify, lock};
 
 /// Kinds of publish records.

@@ -23,40 +23,47 @@
 //! loop) and runs the loop described on [`Driver`].
 #![forbid(unsafe_code)]
 
+mod builder;
 mod client;
 mod command;
+mod config;
+mod control;
 mod delay;
 mod dispatch;
 mod driver;
 mod error;
 mod error_kind;
 mod events;
+mod handler;
 mod inbox;
+mod listeners;
 mod message;
 pub mod net;
+mod op;
 mod owned;
 mod queue;
-mod settings;
 mod shared;
 #[cfg(feature = "fs")]
 mod stores;
 mod stream;
 mod sync;
 
+pub use builder::ClientBuilder;
 pub use client::{Adapter, HaAdapter, Handle, WeakHandle};
-pub use delay::{DelayStrategy, ExponentialDelay, FixedDelay};
-pub use dispatch::{HandlerResult, ListenerId};
-pub use driver::{Driver, IoRequest, OpenRequest};
-pub use error::{Error, ErrorKind, Result};
-pub use events::{ClientEvent, EVENT_BYTES, EVENT_CAPACITY, EventReceiver};
-pub use message::{AckHow, FailedWrite, Message};
-pub use net::{Direction, TlsConfig, TransportFilter};
-pub use queue::{Budget, OverflowPolicy};
-pub use settings::{
-    ClientBuilder, DEFAULT_COMMAND_QUEUE, DEFAULT_DISPATCH_CAPACITY, DEFAULT_PUBLISH_QUEUE_BYTES,
+pub use config::{
+    DEFAULT_COMMAND_QUEUE, DEFAULT_DISPATCH_CAPACITY, DEFAULT_PUBLISH_QUEUE_BYTES,
     DEFAULT_RECEIVE_BYTES, DEFAULT_STABILITY_WINDOW, DEFAULT_STREAM_CAPACITY, PublishOptions,
     StreamOptions,
 };
+pub use delay::{DelayStrategy, ExponentialDelay, FixedDelay};
+pub use driver::{Driver, IoRequest, OpenRequest};
+pub use error::{Error, ErrorKind, Result};
+pub use events::{ClientEvent, EVENT_BYTES, EVENT_CAPACITY, EventReceiver};
+pub use handler::HandlerResult;
+pub use listeners::ListenerId;
+pub use message::{AckHow, FailedWrite, Message};
+pub use net::{Direction, TlsConfig, TransportFilter};
+pub use queue::{Budget, OverflowPolicy};
 pub use stream::StreamCore;
 pub use sync::{Notify, Pending, Reply, Signal, Ticket, reply_pair};
 
@@ -67,4 +74,5 @@ pub use amps_core::store::{
     BookmarkStore, MemoryBookmarkStore, MemoryPublishStore, NoBookmarkStore, NoPublishStore,
     PublishStore,
 };
+#[cfg(feature = "tls")]
 pub use rustls;

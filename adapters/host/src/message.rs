@@ -11,11 +11,10 @@ use amps_core::codec::{AckType, CommandKind, Header, OofReason, PREFIX_LEN, Scra
 pub use amps_core::session::AckHow;
 use amps_core::session::CommandId;
 
-use crate::driver::Op;
+use crate::control::{Control, Sink};
 use crate::error::{Error, Result};
 use crate::owned::OwnedMessage;
 use crate::queue::Entry;
-use crate::shared::Shared;
 
 /// A message from the server, copied out of the connection's buffers.
 ///
@@ -41,7 +40,7 @@ pub struct Message {
 /// from a queue subscription.
 #[derive(Clone)]
 struct Link {
-    shared: Arc<Shared>,
+    sink: Sink,
     queue: bool,
     /// Set once a queue message was acknowledged (by the application or by auto-ack), so it
     /// is never acknowledged twice. Only queue messages have one.
@@ -72,12 +71,12 @@ impl Message {
         Message { inner, link: None }
     }
 
-    /// A delivery of `shared`'s client: `ack()` and `discard()` reach its driver.
-    pub(crate) fn linked(inner: OwnedMessage, shared: &Arc<Shared>, queue: bool) -> Self {
+    /// A delivery of a client: `ack()` and `discard()` reach its driver through `sink`.
+    pub(crate) fn linked(inner: OwnedMessage, sink: &Sink, queue: bool) -> Self {
         Message {
             inner,
             link: Some(Link {
-                shared: shared.clone(),
+                sink: sink.clone(),
                 queue,
                 acked: queue.then(|| Arc::new(AtomicBool::new(false))),
             }),
@@ -257,7 +256,7 @@ impl Message {
         {
             return Ok(());
         }
-        link.shared.send_op(Op::Ack {
+        link.sink.control(Control::Ack {
             route,
             topic,
             bookmark,
@@ -273,7 +272,7 @@ impl Message {
         else {
             return Ok(());
         };
-        link.shared.send_op(Op::Discard {
+        link.sink.control(Control::Discard {
             route,
             bookmark: bm.into(),
         })

@@ -6,15 +6,18 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::time::Duration;
 
 use amps_core::uri::{Host, IpPrefer, TransportOptions, Uri};
-use rustls::RootCertStore;
+#[cfg(feature = "tls")]
 use rustls_pki_types::{CertificateDer, ServerName};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
+#[cfg(feature = "tls")]
+use crate::error::{Error, ErrorKind};
 
 /// Which way bytes travel, for the transport filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,18 +124,22 @@ pub fn unix_path(uri: &Uri<'_>) -> Result<String> {
 /// let tls = amps_host::TlsConfig::with_root_certificates([ca_der()]);
 /// # let _ = tls;
 /// ```
+///
+/// Without the `tls` feature the type still exists (so settings compile the same), and a
+/// `tcps` connection string fails with `TransportType`.
 #[derive(Clone, Default)]
 pub struct TlsConfig {
+    #[cfg(feature = "tls")]
     config: Option<Arc<rustls::ClientConfig>>,
-    roots: Vec<CertificateDer<'static>>,
+    roots: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsConfig")
-            .field("custom_config", &self.config.is_some())
-            .field("roots", &self.roots.len())
-            .finish()
+        let mut d = f.debug_struct("TlsConfig");
+        #[cfg(feature = "tls")]
+        d.field("custom_config", &self.config.is_some());
+        d.field("roots", &self.roots.len()).finish()
     }
 }
 
@@ -144,15 +151,14 @@ impl TlsConfig {
         C: Into<Vec<u8>>,
     {
         TlsConfig {
+            #[cfg(feature = "tls")]
             config: None,
-            roots: certs
-                .into_iter()
-                .map(|c| CertificateDer::from(c.into()))
-                .collect(),
+            roots: certs.into_iter().map(Into::into).collect(),
         }
     }
 
     /// Use a complete rustls configuration (client certificates, other verifiers, ...).
+    #[cfg(feature = "tls")]
     pub fn with_rustls_config(config: Arc<rustls::ClientConfig>) -> TlsConfig {
         TlsConfig {
             config: Some(config),
@@ -162,17 +168,18 @@ impl TlsConfig {
 
     /// The rustls configuration: the one given, or one with verification on and the chosen
     /// roots (rustls with the ring provider).
+    #[cfg(feature = "tls")]
     pub fn rustls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
         if let Some(c) = &self.config {
             return Ok(c.clone());
         }
-        let mut roots = RootCertStore::empty();
+        let mut roots = rustls::RootCertStore::empty();
         if self.roots.is_empty() {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         } else {
             for c in &self.roots {
                 roots
-                    .add(c.clone())
+                    .add(CertificateDer::from(c.clone()))
                     .map_err(|e| Error::usage(format!("bad root certificate: {e}")))?;
             }
         }
@@ -187,6 +194,7 @@ impl TlsConfig {
 }
 
 /// The name the server's certificate must carry.
+#[cfg(feature = "tls")]
 pub fn server_name(host: &Host<'_>) -> Result<ServerName<'static>> {
     match *host {
         Host::Ipv4(a) => Ok(ServerName::IpAddress(IpAddr::V4(a).into())),
@@ -270,6 +278,7 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::AddrNotAvailable);
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn tls_names_and_configs() {
         assert!(server_name(&Host::Name("broker.example")).is_ok());

@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use amps_core::session::ConnectionState;
 
-use crate::dispatch::Listeners;
-use crate::driver::Op;
+use crate::config::{DEFAULT_COMMAND_QUEUE, Settings, StreamOptions};
+use crate::control::{Control, ControlSink, Sink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::EventHub;
 use crate::inbox::{Inbox, Refused};
+use crate::listeners::Listeners;
+use crate::op::Op;
 use crate::queue::Budget;
-use crate::settings::{DEFAULT_COMMAND_QUEUE, Settings, StreamOptions};
 use crate::sync::{Signal, lock};
 
 /// Where the connection is, as the application sees it.
@@ -143,4 +144,16 @@ impl Shared {
     pub(crate) fn unpersisted(&self) -> usize {
         self.unpersisted.load(Ordering::Acquire)
     }
+}
+
+impl ControlSink for Shared {
+    fn control(&self, c: Control) -> Result<()> {
+        self.send_op(Op::Control(c))
+    }
+}
+
+/// What a client's streams are made with: the way to the driver, the receive budget and the
+/// driver's wake-up.
+pub(crate) fn stream_parts(shared: &Arc<Shared>) -> (Sink, Arc<Budget>, Arc<Signal>) {
+    (shared.clone(), shared.budget.clone(), shared.signal.clone())
 }

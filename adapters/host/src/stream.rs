@@ -15,13 +15,12 @@ use std::time::Instant;
 
 use amps_core::session::CommandId;
 
-use crate::driver::{Handled, Op};
+use crate::config::StreamOptions;
+use crate::control::{Control, Handled, Sink};
 use crate::error::{Error, ErrorKind};
 use crate::message::Message;
 use crate::queue::{Budget, ConflatingQueue, Entry, OverflowPolicy, Pushed};
-use crate::settings::StreamOptions;
-use crate::shared::Shared;
-use crate::sync::lock;
+use crate::sync::{Signal, lock};
 
 /// Messages the consumer takes from the shared queue at once (without conflation), so it locks
 /// once per batch rather than once per message.
@@ -168,6 +167,11 @@ impl StreamShared {
         }
     }
 
+    /// Identifies this stream's queue (for `Control::StreamClosed`).
+    pub(crate) fn id(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+
     /// End the stream: normally (`None`) or with an error the consumer sees once drained.
     pub(crate) fn finish(&self, error: Option<Error>) {
         let mut st = self.lock();
@@ -185,7 +189,10 @@ impl StreamShared {
 /// (unless the application did), and so does closing the stream.
 pub struct StreamCore {
     shared: Arc<StreamShared>,
-    client: Arc<Shared>,
+    /// The way to the driver, the client's receive budget, and the driver's wake-up.
+    sink: Sink,
+    budget: Arc<Budget>,
+    driver: Arc<Signal>,
     handle: CommandId,
     sub_id: String,
     closed: bool,
@@ -199,14 +206,16 @@ pub struct StreamCore {
 impl StreamCore {
     pub(crate) fn new(
         shared: Arc<StreamShared>,
-        client: Arc<Shared>,
+        (sink, budget, driver): (Sink, Arc<Budget>, Arc<Signal>),
         handle: CommandId,
         sub_id: String,
         auto_ack: bool,
     ) -> Self {
         StreamCore {
             shared,
-            client,
+            sink,
+            budget,
+            driver,
             handle,
             sub_id,
             closed: false,
@@ -257,20 +266,20 @@ impl StreamCore {
             st.queue.clear();
             if st.blocked {
                 st.blocked = false;
-                self.client.signal.wake();
+                self.driver.wake();
             }
         }
         self.give_back_taken();
         // Best effort: after a shutdown there is nothing to unsubscribe from.
-        let _ = self.client.send_op(Op::StreamClosed {
+        let _ = self.sink.control(Control::StreamClosed {
             handle: self.handle,
-            stream: Arc::downgrade(&self.shared),
+            stream: self.shared.id(),
         });
     }
 
     fn give_back_taken(&mut self) {
         for m in self.taken.drain(..) {
-            self.client.budget.give(m.size());
+            self.budget.give(m.size());
         }
     }
 
@@ -278,7 +287,7 @@ impl StreamCore {
         if let Some(m) = self.unacked.take()
             && let Some((route, topic, bookmark)) = m.take_auto_ack()
         {
-            let _ = self.client.send_op(Op::Handled(vec![Handled {
+            let _ = self.sink.control(Control::Handled(vec![Handled {
                 route,
                 topic,
                 bookmark,
@@ -290,7 +299,7 @@ impl StreamCore {
     /// A message handed to the application: its bytes leave the budget, and it is
     /// remembered for auto-ack.
     fn returned(&mut self, m: Message) -> Message {
-        self.client.budget.give(m.size());
+        self.budget.give(m.size());
         if self.auto_ack && m.is_queue_message() {
             self.unacked = Some(m.clone());
         }
@@ -315,7 +324,7 @@ impl StreamCore {
         if let Some(m) = self.taken.pop_front() {
             if st.blocked {
                 st.blocked = false;
-                self.client.signal.wake();
+                self.driver.wake();
             }
             return Some(Some(Ok(m)));
         }
@@ -415,7 +424,7 @@ impl StreamCore {
             Ok(()) => msg.ack(),
             Err(e) => {
                 msg.ack_with(crate::AckHow::Cancel)?;
-                self.client.send_op(Op::Report(Error::new(
+                self.sink.control(Control::Report(Error::new(
                     ErrorKind::Unknown,
                     format!("message handler failed: {e}"),
                 )))

@@ -13,9 +13,18 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use amps_core::uri::{Transport, Uri};
-use amps_host::net::{connect_tcp, server_name, unix_path};
+#[cfg(feature = "tls")]
+use amps_host::net::server_name;
+use amps_host::net::{connect_tcp, unix_path};
 use amps_host::{Error, ErrorKind, OpenRequest, Result, Signal};
+#[cfg(feature = "tls")]
 use rustls::ClientConnection;
+
+/// TLS state of a connection (nothing without the `tls` feature).
+#[cfg(feature = "tls")]
+type Tls = Option<Box<ClientConnection>>;
+#[cfg(not(feature = "tls"))]
+type Tls = Option<std::convert::Infallible>;
 
 /// How long one write may block before the I/O thread turns to other work (inbound bytes,
 /// timers) and tries again; a server that stops reading never freezes the client's heartbeats.
@@ -202,7 +211,7 @@ impl Inbound {
 /// An open connection: the socket for writing, TLS state, and the reader thread.
 pub(crate) struct Conn {
     stream: Stream,
-    tls: Option<Box<ClientConnection>>,
+    tls: Tls,
     pub(crate) conn_id: u64,
     reader: Option<JoinHandle<()>>,
 }
@@ -216,6 +225,7 @@ pub(crate) fn open(req: &OpenRequest, conn_id: u64, inbound: &Arc<Inbound>) -> R
             let s = connect_tcp(&uri, req.timeout).map_err(|e| Error::connect(&shown, e))?;
             (Stream::Tcp(s), None)
         }
+        #[cfg(feature = "tls")]
         Transport::Tcps => {
             let config = req.tls.rustls_config()?;
             let name = server_name(&uri.host)?;
@@ -273,46 +283,13 @@ pub(crate) fn open(req: &OpenRequest, conn_id: u64, inbound: &Arc<Inbound>) -> R
 impl Conn {
     /// Decrypt bytes the reader read (TLS only; plain bytes pass through). Returns false once
     /// the peer closed TLS.
-    pub(crate) fn decrypt(&mut self, mut cipher: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
-        let Some(tls) = &mut self.tls else {
-            plain.extend_from_slice(cipher);
-            return Ok(true);
-        };
-        let mut open = true;
-        while !cipher.is_empty() {
-            let n = tls.read_tls(&mut cipher)?;
-            tls.process_new_packets()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            loop {
-                let start = plain.len();
-                plain.resize(start + 16 * 1024, 0);
-                match tls.reader().read(&mut plain[start..]) {
-                    Ok(0) => {
-                        plain.truncate(start);
-                        open = false;
-                        break;
-                    }
-                    Ok(k) => plain.truncate(start + k),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        plain.truncate(start);
-                        break;
-                    }
-                    Err(e) => {
-                        plain.truncate(start);
-                        return Err(e);
-                    }
-                }
-            }
-            if n == 0 && !cipher.is_empty() {
-                // rustls refused input without making room: its buffer is full of undecodable
-                // data, which `process_new_packets` would have reported.
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "TLS input stalled",
-                ));
-            }
+    pub(crate) fn decrypt(&mut self, cipher: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            return decrypt(tls, cipher, plain);
         }
-        Ok(open)
+        plain.extend_from_slice(cipher);
+        Ok(true)
     }
 
     /// Whether bytes from the reader need decrypting.
@@ -323,30 +300,31 @@ impl Conn {
     /// Write plaintext. Returns how much was taken; `Err` WouldBlock/TimedOut when the socket
     /// stayed full for the write slice.
     pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        match &mut self.tls {
-            None => self.stream.write(data),
-            Some(t) => {
-                flush_tls(t, &mut self.stream)?;
-                let n = t.writer().write(data)?;
-                // Push out what fits now; the rest goes with the next write or flush.
-                match flush_tls(t, &mut self.stream) {
-                    Err(e) if is_would_block(&e) => Ok(n),
-                    other => other.map(|()| n),
-                }
-            }
+        #[cfg(feature = "tls")]
+        if let Some(t) = &mut self.tls {
+            flush_tls(t, &mut self.stream)?;
+            let n = t.writer().write(data)?;
+            // Push out what fits now; the rest goes with the next write or flush.
+            return match flush_tls(t, &mut self.stream) {
+                Err(e) if is_would_block(&e) => Ok(n),
+                other => other.map(|()| n),
+            };
         }
+        self.stream.write(data)
     }
 
     /// Write TLS records still buffered. Ok when nothing is left.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
-        match &mut self.tls {
-            None => Ok(()),
-            Some(t) => flush_tls(t, &mut self.stream),
+        #[cfg(feature = "tls")]
+        if let Some(t) = &mut self.tls {
+            return flush_tls(t, &mut self.stream);
         }
+        Ok(())
     }
 
     /// Close the socket; the reader thread sees the end and exits. Returns its handle.
     pub(crate) fn close(mut self) -> Option<JoinHandle<()>> {
+        #[cfg(feature = "tls")]
         if let Some(t) = &mut self.tls {
             t.send_close_notify();
             let _ = flush_tls(t, &mut self.stream);
@@ -356,6 +334,47 @@ impl Conn {
     }
 }
 
+/// Decrypt `cipher` into `plain`. Returns false once the peer closed TLS.
+#[cfg(feature = "tls")]
+fn decrypt(tls: &mut ClientConnection, mut cipher: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
+    let mut open = true;
+    while !cipher.is_empty() {
+        let n = tls.read_tls(&mut cipher)?;
+        tls.process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        loop {
+            let start = plain.len();
+            plain.resize(start + 16 * 1024, 0);
+            match tls.reader().read(&mut plain[start..]) {
+                Ok(0) => {
+                    plain.truncate(start);
+                    open = false;
+                    break;
+                }
+                Ok(k) => plain.truncate(start + k),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    plain.truncate(start);
+                    break;
+                }
+                Err(e) => {
+                    plain.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        if n == 0 && !cipher.is_empty() {
+            // rustls refused input without making room: its buffer is full of undecodable
+            // data, which `process_new_packets` would have reported.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "TLS input stalled",
+            ));
+        }
+    }
+    Ok(open)
+}
+
+#[cfg(feature = "tls")]
 fn flush_tls(t: &mut ClientConnection, s: &mut Stream) -> io::Result<()> {
     while t.wants_write() {
         t.write_tls(s)?;

@@ -8,10 +8,13 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use amps_core::uri::{Host, Transport, Uri};
-use amps_host::net::{order_addrs, server_name, socket_for, unix_path};
+#[cfg(feature = "tls")]
+use amps_host::net::server_name;
+use amps_host::net::{order_addrs, socket_for, unix_path};
 use amps_host::{Driver, Error, ErrorKind, IoRequest, OpenRequest, Result};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
+#[cfg(feature = "tls")]
 use tokio_rustls::TlsConnector;
 
 /// Read chunk size: large, so a busy connection moves many frames per system call.
@@ -32,6 +35,7 @@ pub(crate) fn spawn(driver: Driver) -> Result<()> {
 /// An open connection to a server.
 enum Stream {
     Tcp(TcpStream),
+    #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     #[cfg(unix)]
     Unix(tokio::net::UnixStream),
@@ -158,6 +162,7 @@ async fn open_inner(req: &OpenRequest) -> Result<Stream> {
     let shown = uri.to_string();
     match uri.transport {
         Transport::Tcp => Ok(Stream::Tcp(connect_tcp(&uri, &shown).await?)),
+        #[cfg(feature = "tls")]
         Transport::Tcps => {
             let config = req.tls.rustls_config()?;
             let name = server_name(&uri.host)?;
@@ -217,6 +222,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
@@ -232,6 +238,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
@@ -240,6 +247,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
@@ -251,6 +259,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),

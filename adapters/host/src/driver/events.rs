@@ -7,12 +7,13 @@ use amps_core::codec::{AckType, Field, FrameWriter, HeaderFields, Message as Cor
 use amps_core::session::{CommandError, CommandId, ConnectionState, Delivery, Event, SessionError};
 
 use super::routes::{Out, Overflow, Wait, WaitReply};
-use super::{Blocked, Driver, EVENT_BATCH, Op, State};
+use super::{Blocked, Driver, EVENT_BATCH, State};
 use crate::dispatch::Item as DItem;
 use crate::error::{Error, ErrorKind};
 use crate::events::ClientEvent;
 use crate::inbox::Item;
 use crate::message::{FailedWrite, Message};
+use crate::op::Op;
 use crate::owned::OwnedMessage;
 use crate::shared::Status;
 
@@ -380,7 +381,7 @@ impl State {
         let queue = r.queue || d.msg.header().has(Field::LeasePeriod);
         let owned = self.writer.delivery(d);
         let m = if d.has(Field::Bookmark) {
-            Message::linked(owned, &self.shared, queue)
+            Message::linked(owned, &self.sink, queue)
         } else {
             Message::unlinked(owned)
         };

@@ -37,16 +37,15 @@ use amps_core::ha::{Authenticator, ServerChooser};
 use amps_core::session::{CommandId, Config, HeapStorage, Parts, TransportClosed};
 use amps_core::store::{BookmarkStore, PublishStore};
 
+use crate::config::Settings;
 use crate::dispatch::{self, DispatchQueue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::inbox::Item;
 use crate::net::{Direction, TlsConfig, TransportFilter};
 use crate::owned::BlockWriter;
-use crate::settings::Settings;
 use crate::shared::Shared;
 use crate::sync::{Reply, Signal};
 
-pub(crate) use ops::{Handled, Op, Target};
 use routes::{IdMap, Out, Route, Wait};
 
 type Store = HeapStorage<Box<dyn PublishStore + Send>, Box<dyn BookmarkStore + Send>>;
@@ -132,6 +131,8 @@ struct Connecting {
 /// session can be handled with the rest mutable).
 struct State {
     shared: Arc<Shared>,
+    /// The way back to this driver, for the messages it hands out.
+    sink: crate::control::Sink,
     dispatch: Arc<DispatchQueue>,
     origin: std::time::Instant,
     tls: TlsConfig,
@@ -215,6 +216,7 @@ impl Driver {
         Ok(Driver {
             session,
             st: State {
+                sink: shared.clone(),
                 shared,
                 dispatch,
                 origin: std::time::Instant::now(),

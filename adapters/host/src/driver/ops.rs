@@ -3,181 +3,22 @@
 //! are not ordered (control, acks) still run meanwhile.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use amps_core::Instant;
 use amps_core::codec::{AckType, Command, CommandKind};
-use amps_core::ha::Authenticator;
-use amps_core::session::{AckHow, CommandError, CommandId, Exec, PublishError, State as SState};
+use amps_core::session::{CommandError, CommandId, Exec, PublishError, State as SState};
 
 use super::routes::{Out, Route, RouteTarget, Wait, WaitReply};
 use super::{Blocked, Driver, heartbeat_config};
 use crate::command::OwnedCommand;
-use crate::dispatch::{Handler, Item as DItem};
+use crate::control::Control;
+use crate::dispatch::Item as DItem;
 use crate::error::Error;
 use crate::inbox::{Item, PubChunk, PubKind};
-use crate::message::Message;
-use crate::stream::{StreamCore, StreamShared};
+use crate::op::{Op, Target};
+use crate::shared::stream_parts;
+use crate::stream::StreamCore;
 use crate::sync::Reply;
-
-/// What a command's caller gets back.
-pub(crate) enum Target {
-    /// A stream of its messages (the stream is answered at the `processed` ack of a
-    /// subscription or query, at once for other commands).
-    Stream {
-        stream: Arc<StreamShared>,
-        auto_ack: bool,
-        reply: Reply<StreamCore>,
-    },
-    /// A message handler on the dispatch thread; answered with the subscription id.
-    Handler {
-        handler: Handler,
-        reply: Reply<String>,
-    },
-    /// Nothing but its acks: answered at completion with the last ack carrying counts
-    /// (`sow_delete` returns its stats ack).
-    Collect(Reply<Message>),
-}
-
-/// A queue message the application finished with under auto-ack.
-pub(crate) struct Handled {
-    pub(crate) route: CommandId,
-    pub(crate) topic: String,
-    pub(crate) bookmark: String,
-    /// The handler succeeded (ack) or failed (cancel).
-    pub(crate) ok: bool,
-}
-
-/// A command from an application thread (or the dispatch thread).
-pub(crate) enum Op {
-    /// Plain client: open the transport.
-    Connect { uri: String, reply: Reply<()> },
-    /// Plain client: log on over the open transport.
-    Logon {
-        auth: Option<Box<dyn Authenticator + Send>>,
-        reply: Reply<()>,
-    },
-    /// HA client: connect (with the server chooser) and log on, retrying per the delay
-    /// strategy.
-    ConnectAndLogon { reply: Reply<()> },
-    /// Close the connection; no reconnect.
-    Disconnect { reply: Reply<()> },
-    /// Shut the client down.
-    Close { reply: Reply<()> },
-    /// Send a command.
-    Execute {
-        cmd: Box<OwnedCommand>,
-        target: Target,
-        resubscribe: bool,
-    },
-    /// A sequenced command without a reply (publish with arbitrary headers).
-    PublishCommand(Box<OwnedCommand>),
-    /// Unsubscribe by sub_id (or `all`).
-    Unsubscribe { sub_id: String, reply: Reply<()> },
-    /// A stream was closed or dropped: end its route unless it moved to another stream
-    /// since (a `replace`).
-    StreamClosed {
-        handle: CommandId,
-        stream: Weak<StreamShared>,
-    },
-    /// `flush`, or `publish_flush(timeout)` when `store` is set.
-    Flush {
-        store: Option<Duration>,
-        reply: Reply<()>,
-    },
-    /// `message.ack()`.
-    Ack {
-        route: CommandId,
-        topic: String,
-        bookmark: String,
-        how: AckHow,
-    },
-    /// Auto-acks of handled queue messages.
-    Handled(Vec<Handled>),
-    /// `message.discard()`.
-    Discard { route: CommandId, bookmark: String },
-    /// Heartbeats on (interval, timeout), or off.
-    Heartbeat {
-        hb: Option<(Duration, Duration)>,
-        reply: Reply<()>,
-    },
-    /// Queue-ack batching.
-    AckBatch {
-        size: Option<u32>,
-        timeout: Option<Duration>,
-    },
-    /// Sync the stores, and prune the bookmark store when asked.
-    Stores { prune: bool, reply: Reply<()> },
-    /// HA: a disconnect handler replaces the automatic reconnect.
-    StopReconnecting,
-    /// A problem found outside the driver, for the exception listener and event receivers.
-    Report(Error),
-}
-
-impl Op {
-    /// Commands that keep their place behind publishes sent before them; the others (control,
-    /// acks) are run even while the queue waits (for a reconnect, for the publish window), so
-    /// `close()` or `connect_and_logon()` are never stuck behind it.
-    fn is_ordered(&self) -> bool {
-        matches!(
-            self,
-            Op::Execute { .. } | Op::PublishCommand(_) | Op::Unsubscribe { .. } | Op::Flush { .. }
-        )
-    }
-
-    /// Whether the inbox bound applies (control ops that end or close always get through).
-    pub(crate) fn is_bounded(&self) -> bool {
-        !matches!(
-            self,
-            Op::Close { .. } | Op::Disconnect { .. } | Op::StreamClosed { .. }
-        )
-    }
-
-    /// Fail the op's caller (the client is shut down or the op cannot run).
-    pub(crate) fn fail(self, e: &Error) {
-        match self {
-            Op::Connect { reply, .. }
-            | Op::Logon { reply, .. }
-            | Op::ConnectAndLogon { reply }
-            | Op::Disconnect { reply }
-            | Op::Unsubscribe { reply, .. }
-            | Op::Flush { reply, .. }
-            | Op::Heartbeat { reply, .. }
-            | Op::Stores { reply, .. } => {
-                let _ = reply.send(Err(e.clone()));
-            }
-            Op::Close { reply } => {
-                let _ = reply.send(Ok(()));
-            }
-            Op::Execute { target, .. } => target.fail(e),
-            Op::PublishCommand(_)
-            | Op::StreamClosed { .. }
-            | Op::Ack { .. }
-            | Op::Handled(_)
-            | Op::Discard { .. }
-            | Op::AckBatch { .. }
-            | Op::StopReconnecting
-            | Op::Report(_) => {}
-        }
-    }
-}
-
-impl Target {
-    pub(crate) fn fail(self, e: &Error) {
-        match self {
-            Target::Stream { reply, .. } => {
-                let _ = reply.send(Err(e.clone()));
-            }
-            Target::Handler { reply, .. } => {
-                let _ = reply.send(Err(e.clone()));
-            }
-            Target::Collect(reply) => {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
-    }
-}
 
 /// What running a command did.
 pub(super) enum Ran {
@@ -348,20 +189,7 @@ impl Driver {
                 }
             }
             Op::Unsubscribe { sub_id, reply } => return self.unsubscribe(now, sub_id, reply),
-            Op::StreamClosed { handle, stream } => {
-                let same = self.st.routes.get(&handle).is_some_and(|r| {
-                    matches!(&r.target, RouteTarget::Stream(s)
-                        if std::ptr::eq(Arc::as_ptr(s), stream.as_ptr()))
-                });
-                if same {
-                    self.st.end_route(handle, None);
-                    self.st.waits.remove(&handle);
-                    if self.session.route_key(handle).is_some() {
-                        // Best effort: a failure here means the route is gone anyway.
-                        let _ = self.session.unsubscribe(now, handle);
-                    }
-                }
-            }
+            Op::Control(c) => return self.run_control(now, c),
             Op::Flush { store, reply } => {
                 let r = match store {
                     None => self.session.flush(now),
@@ -375,40 +203,6 @@ impl Driver {
                         }
                         let _ = reply.send(Err(e.into()));
                     }
-                }
-            }
-            Op::Ack {
-                route,
-                topic,
-                bookmark,
-                how,
-            } => {
-                if let Err(e) = self.session.ack(now, route, &topic, &bookmark, how) {
-                    if e == CommandError::WouldBlock {
-                        let op = Op::Ack {
-                            route,
-                            topic,
-                            bookmark,
-                            how,
-                        };
-                        return Ran::Wait(op, Blocked::Transmit);
-                    }
-                    self.st.report(e.into());
-                }
-            }
-            Op::Handled(list) => {
-                for h in list {
-                    if let Err(e) = self
-                        .session
-                        .handled(now, h.route, &h.topic, &h.bookmark, h.ok)
-                    {
-                        self.st.report(e.into());
-                    }
-                }
-            }
-            Op::Discard { route, bookmark } => {
-                if let Err(e) = self.session.discard(route, &bookmark) {
-                    self.st.report(e.into());
                 }
             }
             Op::Heartbeat { hb, reply } => {
@@ -440,7 +234,61 @@ impl Driver {
             Op::StopReconnecting => self
                 .session
                 .set_reconnect(amps_core::ha::ReconnectPolicy::None),
-            Op::Report(e) => self.st.report(e),
+        }
+        Ran::Done
+    }
+
+    /// Acks, discards, closed streams and reports from messages and streams.
+    fn run_control(&mut self, now: Instant, c: Control) -> Ran {
+        match c {
+            Control::StreamClosed { handle, stream } => {
+                let same = self.st.routes.get(&handle).is_some_and(
+                    |r| matches!(&r.target, RouteTarget::Stream(s) if s.id() == stream),
+                );
+                if same {
+                    self.st.end_route(handle, None);
+                    self.st.waits.remove(&handle);
+                    if self.session.route_key(handle).is_some() {
+                        // Best effort: a failure here means the route is gone anyway.
+                        let _ = self.session.unsubscribe(now, handle);
+                    }
+                }
+            }
+            Control::Ack {
+                route,
+                topic,
+                bookmark,
+                how,
+            } => {
+                if let Err(e) = self.session.ack(now, route, &topic, &bookmark, how) {
+                    if e == CommandError::WouldBlock {
+                        let op = Op::Control(Control::Ack {
+                            route,
+                            topic,
+                            bookmark,
+                            how,
+                        });
+                        return Ran::Wait(op, Blocked::Transmit);
+                    }
+                    self.st.report(e.into());
+                }
+            }
+            Control::Handled(list) => {
+                for h in list {
+                    if let Err(e) = self
+                        .session
+                        .handled(now, h.route, &h.topic, &h.bookmark, h.ok)
+                    {
+                        self.st.report(e.into());
+                    }
+                }
+            }
+            Control::Discard { route, bookmark } => {
+                if let Err(e) = self.session.discard(route, &bookmark) {
+                    self.st.report(e.into());
+                }
+            }
+            Control::Report(e) => self.st.report(e),
         }
         Ran::Done
     }
@@ -512,7 +360,7 @@ impl Driver {
             } => {
                 let core = StreamCore::new(
                     stream.clone(),
-                    self.st.shared.clone(),
+                    stream_parts(&self.st.shared),
                     id,
                     sub_id.clone(),
                     auto_ack,
@@ -636,32 +484,5 @@ impl super::State {
                 ack: None,
             },
         );
-    }
-}
-
-impl std::fmt::Debug for Op {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Ops may carry credentials (connection strings): only their kind is shown.
-        let name = match self {
-            Op::Connect { .. } => "Connect",
-            Op::Logon { .. } => "Logon",
-            Op::ConnectAndLogon { .. } => "ConnectAndLogon",
-            Op::Disconnect { .. } => "Disconnect",
-            Op::Close { .. } => "Close",
-            Op::Execute { .. } => "Execute",
-            Op::PublishCommand(_) => "PublishCommand",
-            Op::Unsubscribe { .. } => "Unsubscribe",
-            Op::StreamClosed { .. } => "StreamClosed",
-            Op::Flush { .. } => "Flush",
-            Op::Ack { .. } => "Ack",
-            Op::Handled(_) => "Handled",
-            Op::Discard { .. } => "Discard",
-            Op::Heartbeat { .. } => "Heartbeat",
-            Op::AckBatch { .. } => "AckBatch",
-            Op::Stores { .. } => "Stores",
-            Op::StopReconnecting => "StopReconnecting",
-            Op::Report(_) => "Report",
-        };
-        f.write_str(name)
     }
 }

@@ -1,152 +1,21 @@
-//! What a client is built from: [`ClientBuilder`] (shared by the blocking and the async client,
-//! and by their HA variants), [`StreamOptions`] and [`PublishOptions`], with every default in
-//! one place.
+//! [`ClientBuilder`]: shared by the blocking and the async client, and by their HA variants.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use amps_core::ha::{Authenticator, DefaultAuthenticator, DefaultServerChooser, ServerChooser};
+use amps_core::ha::{Authenticator, DefaultServerChooser, ServerChooser};
 use amps_core::session::{Limits, heap_bookmark_store, heap_publish_store};
-use amps_core::store::{BookmarkStore, NoBookmarkStore, NoPublishStore, PublishStore};
+use amps_core::store::{BookmarkStore, PublishStore};
 
 use crate::client::{Adapter, HaAdapter, Handle};
-use crate::delay::{DelayStrategy, ExponentialDelay};
+use crate::config::{HaSettings, Settings, StreamOptions};
+use crate::delay::DelayStrategy;
 use crate::error::Result;
-use crate::net::{Direction, TlsConfig, TransportFilter};
-use crate::queue::OverflowPolicy;
+use crate::net::{Direction, TlsConfig};
 
-/// Messages a stream holds by default before its overflow policy applies.
-pub const DEFAULT_STREAM_CAPACITY: usize = 10_000;
-/// Bytes of publishes queued in the client (not yet handed to the connection) before
-/// `publish` waits.
-pub const DEFAULT_PUBLISH_QUEUE_BYTES: usize = 4 << 20;
-/// Bytes of received messages a client holds for the application at most, across all its
-/// streams, handlers and event queues, before their overflow policies apply. With the publish
-/// queue, a client's queues hold at most 64 MiB by default.
-pub const DEFAULT_RECEIVE_BYTES: usize = 60 << 20;
-/// Items the handler queue holds by default.
-pub const DEFAULT_DISPATCH_CAPACITY: usize = 16_384;
-/// Commands queued for the connection at once before further ones are refused (`Busy`).
-pub const DEFAULT_COMMAND_QUEUE: usize = 65_536;
 /// Bytes of the memory bookmark store of a memory-backed HA client.
 const MEMORY_BOOKMARK_BYTES: usize = 1 << 20;
-
-/// How a stream buffers messages the application has not taken yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StreamOptions {
-    /// Messages held before the overflow policy applies (default 10 000). The bytes held are
-    /// bounded too, by the client's receive budget.
-    pub capacity: usize,
-    /// What a full stream does (default [`OverflowPolicy::Block`]: the client stops reading
-    /// from the server until the application takes a message, so nothing is lost; the server
-    /// sees TCP backpressure and the client's other streams wait too).
-    pub policy: OverflowPolicy,
-    /// Conflate by SOW key from the start: a message replaces an unconsumed one with the same
-    /// key.
-    pub conflate: bool,
-    /// Acknowledge each queue message when the next one is taken or the stream ends, unless
-    /// the application acknowledged it. Default: the client's auto-ack setting.
-    pub auto_ack: Option<bool>,
-    /// Re-enter the subscription after a reconnect and keep the stream open. Default: on for
-    /// HA clients, off for plain clients, whose streams end with an error after a disconnect.
-    pub resubscribe: Option<bool>,
-}
-
-impl Default for StreamOptions {
-    fn default() -> Self {
-        StreamOptions {
-            capacity: DEFAULT_STREAM_CAPACITY,
-            policy: OverflowPolicy::Block,
-            conflate: false,
-            auto_ack: None,
-            resubscribe: None,
-        }
-    }
-}
-
-/// Optional headers of a publish.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PublishOptions<'a> {
-    /// `e`: SOW lifetime in seconds.
-    pub expiration: Option<u64>,
-    /// `x`: correlation id passed to subscribers.
-    pub correlation_id: Option<&'a str>,
-    /// `k`: explicit SOW key (topics keyed by the publisher).
-    pub sow_key: Option<&'a str>,
-}
-
-/// How long a connection must stay up before the delay strategy starts over.
-pub const DEFAULT_STABILITY_WINDOW: Duration = Duration::from_secs(10);
-
-/// The HA parts of the settings.
-pub(crate) struct HaSettings {
-    pub(crate) chooser: Option<Box<dyn ServerChooser + Send>>,
-    pub(crate) delay: Box<dyn DelayStrategy>,
-    pub(crate) stability: Duration,
-    pub(crate) retry_on_disconnect: bool,
-}
-
-impl HaSettings {
-    fn new() -> Self {
-        HaSettings {
-            chooser: None,
-            delay: Box::new(ExponentialDelay::default()),
-            stability: DEFAULT_STABILITY_WINDOW,
-            retry_on_disconnect: true,
-        }
-    }
-}
-
-/// Everything a client is built from.
-pub(crate) struct Settings {
-    pub(crate) name: String,
-    pub(crate) limits: Limits,
-    /// Interval and silence timeout.
-    pub(crate) heartbeat: Option<(Duration, Duration)>,
-    pub(crate) logon_timeout: Duration,
-    pub(crate) command_timeout: Option<Duration>,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) publish_store: Box<dyn PublishStore + Send>,
-    pub(crate) bookmark_store: Box<dyn BookmarkStore + Send>,
-    pub(crate) ha: Option<HaSettings>,
-    pub(crate) tls: TlsConfig,
-    pub(crate) transport_filter: Option<Arc<TransportFilter>>,
-    pub(crate) authenticator: Box<dyn Authenticator + Send>,
-    pub(crate) stream: StreamOptions,
-    pub(crate) auto_ack: bool,
-    pub(crate) ack_batch_size: u32,
-    pub(crate) ack_timeout: Duration,
-    pub(crate) publish_queue_bytes: usize,
-    pub(crate) receive_bytes: usize,
-    pub(crate) dispatch_capacity: usize,
-}
-
-impl Settings {
-    fn new(name: String, ha: bool) -> Settings {
-        Settings {
-            name,
-            limits: Limits::default(),
-            heartbeat: None,
-            logon_timeout: Duration::from_secs(10),
-            command_timeout: None,
-            connect_timeout: Duration::from_secs(10),
-            publish_store: Box::new(NoPublishStore),
-            bookmark_store: Box::new(NoBookmarkStore),
-            ha: ha.then(HaSettings::new),
-            tls: TlsConfig::default(),
-            transport_filter: None,
-            authenticator: Box::new(DefaultAuthenticator),
-            stream: StreamOptions::default(),
-            auto_ack: false,
-            ack_batch_size: 1,
-            ack_timeout: Duration::from_secs(1),
-            publish_queue_bytes: DEFAULT_PUBLISH_QUEUE_BYTES,
-            receive_bytes: DEFAULT_RECEIVE_BYTES,
-            dispatch_capacity: DEFAULT_DISPATCH_CAPACITY,
-        }
-    }
-}
 
 /// Builds a client: `Client::builder(name)` or `HaClient::builder(name)` in either adapter
 /// (the same options for the blocking and the async client).
@@ -318,7 +187,7 @@ impl<C: HaAdapter> ClientBuilder<C> {
     }
 
     /// How long to wait between reconnect attempts, and when to give up: a
-    /// [`crate::FixedDelay`], an [`ExponentialDelay`] (the default: 200 ms doubling up to
+    /// [`crate::FixedDelay`], an [`crate::ExponentialDelay`] (the default: 200 ms doubling up to
     /// 20 s, never giving up) or a strategy of the application's own.
     pub fn delay_strategy(mut self, s: impl DelayStrategy + 'static) -> Self {
         self.ha().delay = Box::new(s);
