@@ -1,6 +1,7 @@
-//! Recovery: torn and corrupt tails are cut off (never a panic, never garbage accepted), files of
-//! another client, version or kind are refused, a second open is locked out, `prune` is atomic,
-//! and numbering survives. Every fsync policy is exercised.
+//! Recovery on the real file system: torn tails are cut off, damage no crash causes is refused
+//! (or repaired on request), never a panic, never garbage accepted; files of another client,
+//! version or kind are refused, a second open is locked out, `prune` is atomic, and numbering
+//! survives. Every fsync policy is exercised.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -10,8 +11,8 @@ use std::time::Duration;
 use amps_core::session::StoreError;
 use amps_core::store::{BookmarkStore, PublishStore};
 use amps_fs::{
-    BookmarkStoreOptions, FileBookmarkStore, FilePublishStore, FileStoreOptions, FsyncPolicy,
-    OpenError, TailDamage,
+    AtStake, BookmarkStoreOptions, FileBookmarkStore, FilePublishStore, FileStoreOptions,
+    FsyncPolicy, OpenError, OpenMode, TailDamage,
 };
 
 fn popts() -> FileStoreOptions {
@@ -95,8 +96,69 @@ fn publish_torn_tail_at_every_offset_is_cut_off() {
     }
 }
 
+/// One flipped bit in record 10 of 100 in the active segment: no crash does that, so `open`
+/// refuses, naming the file, the record and the messages at stake, and changes nothing; a
+/// repair keeps the 99 others and reports message 10 as lost.
 #[test]
-fn publish_bit_flip_in_the_tail_is_cut_off() {
+fn publish_bit_flip_mid_segment_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileStoreOptions {
+        fsync: FsyncPolicy::Always,
+        ..FileStoreOptions::default()
+    };
+    let mut offsets = Vec::new();
+    {
+        let mut s = FilePublishStore::open(dir.path(), "p", opts).unwrap();
+        for seq in 1..=100u64 {
+            offsets.push(s.disk_bytes());
+            s.store(seq, format!("frame {seq:03}").as_bytes()).unwrap();
+        }
+    }
+    let seg = segments(dir.path()).remove(0);
+    let mut bytes = fs::read(&seg).unwrap();
+    let len = bytes.len();
+    let tenth = offsets[9] as usize;
+    bytes[tenth + 20] ^= 0x10;
+    fs::write(&seg, &bytes).unwrap();
+    match FilePublishStore::open(dir.path(), "p", opts) {
+        Err(OpenError::Damaged(d)) => {
+            assert_eq!((d.path.as_path(), d.offset), (seg.as_path(), tenth as u64));
+            assert_eq!(d.cause, TailDamage::BadChecksum);
+            assert_eq!(
+                d.at_stake,
+                AtStake::Messages {
+                    after: 9,
+                    before: Some(11)
+                }
+            );
+            let text = OpenError::Damaged(d).to_string();
+            assert!(text.contains("above 9 and below 11"), "{text}");
+        }
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+    assert_eq!(fs::metadata(&seg).unwrap().len(), len as u64, "nothing cut");
+
+    let mut s =
+        FilePublishStore::open_with(dir.path(), "p", opts, OpenMode::new().repair()).unwrap();
+    let lost = &s.recovery().lost;
+    assert_eq!(lost.len(), 1);
+    assert_eq!((lost[0].offset, lost[0].bytes), (tenth as u64, 26));
+    let kept = entries(&mut s);
+    assert_eq!(kept.len(), 99);
+    assert!(!kept.contains(&10));
+    assert_eq!(s.last_seq(), 100);
+    drop(s);
+    // The repaired store is clean.
+    let mut s = FilePublishStore::open(dir.path(), "p", opts).unwrap();
+    assert!(s.recovery().lost.is_empty() && s.recovery().cut.is_none());
+    assert_eq!(entries(&mut s), kept);
+}
+
+/// A zero-filled tail, what a power cut leaves when the file's new length reached the disk
+/// but its data did not (a 512-byte sector holds all of its new content or none), is a torn
+/// tail: cut.
+#[test]
+fn publish_zeroed_tail_past_the_durable_mark_is_cut() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut s = FilePublishStore::open(dir.path(), "p", popts()).unwrap();
@@ -106,14 +168,25 @@ fn publish_bit_flip_in_the_tail_is_cut_off() {
     let seg = segments(dir.path()).remove(0);
     let mut bytes = fs::read(&seg).unwrap();
     let n = bytes.len();
-    bytes[n - 1] ^= 0x20;
+    // The last record (20 bytes) lies in the file's first sector, after the previous one.
+    bytes[n - 20..].fill(0);
     fs::write(&seg, &bytes).unwrap();
     let mut s = FilePublishStore::open(dir.path(), "p", popts()).unwrap();
     assert_eq!(
         s.recovery().cut.as_ref().unwrap().damage,
-        TailDamage::BadChecksum
+        TailDamage::BadLength
     );
     assert_eq!(entries(&mut s), [1]);
+    drop(s);
+    // Zeros from the middle of a record are no torn sector: refused.
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&[12, 0, 0, 0, 1, 2, 3, 4, 2]);
+    bytes.extend_from_slice(&[0; 11]);
+    fs::write(&seg, &bytes).unwrap();
+    assert!(matches!(
+        FilePublishStore::open(dir.path(), "p", popts()),
+        Err(OpenError::Damaged(_))
+    ));
 }
 
 #[test]
@@ -136,8 +209,8 @@ fn publish_damage_in_an_older_segment_is_refused() {
     bytes[n - 3] ^= 1;
     fs::write(&segs[0], &bytes).unwrap();
     match FilePublishStore::open(dir.path(), "p", opts) {
-        Err(OpenError::Corrupt { path, .. }) => assert_eq!(path, segs[0]),
-        other => panic!("expected Corrupt, got {other:?}"),
+        Err(OpenError::Damaged(d)) => assert_eq!(d.path, segs[0]),
+        other => panic!("expected Damaged, got {other:?}"),
     }
 }
 
@@ -186,7 +259,7 @@ fn publish_refuses_other_clients_versions_and_kinds() {
         FilePublishStore::open(dir.path(), "alice", popts()),
         Err(OpenError::Version {
             found: 9,
-            supported: 1,
+            supported: 2,
             ..
         })
     ));
@@ -266,18 +339,39 @@ fn bookmark_torn_tail_at_every_offset_is_cut_off() {
 }
 
 #[test]
-fn bookmark_garbage_after_the_log_is_cut_off_and_bad_records_are_refused() {
+fn bookmark_garbage_after_the_log_is_refused_and_bad_records_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b");
     let full = bookmark_log(&path);
+    // Zeros past the end: a torn tail, cut.
     let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-    f.write_all(&[0xAB; 100]).unwrap();
+    f.write_all(&[0; 100]).unwrap();
     drop(f);
     let s = FileBookmarkStore::open(&path, "c", bopts()).unwrap();
     let cut = s.recovery().cut.clone().unwrap();
     assert_eq!((cut.offset, cut.bytes), (full.len() as u64, 100));
     drop(s);
     assert_eq!(fs::read(&path).unwrap(), full, "cut back to the valid log");
+
+    // Other bytes past the end: no write leaves them, refused until repaired.
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(&[0xAB; 100]).unwrap();
+    drop(f);
+    match FileBookmarkStore::open(&path, "c", bopts()) {
+        Err(OpenError::Damaged(d)) => {
+            assert_eq!((d.offset, d.bytes), (full.len() as u64, 100));
+            assert_eq!(d.at_stake, AtStake::Records { intact: 5 });
+        }
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+    let mut s =
+        FileBookmarkStore::open_with(&path, "c", bopts(), OpenMode::new().repair()).unwrap();
+    assert_eq!(s.recovery().lost.len(), 1);
+    let mut out = [0u8; 64];
+    assert_eq!(s.most_recent("s1", &mut out).unwrap(), "1|2|");
+    drop(s);
+    FileBookmarkStore::open(&path, "c", bopts()).unwrap();
+    fs::write(&path, &full).unwrap();
 
     // A well-formed record the store cannot have written: a discard of a message never
     // received. Its checksum is valid, so it is corruption, not a torn write: refused.
@@ -312,11 +406,11 @@ fn bookmark_refuses_other_clients_versions_and_kinds() {
         Err(OpenError::ClientName { .. })
     ));
     let mut bytes = fs::read(&path).unwrap();
-    bytes[8] = 2;
+    bytes[8] = 3;
     fs::write(&path, &bytes).unwrap();
     assert!(matches!(
         FileBookmarkStore::open(&path, "alice", bopts()),
-        Err(OpenError::Version { found: 2, .. })
+        Err(OpenError::Version { found: 3, .. })
     ));
     fs::write(&path, b"not a store at all, just some text").unwrap();
     assert!(matches!(
