@@ -46,11 +46,13 @@
 //!
 //! ### The order of writes and fsyncs
 //!
-//! Under [`FsyncPolicy::Always`] a call returns after its record is written and the file
-//! fsynced; under [`FsyncPolicy::Every`] after `writes` writes or `interval` (and
-//! [`FilePublishStore::sync`] / [`FileBookmarkStore::sync`] at once). Each of these syncs is
-//! followed by an in-place write of the durable mark, which the next sync makes durable (an
-//! older mark is a lower bound, so losing the newest is harmless). Whatever the policy:
+//! Under [`FsyncPolicy::Always`] each call writes its record and fsyncs the file before it
+//! returns; under [`FsyncPolicy::Every`] the file is fsynced after every `writes` writes and,
+//! by a background thread, within `interval`; [`FilePublishStore::sync`] and
+//! [`FileBookmarkStore::sync`] fsync at once (except under `Never`). After each of these
+//! fsyncs the store rewrites the durable mark in place, and the next fsync makes it durable:
+//! an older mark is a lower bound, so losing the newest only makes `open` less sure where the
+//! durable bytes end, never wrong. Whatever the policy:
 //!
 //! 1. **New files** (the first segment, each new segment, a new bookmark log, the log a prune
 //!    writes, the segment a repair writes) are written under `<name>.tmp`, fsynced, renamed
@@ -74,8 +76,9 @@
 //!    all older ones, or a pruned log) before removing the damaged files.
 //!
 //! `tests/power_loss` checks these rules by enumerating the file states a power loss can leave
-//! at every step of workloads over both stores (rotation, reclaim, prune, every policy) and
-//! reopening each one.
+//! at every step of workloads over both stores (rotation, reclaim, prune, reopen, every
+//! policy, and a second power loss during recovery) and reopening each one;
+//! `AMPS_FS_POWER_STATES` raises the number of states tried at each step (see that test).
 //!
 //! ## With a session
 //!

@@ -543,3 +543,119 @@ fn invalid_options_and_names_are_refused() {
     assert_eq!(s.store(1, b"x"), Ok(()));
     assert_eq!(s.store(1, b"x"), Err(StoreError::OutOfOrder));
 }
+
+/// A record as the stores frame it: length, CRC-32 of length and payload, payload.
+fn framed(payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len);
+    h.update(payload);
+    let mut out = len.to_vec();
+    out.extend_from_slice(&h.finalize().to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A version 1 file (no durable mark): magic, version, header record with `extra`.
+fn version_1(magic: &[u8; 8], name: &str, extra: &[u8]) -> Vec<u8> {
+    let mut out = magic.to_vec();
+    out.extend_from_slice(&1u32.to_le_bytes());
+    let mut header = vec![0x01];
+    header.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    header.extend_from_slice(name.as_bytes());
+    header.extend_from_slice(extra);
+    out.extend(framed(&header));
+    out
+}
+
+#[test]
+fn stores_of_format_version_1_are_read_and_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    // A publish segment: id 1, last_seq 0 before it, messages 1 and 2, 1 persisted.
+    let pdir = dir.path().join("p");
+    fs::create_dir(&pdir).unwrap();
+    let mut extra = 1u64.to_le_bytes().to_vec();
+    extra.extend_from_slice(&0u64.to_le_bytes());
+    let mut seg = version_1(b"AMPSFSPS", "old", &extra);
+    for (seq, frame) in [(1u64, &b"one"[..]), (2, b"two")] {
+        let mut p = vec![0x02];
+        p.extend_from_slice(&seq.to_le_bytes());
+        p.extend_from_slice(frame);
+        seg.extend(framed(&p));
+    }
+    let mut p = vec![0x03];
+    p.extend_from_slice(&1u64.to_le_bytes());
+    seg.extend(framed(&p));
+    fs::write(pdir.join("0000000000000001.seg"), &seg).unwrap();
+    let mut s = FilePublishStore::open(&pdir, "old", popts()).unwrap();
+    assert_eq!(s.get(2), Some(&b"two"[..]));
+    assert_eq!((entries(&mut s), s.last_seq()), (vec![2], 2));
+    s.store(3, b"three").unwrap();
+    drop(s);
+    // The store went on in a new segment of the current format.
+    let segs = segments(&pdir);
+    assert_eq!(fs::read(segs.last().unwrap()).unwrap()[8], 2);
+    let mut s = FilePublishStore::open(&pdir, "old", popts()).unwrap();
+    assert_eq!(entries(&mut s), [2, 3]);
+
+    // A bookmark log: subscription s1 received 1|1| and 1|2| and discarded 1|1|.
+    let path = dir.path().join("b");
+    let mut log = version_1(b"AMPSFSBM", "old", &[]);
+    for (kind, text) in [(0x10, "s1"), (0x11, "1|1|"), (0x11, "1|2|"), (0x12, "1|1|")] {
+        let mut p = vec![kind, 0, 0];
+        p.extend_from_slice(text.as_bytes());
+        log.extend(framed(&p));
+    }
+    fs::write(&path, &log).unwrap();
+    let mut s = FileBookmarkStore::open(&path, "old", bopts()).unwrap();
+    let mut out = [0u8; 64];
+    assert_eq!(s.most_recent("s1", &mut out).unwrap(), "1|1|");
+    assert!(
+        s.log("s1", "1|2|").unwrap(),
+        "1|2| is in the window, not discarded"
+    );
+    drop(s);
+    assert_eq!(
+        fs::read(&path).unwrap()[8],
+        2,
+        "rewritten in the current format"
+    );
+    let mut s = FileBookmarkStore::open(&path, "old", bopts()).unwrap();
+    assert_eq!(s.most_recent("s1", &mut out).unwrap(), "1|1|");
+}
+
+/// Bytes that were on stable storage do not vanish in a crash: a synced file cut short, even
+/// at a record boundary, is damage.
+#[test]
+fn a_synced_file_cut_short_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileStoreOptions {
+        fsync: FsyncPolicy::Always,
+        ..FileStoreOptions::default()
+    };
+    {
+        let mut s = FilePublishStore::open(dir.path(), "p", opts).unwrap();
+        for seq in 1..=3 {
+            s.store(seq, b"twelve bytes").unwrap();
+        }
+    }
+    let seg = segments(dir.path()).remove(0);
+    let full = fs::read(&seg).unwrap();
+    let record = 8 + 1 + 8 + 12;
+    for (cut, offset) in [(5, full.len() - record), (record, full.len() - record)] {
+        fs::write(&seg, &full[..full.len() - cut]).unwrap();
+        match FilePublishStore::open(dir.path(), "p", opts) {
+            Err(OpenError::Damaged(d)) => {
+                assert_eq!(d.offset, offset as u64, "cut {cut}");
+                assert_eq!(
+                    d.at_stake,
+                    AtStake::Messages {
+                        after: 2,
+                        before: None
+                    }
+                );
+            }
+            other => panic!("cut {cut}: expected Damaged, got {other:?}"),
+        }
+    }
+}
