@@ -371,7 +371,9 @@ pub(crate) fn resync<S: Source + ?Sized>(
             return Ok((next < n).then_some(next));
         }
     }
-    let mut budget = (RESYNC_BUDGET_FACTOR * (n - at)).max(RESYNC_BUDGET_MIN);
+    let mut budget = RESYNC_BUDGET_FACTOR
+        .saturating_mul(n - at)
+        .max(RESYNC_BUDGET_MIN);
     let mut p = at + 1;
     while p + (REC_HDR as u64) < n {
         let hdr = src.get(p, 4)?;

@@ -254,3 +254,90 @@ fn a_synced_file_cut_short_is_damage() {
         }
     }
 }
+
+/// A zeroed 512-byte block in the middle of a synced segment (what a lost disk block looks
+/// like) is refused; a repair keeps every message after it.
+#[test]
+fn publish_zeroed_block_mid_segment_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileStoreOptions {
+        fsync: FsyncPolicy::Always,
+        ..FileStoreOptions::default()
+    };
+    {
+        let mut s = FilePublishStore::open(dir.path(), "p", opts).unwrap();
+        for seq in 1..=60u64 {
+            s.store(seq, format!("{seq:>40}").as_bytes()).unwrap();
+        }
+    }
+    let seg = segments(dir.path()).remove(0);
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[1024..1536].fill(0);
+    fs::write(&seg, &bytes).unwrap();
+    let d = match FilePublishStore::open(dir.path(), "p", opts) {
+        Err(OpenError::Damaged(d)) => d,
+        other => panic!("expected Damaged, got {other:?}"),
+    };
+    assert!(d.offset <= 1024 && d.offset + d.bytes >= 1536, "{d:?}");
+    let AtStake::Messages {
+        after,
+        before: Some(before),
+    } = d.at_stake
+    else {
+        panic!("{:?}", d.at_stake);
+    };
+    let mut s =
+        FilePublishStore::open_with(dir.path(), "p", opts, OpenMode::new().repair()).unwrap();
+    let kept = entries(&mut s);
+    let want: Vec<u64> = (1..=after).chain(before..=60).collect();
+    assert_eq!(kept, want);
+    assert!(
+        before - after <= 14,
+        "only the block's messages are lost: {after}..{before}"
+    );
+}
+
+/// The same for the bookmark log.
+#[test]
+fn bookmark_zeroed_block_mid_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b");
+    let opts = BookmarkStoreOptions {
+        fsync: FsyncPolicy::Always,
+        ..BookmarkStoreOptions::default()
+    };
+    {
+        let mut s = FileBookmarkStore::open(&path, "c", opts).unwrap();
+        for n in 1..=80 {
+            s.log("s1", &format!("1|{n}|")).unwrap();
+        }
+        for n in 1..=70 {
+            s.discard("s1", &format!("1|{n}|")).unwrap();
+        }
+    }
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[512..1024].fill(0);
+    fs::write(&path, &bytes).unwrap();
+    let d = match FileBookmarkStore::open(&path, "c", opts) {
+        Err(OpenError::Damaged(d)) => d,
+        other => panic!("expected Damaged, got {other:?}"),
+    };
+    assert!(d.offset <= 512 && d.offset + d.bytes >= 1024, "{d:?}");
+    assert_eq!(fs::read(&path).unwrap(), bytes, "nothing changed");
+    let mut s = FileBookmarkStore::open_with(&path, "c", opts, OpenMode::new().repair()).unwrap();
+    // The zeroed block held messages received in the middle; their discards, later in the
+    // log, no longer apply and are reported too. Every other change is kept: the messages
+    // before and after the block were discarded up to 70.
+    let lost = &s.recovery().lost;
+    assert_eq!(lost[0].offset, d.offset);
+    assert!(lost.len() > 1);
+    assert!(
+        lost[1..]
+            .iter()
+            .all(|l| matches!(l.cause, TailDamage::Invalid(_)))
+    );
+    let mut out = [0u8; 64];
+    assert_eq!(s.most_recent("s1", &mut out).unwrap(), "1|70|");
+    assert!(!s.log("s1", "1|70|").unwrap());
+    assert!(s.log("s1", "1|71|").unwrap());
+}
