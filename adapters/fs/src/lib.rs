@@ -42,7 +42,9 @@
 //! still readable past the damage, lists what was lost in [`RecoveryReport::lost`] and
 //! rewrites the store without it. A store of another client name, of another format version,
 //! or with a record that has a valid checksum but makes no sense is refused with an
-//! [`OpenError`].
+//! [`OpenError`]. (Under [`FsyncPolicy::Never`] no byte past a file's header is known to be
+//! durable, so a zeroed stretch there reads as writes a power cut lost and is cut; a flipped
+//! bit is still refused.)
 //!
 //! ### The order of writes and fsyncs
 //!

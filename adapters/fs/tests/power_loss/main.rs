@@ -16,7 +16,7 @@
 //!   issued.
 //!
 //! Workloads cover rotation, reclaim (segment deletion), automatic and explicit prunes,
-//! reopens, and every fsync policy. `flips` (item 2 of the same rules) flips every bit of small
+//! reopens, and every fsync policy. `flips` flips every bit of small
 //! store files. The number of distinct crash states checked is printed (`-- --nocapture`).
 //!
 //! Budget: `AMPS_FS_POWER_STATES` states enumerated per crash point before seeded sampling
