@@ -1,5 +1,5 @@
 //! Publishes and bookmark-subscriber messages per second through a `Session` whose store is
-//! the core's memory store or a file store under each fsync policy (issue 7, item 6). The
+//! the core's memory store or a file store under each fsync policy, and the stores alone. The
 //! session is logged on through a scripted ack and its output goes nowhere, so the figures are
 //! the session's and the store's work per message, without a network or a server: what a
 //! file-backed HA client adds over a memory-backed one.
@@ -222,11 +222,79 @@ fn subscriber(c: &mut Criterion) {
     g.finish();
 }
 
+/// The stores alone, without a session: `store` of a 100-byte frame (the batch then
+/// persisted with one `discard_up_to`), and a bookmark `log` followed by its `discard`.
+fn stores_alone(c: &mut Criterion) {
+    let mut g = c.benchmark_group("store_alone");
+    configure(&mut g);
+    let frame = [b'x'; 100];
+    for (name, fsync, n) in variants() {
+        let dir = tmpdir();
+        let mut store: Pub = match fsync {
+            None => Box::new(heap_publish_store(&limits())),
+            Some(fsync) => {
+                let opts = FileStoreOptions {
+                    fsync,
+                    ..FileStoreOptions::default()
+                };
+                Box::new(FilePublishStore::open(dir.path().join("p"), "bench", opts).unwrap())
+            }
+        };
+        let mut seq = 0u64;
+        g.throughput(Throughput::Elements(n));
+        g.bench_function(format!("publish_100B/{name}"), |b| {
+            b.iter(|| {
+                for _ in 0..n {
+                    seq += 1;
+                    store.store(seq, black_box(&frame)).unwrap();
+                }
+                store.discard_up_to(seq);
+            })
+        });
+    }
+    for (name, fsync, n) in variants() {
+        let dir = tmpdir();
+        let mut store: Bm = match fsync {
+            None => Box::new(heap_bookmark_store(1 << 20)),
+            Some(fsync) => {
+                let opts = BookmarkStoreOptions {
+                    fsync,
+                    ..BookmarkStoreOptions::default()
+                };
+                Box::new(FileBookmarkStore::open(dir.path().join("b"), "bench", opts).unwrap())
+            }
+        };
+        let mut next = 0u64;
+        g.throughput(Throughput::Elements(n));
+        g.bench_function(format!("bookmark_log_discard/{name}"), |b| {
+            b.iter_batched(
+                || {
+                    (0..n)
+                        .map(|_| {
+                            next += 1;
+                            format!("3084015820777091662|{next}|")
+                        })
+                        .collect::<Vec<_>>()
+                },
+                |bms| {
+                    for bm in &bms {
+                        store.log("s1", bm).unwrap();
+                        store.discard("s1", bm).unwrap();
+                    }
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     raw_appends_before,
     publishes,
     subscriber,
+    stores_alone,
     raw_appends_after
 );
 criterion_main!(benches);

@@ -1,6 +1,10 @@
-//! Configuration of the file stores: when to fsync, and how much they may hold.
+//! Configuration of the file stores: when to fsync, how much they may hold, and how they are
+//! opened.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::vfs::{RealFs, Vfs};
 
 /// When a store forces its writes to stable storage (`fdatasync`).
 ///
@@ -14,18 +18,20 @@ use std::time::Duration;
 /// |---|---|---|
 /// | [`Always`](FsyncPolicy::Always) | nothing the store accepted | one `fdatasync` (device latency: µs on NVMe with power-loss protection, ms on many disks) |
 /// | [`Every`](FsyncPolicy::Every) | at most the last `writes - 1` writes, and at most what was written during the last `interval` (plus one `fdatasync`'s duration) | one `fdatasync` per `writes` writes; a background thread syncs the rest after `interval` |
-/// | [`Never`](FsyncPolicy::Never) | anything the kernel had not written back yet (typically up to ~30 s on Linux); the store may then be refused as corrupt if the damage is not at the tail | none |
+/// | [`Never`](FsyncPolicy::Never) | anything the kernel had not written back yet (typically up to ~30 s on Linux) | none |
 ///
 /// What a lost record means: for the publish store, a message the application was told was
 /// stored is neither replayed nor, if it was never sent, published (with `Never` or `Every`);
 /// a lost *discard* only makes the store replay messages the server already has, which the
-/// server drops by sequence number (protocol.md §8.4). For the bookmark store, a lost record
-/// moves the resume point back: messages already processed are delivered again (duplicates,
-/// never gaps, because a discard is only ever lost together with everything after it).
+/// server drops by sequence number. For the bookmark store, a lost record moves the resume
+/// point back: messages already processed are delivered again (duplicates, never gaps,
+/// because a discard is only ever lost together with everything after it).
 ///
-/// Whatever the policy, the steps that replace or create whole files (a bookmark `prune()`,
-/// a new publish segment) fsync the new file and its directory, except under `Never`, where a
-/// new publish segment is not synced either.
+/// Whatever the policy, a new file (a publish segment, a bookmark log, the log a `prune()`
+/// writes) is synced, with its directory, before it appears under its name, and what `open`
+/// cuts off or rewrites is synced before the store accepts anything new: these happen once per
+/// segment or prune, not per message. The crate documentation ("Durability") gives the order
+/// of every fsync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FsyncPolicy {
     /// Sync after every write.
@@ -109,7 +115,7 @@ pub struct BookmarkStoreOptions {
     /// Prune the log by itself once it grows past this many bytes (default 16 MiB); the next
     /// automatic prune waits until the log has grown to twice what the last prune left.
     /// `None`: only [`FileBookmarkStore::prune`](crate::FileBookmarkStore::prune) shrinks it
-    /// (the seeds' behaviour: "retains entries until an application explicitly calls prune()").
+    /// (the log keeps every entry until the application calls `prune()`).
     pub auto_prune_bytes: Option<u64>,
 }
 
@@ -121,5 +127,59 @@ impl Default for BookmarkStoreOptions {
             max_window_bytes: 1024 * 1024,
             auto_prune_bytes: Some(16 * 1024 * 1024),
         }
+    }
+}
+
+/// How a store is opened: through which file layer, and whether damage is repaired.
+///
+/// The default is the operating system's file system and a strict open, which cuts off a torn
+/// tail (what a crash leaves) but refuses damage no crash causes with
+/// [`OpenError::Damaged`](crate::OpenError::Damaged).
+///
+/// ```
+/// use amps_fs::{FilePublishStore, FileStoreOptions, OpenMode};
+/// let dir = tempfile::tempdir()?;
+/// // After an `OpenError::Damaged`, keep what is still readable:
+/// let store = FilePublishStore::open_with(dir.path(), "pub-1", FileStoreOptions::default(),
+///     OpenMode::new().repair())?;
+/// for lost in &store.recovery().lost {
+///     eprintln!("lost: {lost}");
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct OpenMode {
+    pub(crate) fs: Arc<dyn Vfs>,
+    pub(crate) repair: bool,
+}
+
+impl Default for OpenMode {
+    fn default() -> Self {
+        OpenMode {
+            fs: Arc::new(RealFs),
+            repair: false,
+        }
+    }
+}
+
+impl OpenMode {
+    /// The operating system's file system, strict.
+    pub fn new() -> OpenMode {
+        OpenMode::default()
+    }
+
+    /// Repair damage instead of refusing it: every valid record past a damaged stretch is
+    /// still read, what the stretch may have held is listed in
+    /// [`RecoveryReport::lost`](crate::RecoveryReport::lost), and the store is rewritten
+    /// without the damage (durably, before `open` returns), so the next open is clean.
+    pub fn repair(mut self) -> OpenMode {
+        self.repair = true;
+        self
+    }
+
+    /// Do all file I/O through `fs` instead of the operating system's file system.
+    pub fn fs(mut self, fs: Arc<dyn Vfs>) -> OpenMode {
+        self.fs = fs;
+        self
     }
 }

@@ -1,10 +1,21 @@
 //! `FilePublishStore` answers every call as `MemoryPublishStore` does (the issue's "reproduce
 //! exactly"), across random operation sequences with the store closed and reopened in between,
-//! with segments small enough that rotation and deletion happen all the time.
+//! with segments small enough that rotation and deletion happen all the time. The store runs
+//! on the in-memory file layer of the power-loss tests: every new segment is fsynced, and on a
+//! shared disk thousands of those would be most of this test's time.
+
+#[path = "power_loss/simfs.rs"]
+#[allow(dead_code)]
+mod simfs;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use amps_core::store::{MemoryPublishStore, PublishStore};
-use amps_fs::{FilePublishStore, FileStoreOptions, FsyncPolicy};
+use amps_fs::vfs::Vfs;
+use amps_fs::{FilePublishStore, FileStoreOptions, FsyncPolicy, OpenMode};
 use proptest::prelude::*;
+use simfs::SimFs;
 
 const MAX_MESSAGES: usize = 12;
 const MAX_FRAME: usize = 48;
@@ -66,11 +77,13 @@ fn frame(seq: u64, len: usize) -> Vec<u8> {
 }
 
 fn run(ops: &[Op]) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p");
+    let fs = Arc::new(SimFs::new());
+    let path = PathBuf::from("/diff/p");
+    let open =
+        || FilePublishStore::open_with(&path, "diff", opts(), OpenMode::new().fs(fs.clone()));
     let mut mem =
         MemoryPublishStore::new(vec![0u8; 4 * MAX_MESSAGES * (12 + MAX_FRAME)], MAX_MESSAGES);
-    let mut file = Some(FilePublishStore::open(&path, "diff", opts()).unwrap());
+    let mut file = Some(open().unwrap());
     for (step, op) in ops.iter().enumerate() {
         let f = file.as_mut().unwrap();
         let last = mem.last_seq();
@@ -112,7 +125,7 @@ fn run(ops: &[Op]) {
             Op::HasRoom(n) => assert_eq!(f.has_room(n), mem.has_room(n), "step {step}"),
             Op::Reopen => {
                 drop(file.take());
-                let mut f = FilePublishStore::open(&path, "diff", opts()).unwrap();
+                let mut f = open().unwrap();
                 assert!(f.recovery().cut.is_none());
                 assert_eq!(all(&mut f), all(&mut mem), "step {step}: after reopen");
                 file = Some(f);
@@ -131,15 +144,11 @@ fn run(ops: &[Op]) {
         );
         assert_eq!(f.last_seq(), mem.last_seq(), "step {step}");
         // Space is reused: every segment but the active one holds an unpersisted message.
-        let segments = std::fs::read_dir(&path)
+        let segments = fs
+            .list(&path)
             .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".seg")
-            })
+            .iter()
+            .filter(|n| n.to_string_lossy().ends_with(".seg"))
             .count();
         assert!(
             segments <= f.unpersisted_count() + 1,
@@ -147,7 +156,7 @@ fn run(ops: &[Op]) {
         );
     }
     drop(file);
-    let mut f = FilePublishStore::open(&path, "diff", opts()).unwrap();
+    let mut f = open().unwrap();
     assert_eq!(all(&mut f), all(&mut mem));
     assert_eq!(f.last_seq(), mem.last_seq());
 }

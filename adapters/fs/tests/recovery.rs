@@ -1,6 +1,7 @@
-//! Recovery: torn and corrupt tails are cut off (never a panic, never garbage accepted), files of
-//! another client, version or kind are refused, a second open is locked out, `prune` is atomic,
-//! and numbering survives. Every fsync policy is exercised.
+//! Recovery on the real file system: torn tails are cut off, damage no crash causes is refused
+//! (or repaired on request), never a panic, never garbage accepted; files of another client,
+//! version or kind are refused, a second open is locked out, `prune` is atomic, and numbering
+//! survives. Every fsync policy is exercised.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -10,8 +11,8 @@ use std::time::Duration;
 use amps_core::session::StoreError;
 use amps_core::store::{BookmarkStore, PublishStore};
 use amps_fs::{
-    BookmarkStoreOptions, FileBookmarkStore, FilePublishStore, FileStoreOptions, FsyncPolicy,
-    OpenError, TailDamage,
+    AtStake, BookmarkStoreOptions, FileBookmarkStore, FilePublishStore, FileStoreOptions,
+    FsyncPolicy, OpenError, OpenMode, TailDamage,
 };
 
 fn popts() -> FileStoreOptions {
@@ -96,27 +97,6 @@ fn publish_torn_tail_at_every_offset_is_cut_off() {
 }
 
 #[test]
-fn publish_bit_flip_in_the_tail_is_cut_off() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut s = FilePublishStore::open(dir.path(), "p", popts()).unwrap();
-        s.store(1, b"one").unwrap();
-        s.store(2, b"two").unwrap();
-    }
-    let seg = segments(dir.path()).remove(0);
-    let mut bytes = fs::read(&seg).unwrap();
-    let n = bytes.len();
-    bytes[n - 1] ^= 0x20;
-    fs::write(&seg, &bytes).unwrap();
-    let mut s = FilePublishStore::open(dir.path(), "p", popts()).unwrap();
-    assert_eq!(
-        s.recovery().cut.as_ref().unwrap().damage,
-        TailDamage::BadChecksum
-    );
-    assert_eq!(entries(&mut s), [1]);
-}
-
-#[test]
 fn publish_damage_in_an_older_segment_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let opts = FileStoreOptions {
@@ -136,8 +116,8 @@ fn publish_damage_in_an_older_segment_is_refused() {
     bytes[n - 3] ^= 1;
     fs::write(&segs[0], &bytes).unwrap();
     match FilePublishStore::open(dir.path(), "p", opts) {
-        Err(OpenError::Corrupt { path, .. }) => assert_eq!(path, segs[0]),
-        other => panic!("expected Corrupt, got {other:?}"),
+        Err(OpenError::Damaged(d)) => assert_eq!(d.path, segs[0]),
+        other => panic!("expected Damaged, got {other:?}"),
     }
 }
 
@@ -186,7 +166,7 @@ fn publish_refuses_other_clients_versions_and_kinds() {
         FilePublishStore::open(dir.path(), "alice", popts()),
         Err(OpenError::Version {
             found: 9,
-            supported: 1,
+            supported: 2,
             ..
         })
     ));
@@ -266,18 +246,39 @@ fn bookmark_torn_tail_at_every_offset_is_cut_off() {
 }
 
 #[test]
-fn bookmark_garbage_after_the_log_is_cut_off_and_bad_records_are_refused() {
+fn bookmark_garbage_after_the_log_is_refused_and_bad_records_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b");
     let full = bookmark_log(&path);
+    // Zeros past the end: a torn tail, cut.
     let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-    f.write_all(&[0xAB; 100]).unwrap();
+    f.write_all(&[0; 100]).unwrap();
     drop(f);
     let s = FileBookmarkStore::open(&path, "c", bopts()).unwrap();
     let cut = s.recovery().cut.clone().unwrap();
     assert_eq!((cut.offset, cut.bytes), (full.len() as u64, 100));
     drop(s);
     assert_eq!(fs::read(&path).unwrap(), full, "cut back to the valid log");
+
+    // Other bytes past the end: no write leaves them, refused until repaired.
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(&[0xAB; 100]).unwrap();
+    drop(f);
+    match FileBookmarkStore::open(&path, "c", bopts()) {
+        Err(OpenError::Damaged(d)) => {
+            assert_eq!((d.offset, d.bytes), (full.len() as u64, 100));
+            assert_eq!(d.at_stake, AtStake::Records { intact: 5 });
+        }
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+    let mut s =
+        FileBookmarkStore::open_with(&path, "c", bopts(), OpenMode::new().repair()).unwrap();
+    assert_eq!(s.recovery().lost.len(), 1);
+    let mut out = [0u8; 64];
+    assert_eq!(s.most_recent("s1", &mut out).unwrap(), "1|2|");
+    drop(s);
+    FileBookmarkStore::open(&path, "c", bopts()).unwrap();
+    fs::write(&path, &full).unwrap();
 
     // A well-formed record the store cannot have written: a discard of a message never
     // received. Its checksum is valid, so it is corruption, not a torn write: refused.
@@ -312,11 +313,11 @@ fn bookmark_refuses_other_clients_versions_and_kinds() {
         Err(OpenError::ClientName { .. })
     ));
     let mut bytes = fs::read(&path).unwrap();
-    bytes[8] = 2;
+    bytes[8] = 3;
     fs::write(&path, &bytes).unwrap();
     assert!(matches!(
         FileBookmarkStore::open(&path, "alice", bopts()),
-        Err(OpenError::Version { found: 2, .. })
+        Err(OpenError::Version { found: 3, .. })
     ));
     fs::write(&path, b"not a store at all, just some text").unwrap();
     assert!(matches!(

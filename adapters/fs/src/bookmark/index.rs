@@ -101,7 +101,7 @@ impl Hasher for PassThrough {
     }
 }
 
-pub(super) struct Index {
+pub(crate) struct Index {
     pub(super) max_subs: usize,
     pub(super) max_window_bytes: usize,
     pub(super) slots: Vec<Slot>,
@@ -124,7 +124,7 @@ pub(super) struct Index {
 }
 
 impl Index {
-    pub(super) fn new(max_subs: usize, max_window_bytes: usize) -> Index {
+    pub(crate) fn new(max_subs: usize, max_window_bytes: usize) -> Index {
         Index {
             max_subs,
             max_window_bytes,
@@ -220,7 +220,7 @@ impl Index {
     }
 
     /// The window, oldest first: (slot, discarded, bookmark).
-    pub(super) fn window(&self) -> impl Iterator<Item = (u16, bool, &str)> + '_ {
+    pub(crate) fn window(&self) -> impl Iterator<Item = (u16, bool, &str)> + '_ {
         self.window.iter().map(|e| {
             let bm = std::str::from_utf8(self.bookmark(e)).unwrap_or("");
             (e.slot, e.discarded, bm)

@@ -1,21 +1,22 @@
-//! [`FileBookmarkStore`]: the seeds' logged bookmark store.
+//! [`FileBookmarkStore`]: the logged bookmark store.
 
 mod index;
 mod journal;
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use amps_core::session::StoreError;
 use amps_core::store::{BookmarkStore, MAX_BOOKMARK, MAX_SUB_ID};
 
 use crate::durable::{self, Log};
 use crate::error::{OpenError, RecoveryReport};
-use crate::options::BookmarkStoreOptions;
-use crate::record::{self, Kind};
-use crate::recover::{Item, read_store_file};
-use index::Index;
+use crate::options::{BookmarkStoreOptions, OpenMode};
+use crate::record::{self, FileSource, Kind};
+use crate::scan::{self, Item, ScanOptions, Scanned};
+use crate::vfs::{Vfs, VfsFile, VfsLock};
+pub(crate) use index::Index;
 use journal::{T_DISCARDED, T_PERSISTED, T_RECEIVED, T_REMOVED, T_SUB};
 
 /// A durable bookmark store (the seeds' logged bookmark store): every message received on a
@@ -33,7 +34,9 @@ use journal::{T_DISCARDED, T_PERSISTED, T_RECEIVED, T_REMOVED, T_SUB};
 /// On disk: the log file at the given path and a lock file next to it (`<path>.lock`).
 /// [`FileBookmarkStore::prune`] rewrites the log to just the current state, atomically (new
 /// file, fsync, rename, fsync directory), and runs by itself past
-/// [`BookmarkStoreOptions::auto_prune_bytes`].
+/// [`BookmarkStoreOptions::auto_prune_bytes`]. On open, a torn tail is cut off; damage no
+/// crash causes is refused ([`OpenError::Damaged`]) unless the store is opened in repair mode
+/// ([`OpenMode::repair`]).
 ///
 /// ```
 /// use amps_core::store::BookmarkStore;
@@ -54,11 +57,12 @@ use journal::{T_DISCARDED, T_PERSISTED, T_RECEIVED, T_REMOVED, T_SUB};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct FileBookmarkStore {
+    fs: Arc<dyn Vfs>,
     path: PathBuf,
     client_name: String,
     opts: BookmarkStoreOptions,
-    /// Held for the store's lifetime (seeds: one client instance per store).
-    _lock: File,
+    /// Held for the store's lifetime (one client instance per store).
+    _lock: VfsLock,
     log: Log,
     index: Index,
     /// Records being built.
@@ -74,14 +78,25 @@ impl FileBookmarkStore {
     ///
     /// Errors: [`OpenError::Locked`] if another instance has it open,
     /// [`OpenError::ClientName`] if it belongs to another client, [`OpenError::Version`],
-    /// [`OpenError::NotAStore`], [`OpenError::Corrupt`] for a record with a valid checksum that
+    /// [`OpenError::NotAStore`], [`OpenError::Damaged`] for damage no crash causes (see
+    /// [`OpenMode::repair`]), [`OpenError::Corrupt`] for a record with a valid checksum that
     /// the store cannot have written, [`OpenError::Io`].
     pub fn open(
         path: impl AsRef<Path>,
         client_name: &str,
         opts: BookmarkStoreOptions,
     ) -> Result<FileBookmarkStore, OpenError> {
-        crate::recover::check_client_name(client_name)?;
+        FileBookmarkStore::open_with(path, client_name, opts, OpenMode::default())
+    }
+
+    /// [`open`](FileBookmarkStore::open) through another file layer, or in repair mode.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        client_name: &str,
+        opts: BookmarkStoreOptions,
+        mode: OpenMode,
+    ) -> Result<FileBookmarkStore, OpenError> {
+        scan::check_client_name(client_name)?;
         if opts.max_subscriptions == 0
             || opts.max_subscriptions > usize::from(u16::MAX)
             || opts.max_window_bytes == 0
@@ -90,13 +105,14 @@ impl FileBookmarkStore {
                 "max_subscriptions must be 1 to 65535 and max_window_bytes above zero",
             ));
         }
+        let fs = mode.fs;
         let path = path.as_ref().to_path_buf();
         let mut lock_path = path.clone().into_os_string();
         lock_path.push(".lock");
-        let lock = durable::lock(Path::new(&lock_path))?;
+        let lock = durable::lock(&*fs, Path::new(&lock_path))?;
         // A prune interrupted before its rename left only a staging file: the log is intact.
         let tmp = durable::tmp_path(&path);
-        match std::fs::remove_file(&tmp) {
+        match fs.remove(&tmp) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 return Err(OpenError::io(&tmp, "remove", e));
             }
@@ -104,24 +120,36 @@ impl FileBookmarkStore {
         }
         let mut index = Index::new(opts.max_subscriptions, opts.max_window_bytes);
         let mut report = RecoveryReport::default();
-        let existing = match std::fs::metadata(&path) {
-            Ok(m) => m.len() > 0,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-            Err(e) => return Err(OpenError::io(&path, "stat", e)),
-        };
+        let existing = fs
+            .file_len(&path)
+            .map_err(|e| OpenError::io(&path, "stat", e))?
+            .is_some_and(|len| len > 0);
+        let mut rewrite = false;
         let (file, len) = if existing {
-            recover(&path, client_name, &mut index, &mut report)?
+            let (file, read) = recover(&*fs, &path, client_name, mode.repair, &mut index)?;
+            report.records = read.records;
+            rewrite = !read.lost.is_empty() || read.version == record::VERSION_1;
+            report.lost = read.lost;
+            if let Some(cut) = &read.cut
+                && !rewrite
+            {
+                // Durably, before anything new is written where the tail was.
+                file.set_len(read.end)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| OpenError::io(&cut.path, "cut a torn tail", e))?;
+            }
+            report.cut = read.cut;
+            (file, read.end)
         } else {
             report.created = true;
             let bytes = record::header(Kind::Bookmark, client_name, &[]);
-            let sync = opts.fsync != crate::FsyncPolicy::Never;
-            let file = durable::replace_file(&path, &bytes, sync)
-                .map_err(|e| OpenError::io(&path, "create", e))?;
-            (file, bytes.len() as u64)
+            durable::replace_file(&*fs, &path, &bytes)
+                .map_err(|e| OpenError::io(&path, "create", e))?
         };
-        let log = Log::new(file, len, opts.fsync)
+        let log = Log::new(file, len, !rewrite, opts.fsync)
             .map_err(|e| OpenError::io(&path, "start sync thread", e))?;
-        Ok(FileBookmarkStore {
+        let mut store = FileBookmarkStore {
+            fs,
             path,
             client_name: client_name.to_string(),
             opts,
@@ -131,19 +159,28 @@ impl FileBookmarkStore {
             rec: Vec::new(),
             prune_at: opts.auto_prune_bytes.map(|b| b.max(2 * len)),
             report,
-        })
+        };
+        if rewrite {
+            // A repair, or a log of an older version of this crate: write the state afresh.
+            let path = store.path.clone();
+            store
+                .prune()
+                .map_err(|e| OpenError::io(path, "rewrite the log", e))?;
+        }
+        Ok(store)
     }
 
-    /// Rewrite the log to hold just the current state (seeds: `prune()`): write a new file,
-    /// fsync it, rename it over the log, fsync the directory. A crash at any point leaves
-    /// either the old log or the new one, both complete. Best called when the application is
-    /// idle; its cost is proportional to the subscriptions and the undiscarded window, not to
-    /// the log's length.
+    /// Rewrite the log to hold just the current state: write a new file, fsync it, rename it
+    /// over the log, fsync the directory. A
+    /// crash at any point leaves either the old log or the new one, both complete. Best
+    /// called when the application is idle; its cost is proportional to the subscriptions and
+    /// the undiscarded window, not to the log's length.
     pub fn prune(&mut self) -> io::Result<()> {
         let mut buf = record::header(Kind::Bookmark, &self.client_name, &[]);
         journal::snapshot(&self.index, &mut buf);
-        let file = durable::replace_file(&self.path, &buf, true)?;
         let len = buf.len() as u64;
+        record::set_mark(&mut buf, len);
+        let (file, len) = durable::replace_file(&*self.fs, &self.path, &buf)?;
         self.log.switch(file, len);
         self.prune_at = self.opts.auto_prune_bytes.map(|b| b.max(2 * len));
         Ok(())
@@ -216,21 +253,42 @@ impl FileBookmarkStore {
     }
 }
 
-/// Read the log at `path` into `index`; cut a damaged tail (the whole log is one file, so any
-/// damage is its tail). Returns the log opened for appending and its valid length.
+/// Read the log at `path` into `index`. Returns the log and what the scan found (the whole
+/// log is one file, so a torn tail is always its tail).
 fn recover(
+    fs: &dyn Vfs,
     path: &Path,
     client_name: &str,
+    repair: bool,
     index: &mut Index,
-    report: &mut RecoveryReport,
-) -> Result<(File, u64), OpenError> {
-    let read = read_store_file(path, Kind::Bookmark, client_name, true, |item| match item {
+) -> Result<(Arc<dyn VfsFile>, Scanned), OpenError> {
+    let file = fs.open(path).map_err(|e| OpenError::io(path, "open", e))?;
+    let len = file.size().map_err(|e| OpenError::io(path, "stat", e))?;
+    let mut src = FileSource::new(Arc::clone(&file), len);
+    let read = read_log(&mut src, path, client_name, repair, index)?;
+    Ok((file, read))
+}
+
+/// The scan of a log's bytes into `index` (also what the fuzzing entry point runs).
+pub(crate) fn read_log<S: record::Source + ?Sized>(
+    src: &mut S,
+    path: &Path,
+    client_name: &str,
+    repair: bool,
+    index: &mut Index,
+) -> Result<Scanned, OpenError> {
+    let o = ScanOptions {
+        path,
+        kind: Kind::Bookmark,
+        client_name,
+        repair,
+        seq_of: |_| None,
+        seq_before: 0,
+    };
+    scan::scan(src, &o, |item| match item {
         Item::Header(_) => Ok(()),
         Item::Record(_, payload) => journal::replay(index, payload),
-    })?;
-    report.records = read.records;
-    report.cut = read.cut;
-    Ok((read.file, read.len))
+    })
 }
 
 impl BookmarkStore for FileBookmarkStore {

@@ -1,10 +1,9 @@
-//! [`FilePublishStore`]: the seeds' file-backed PublishStore.
+//! [`FilePublishStore`]: the file-backed publish store.
 
 mod replay;
 mod segment;
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,14 +12,18 @@ use amps_core::store::PublishStore;
 
 use crate::durable::{self, Log};
 use crate::error::{OpenError, RecoveryReport};
-use crate::options::FileStoreOptions;
+use crate::options::{FileStoreOptions, OpenMode};
 use crate::record;
+use crate::vfs::{Vfs, VfsFile, VfsLock};
 use segment::{STORE_OVERHEAD, T_DISCARD_ONE, T_DISCARD_UP_TO, T_STORE};
+
+pub(crate) use replay::Replay;
+pub(crate) use segment::{read_segment, store_seq};
 
 /// A durable publish store: every sequenced command the session stores is appended to a
 /// segment file before `store` returns, and survives a crash of the process (and, depending on
 /// [`FsyncPolicy`](crate::FsyncPolicy), of the machine) until the server acknowledges it as
-/// persisted (protocol.md §8.4; seeds: "PublishStore", file-backed stores).
+/// persisted.
 ///
 /// Behaves exactly like [`amps_core::store::MemoryPublishStore`] (same results for the same
 /// calls, including `discard(seq)` removing only the oldest entry, and `store` refusing a
@@ -33,8 +36,9 @@ use segment::{STORE_OVERHEAD, T_DISCARD_ONE, T_DISCARD_UP_TO, T_STORE};
 /// plus one segment.
 ///
 /// After a restart `open` rebuilds the store as it was (a torn last record is cut off with a
-/// warning, see [`FilePublishStore::recovery`]); the session replays what is left in sequence
-/// order after its logon and continues numbering after [`PublishStore::last_seq`].
+/// warning, see [`FilePublishStore::recovery`]; damage no crash causes is refused, see
+/// [`OpenError::Damaged`]); the session replays what is left in sequence order after its logon
+/// and continues numbering after [`PublishStore::last_seq`].
 ///
 /// ```
 /// use amps_core::store::PublishStore;
@@ -55,11 +59,12 @@ use segment::{STORE_OVERHEAD, T_DISCARD_ONE, T_DISCARD_UP_TO, T_STORE};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct FilePublishStore {
+    fs: Arc<dyn Vfs>,
     dir: PathBuf,
     client_name: String,
     opts: FileStoreOptions,
-    /// Held for the store's lifetime (seeds: one client instance per store).
-    _lock: File,
+    /// Held for the store's lifetime (one client instance per store).
+    _lock: VfsLock,
     /// Live segments, oldest first; the last one is the one `log` appends to.
     segments: VecDeque<Segment>,
     log: Log,
@@ -75,7 +80,7 @@ pub struct FilePublishStore {
 
 struct Segment {
     id: u64,
-    file: Arc<File>,
+    file: Arc<dyn VfsFile>,
     /// Entries of `entries` stored in this segment.
     live: usize,
 }
@@ -95,28 +100,48 @@ impl FilePublishStore {
     ///
     /// Errors: [`OpenError::Locked`] if another instance has it open,
     /// [`OpenError::ClientName`] if it belongs to another client, [`OpenError::Version`],
-    /// [`OpenError::NotAStore`], [`OpenError::Corrupt`] for damage that is not a torn tail,
-    /// [`OpenError::Io`].
+    /// [`OpenError::NotAStore`], [`OpenError::Damaged`] for damage no crash causes (see
+    /// [`OpenMode::repair`]), [`OpenError::Corrupt`] for records the store cannot have
+    /// written, [`OpenError::Io`].
     pub fn open(
         path: impl AsRef<Path>,
         client_name: &str,
         opts: FileStoreOptions,
     ) -> Result<FilePublishStore, OpenError> {
-        crate::recover::check_client_name(client_name)?;
+        FilePublishStore::open_with(path, client_name, opts, OpenMode::default())
+    }
+
+    /// [`open`](FilePublishStore::open) through another file layer, or in repair mode.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        client_name: &str,
+        opts: FileStoreOptions,
+        mode: OpenMode,
+    ) -> Result<FilePublishStore, OpenError> {
+        crate::scan::check_client_name(client_name)?;
         if opts.max_messages == 0 || opts.max_bytes == 0 || opts.segment_bytes == 0 {
             return Err(OpenError::InvalidOptions(
                 "capacities and segment size must be above zero",
             ));
         }
+        let fs = mode.fs;
         let dir = path.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| OpenError::io(&dir, "create directory", e))?;
-        let lock = durable::lock(&dir.join("LOCK"))?;
-        let found = replay::recover(&dir, client_name, opts.fsync)?;
-        let (file, len) = found.active;
-        let log = Log::new(file, len, opts.fsync)
+        let existed = fs.list(&dir).is_ok();
+        fs.create_dir_all(&dir)
+            .map_err(|e| OpenError::io(&dir, "create directory", e))?;
+        if !existed {
+            let parent = durable::parent_dir(&dir);
+            fs.sync_dir(&parent)
+                .map_err(|e| OpenError::io(parent, "sync", e))?;
+        }
+        let lock = durable::lock(&*fs, &dir.join("LOCK"))?;
+        let found = replay::recover(&*fs, &dir, client_name, mode.repair)?;
+        let (file, len, old_format) = found.active;
+        let log = Log::new(file, len, !old_format, opts.fsync)
             .map_err(|e| OpenError::io(&dir, "start sync thread", e))?;
         let bytes = found.entries.iter().map(|e| e.len as usize).sum();
         let mut store = FilePublishStore {
+            fs,
             dir,
             client_name: client_name.to_string(),
             opts,
@@ -130,6 +155,12 @@ impl FilePublishStore {
             frame: Vec::new(),
             report: found.report,
         };
+        if old_format {
+            // Written by an older version of this crate: continue in a new segment.
+            store
+                .rotate()
+                .map_err(|e| OpenError::io(&store.dir, "start a segment", e))?;
+        }
         store.reclaim();
         Ok(store)
     }
@@ -154,8 +185,7 @@ impl FilePublishStore {
     pub fn disk_bytes(&self) -> u64 {
         self.segments
             .iter()
-            .filter_map(|s| s.file.metadata().ok())
-            .map(|m| m.len())
+            .filter_map(|s| s.file.size().ok())
             .sum()
     }
 
@@ -168,42 +198,48 @@ impl FilePublishStore {
         if self.log.len() < self.opts.segment_bytes {
             return Ok(());
         }
+        self.rotate()
+    }
+
+    /// Continue in a new segment. The finished segment is made durable (with its durable
+    /// mark) before the new one exists, so a power cut can only tear the newest segment; the
+    /// new one is durable before it appears under its name.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.log.seal()?;
         let id = self.active_id() + 1;
-        let (file, len) = segment::create(
-            &self.dir,
-            id,
-            &self.client_name,
-            self.last_seq,
-            self.log.syncs(),
-        )?;
-        let shared = Arc::new(file.try_clone()?);
-        // The finished segment is synced before anything goes to the new one, so an OS crash
-        // cannot leave a hole in the middle of the store (only at its tail).
-        self.log.sync()?;
-        self.log.switch(file, len);
-        self.segments.push_back(Segment {
-            id,
-            file: shared,
-            live: 0,
-        });
+        let (file, len) =
+            segment::create(&*self.fs, &self.dir, id, &self.client_name, self.last_seq)?;
+        self.log.switch(Arc::clone(&file), len);
+        self.segments.push_back(Segment { id, file, live: 0 });
         self.reclaim();
         Ok(())
     }
 
     /// Delete the oldest segments once every message in them is persisted (never the active
-    /// one). Space is reused this way instead of by compaction: the unpersisted messages are
-    /// always the newest ones, so segments empty in order.
+    /// one), and make the deletions durable when the policy syncs. Space is reused this way
+    /// instead of by compaction: the unpersisted messages are always the newest ones, so
+    /// segments empty in order. A deletion a power cut undoes is harmless: the segment's
+    /// messages are replayed and the server drops them as duplicates, and numbering never goes
+    /// back because every segment records `last_seq`.
     fn reclaim(&mut self) {
+        let mut removed = false;
         while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.live == 0) {
             let Some(s) = self.segments.pop_front() else {
                 break;
             };
             let p = segment::path(&self.dir, s.id);
-            if let Err(e) = std::fs::remove_file(&p) {
+            match self.fs.remove(&p) {
+                Ok(()) => removed = true,
                 // Harmless: a leftover segment only replays messages the server discards as
-                // duplicates (protocol.md §8.4); it is deleted on a later open.
-                log::warn!("amps-fs: cannot delete {}: {e}", p.display());
+                // duplicates; it is deleted on a later open.
+                Err(e) => log::warn!("amps-fs: cannot delete {}: {e}", p.display()),
             }
+        }
+        if removed
+            && self.log.syncs()
+            && let Err(e) = self.fs.sync_dir(&self.dir)
+        {
+            log::warn!("amps-fs: cannot sync {}: {e}", self.dir.display());
         }
     }
 
@@ -237,7 +273,7 @@ impl FilePublishStore {
         let e = *self.entries.get(i)?;
         let file = &self.segments.iter().find(|s| s.id == e.segment)?.file;
         self.frame.resize(e.len as usize, 0);
-        if let Err(err) = read_at(file, &mut self.frame, e.at) {
+        if let Err(err) = file.read_at(&mut self.frame, e.at) {
             log::warn!(
                 "amps-fs: {}: cannot read message {}: {err}",
                 self.dir.display(),
@@ -247,18 +283,6 @@ impl FilePublishStore {
         }
         Some((e.seq, &self.frame))
     }
-}
-
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
-}
-
-#[cfg(not(unix))]
-fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    file.seek(SeekFrom::Start(at))?;
-    file.read_exact(buf)
 }
 
 impl PublishStore for FilePublishStore {
