@@ -50,6 +50,7 @@
 //! | `heartbeats on` / `heartbeats off` | stop sending and answering heartbeats |
 //! | `delay-acks <ms>` | hold acks that long (0 = off) |
 //! | `withhold-acks on` / `withhold-acks off` | drop every ack |
+//! | `hold-compiles on` / `hold-compiles off` | compile no regex topic or filter (their commands wait) |
 //! | `restart` | drop every connection, keep SOW, transaction log, queues, sequences |
 //! | `clear` | clear every fault |
 //!
@@ -73,17 +74,19 @@ macro_rules! no_panic_mods {
 }
 
 no_panic_mods! {
+    pub mod compile;
     pub mod config;
     pub mod engine;
     pub mod faults;
     mod payload;
+    pub mod pattern;
     pub mod server;
     mod wire;
 }
 pub mod filter;
 
 pub use config::{Config, MessageType};
-pub use engine::{CloseReason, ConnId, Engine, EngineEvent};
+pub use engine::{CloseReason, ConnId, Engine, EngineEvent, Stats};
 pub use faults::Faults;
 pub use server::{Server, ServerHandle};
 pub use wire::{format_ts, parse_ts, publisher_id, sow_key};

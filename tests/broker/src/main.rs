@@ -31,6 +31,7 @@ CONTROL COMMANDS:
     heartbeats on|off              off: send no heartbeats, answer no beats, drop nobody
     delay-acks MS                  hold every ack MS milliseconds (0: off)
     withhold-acks on|off           drop every ack
+    hold-compiles on|off           compile no regex topic or filter (their commands wait)
     restart                        drop every connection; keep SOW, log, queues, sequences
     clear                          clear every fault
     help                           list the commands
