@@ -111,7 +111,8 @@ impl Limits {
 
     /// Every key, for `--help` and [`super::Config::set`]: (key, value, meaning).
     pub fn describe(&self) -> Vec<(&'static str, String, &'static str)> {
-        let d = |c: ConfDuration| format!("{}ms", c.0.as_millis());
+        let d = |c: ConfDuration| fmt_duration(c.0);
+        let b = fmt_bytes;
         vec![
             (
                 "max_connections",
@@ -126,41 +127,41 @@ impl Limits {
             (
                 "idle_timeout",
                 d(self.idle_timeout),
-                "close a connection silent (no complete frame) this long (0: never)",
+                "close after this long without a complete frame (0: never)",
             ),
             (
                 "max_frame_before_logon",
-                self.max_frame_before_logon.to_string(),
+                b(self.max_frame_before_logon as usize),
                 "largest (partial) frame before logon",
             ),
             (
                 "max_input_bytes",
-                self.max_input_bytes.to_string(),
-                "partial frames of all connections; the largest holder is closed",
+                b(self.max_input_bytes),
+                "partial frames, all connections; largest holder closed",
             ),
             (
                 "max_output_bytes",
-                self.max_output_bytes.to_string(),
-                "unsent output of all connections; the largest backlog is closed first",
+                b(self.max_output_bytes),
+                "unsent output, all connections; largest backlog closed first",
             ),
             (
                 "input_queue_bytes",
-                self.input_queue_bytes.to_string(),
-                "bytes read and not yet processed; readers wait beyond it",
+                b(self.input_queue_bytes),
+                "bytes read, not yet processed; readers wait beyond it",
             ),
             (
                 "regex_size_limit",
-                self.regex_size_limit.to_string(),
+                b(self.regex_size_limit),
                 "compiled program of one regex topic or LIKE pattern",
             ),
             (
                 "regex_dfa_size_limit",
-                self.regex_dfa_size_limit.to_string(),
+                b(self.regex_dfa_size_limit),
                 "lazy-DFA cache of one pattern",
             ),
             (
                 "max_filter_len",
-                self.max_filter_len.to_string(),
+                b(self.max_filter_len),
                 "longest content filter",
             ),
             (
@@ -170,7 +171,7 @@ impl Limits {
             ),
             (
                 "max_pattern_bytes",
-                self.max_pattern_bytes.to_string(),
+                b(self.max_pattern_bytes),
                 "accounted size of all compiled regex topics and filters",
             ),
             (
@@ -246,6 +247,26 @@ impl Limits {
             ));
         }
         Ok(())
+    }
+}
+
+/// A size as [`parse_bytes`] reads it, in the largest binary unit that divides it.
+pub fn fmt_bytes(n: usize) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n != 0 && n.is_multiple_of(1usize << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// A duration as the configuration reads it (`10s`, `250ms`).
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
     }
 }
 

@@ -26,7 +26,7 @@ use core::fmt;
 use amps_core::Duration;
 use serde::Deserialize;
 
-pub use limits::{Limits, MIN_INPUT_QUEUE, parse_bytes};
+pub use limits::{Limits, MIN_INPUT_QUEUE, fmt_bytes, fmt_duration, parse_bytes};
 
 /// A duration written as `"100ms"`, `"1s"`, `"2m"` (protocol.md §4 units) or a number of seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -333,12 +333,12 @@ impl Config {
         let mut v = vec![
             (
                 "max_frame",
-                self.max_frame.to_string(),
+                fmt_bytes(self.max_frame as usize),
                 "largest frame after logon (also the partial-frame cap)",
             ),
             (
                 "slow_consumer_bytes",
-                self.slow_consumer_bytes.to_string(),
+                fmt_bytes(self.slow_consumer_bytes),
                 "unsent output of one connection before it is closed",
             ),
             (
@@ -415,5 +415,23 @@ mod tests {
         let text = include_str!("../../broker.example.toml");
         let c = Config::from_toml_str(text).unwrap();
         assert!(c.auth_enabled());
+        assert_eq!(c.limits, Limits::default(), "the example lists the defaults");
+    }
+
+    #[test]
+    fn limits_table_takes_sizes_and_durations() {
+        let c = Config::from_toml_str(
+            "[limits]\nlogon_timeout = \"2s\"\nidle_timeout = 0\nmax_output_bytes = \"8MiB\"\n\
+             max_input_bytes = 1000000\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.logon_timeout.0, Duration::from_secs(2));
+        assert!(c.limits.idle_timeout.0.is_zero());
+        assert_eq!(c.limits.max_output_bytes, 8 << 20);
+        assert_eq!(c.limits.max_input_bytes, 1_000_000);
+        assert_eq!(c.limits.max_connections, 1024, "defaults kept");
+        assert!(Config::from_toml_str("[limits]\nmax_output_bytes = \"lots\"").is_err());
+        assert!(Config::from_toml_str("[limits]\nmax_connections = 0").is_err());
+        assert!(Config::from_toml_str("[limits]\nbogus = 1").is_err());
     }
 }
