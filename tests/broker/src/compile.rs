@@ -2,7 +2,7 @@
 //! subscription that uses it, accounted against `limits.max_pattern_bytes`, and compilable off
 //! the engine's thread.
 //!
-//! The engine looks patterns up in its [`PatternCache`]. By default a miss is compiled on the
+//! The engine looks patterns up in its pattern cache. By default a miss is compiled on the
 //! spot, under the size limits (so the simulator and engine-only users need nothing else). A
 //! driver that calls [`crate::Engine::set_offload_compiles`] instead gets each miss as a
 //! [`CompileJob`] from [`crate::Engine::poll_compile`]; the command that needs it, and every
@@ -32,9 +32,9 @@ const REFUSALS_KEPT: usize = 1024;
 /// What is compiled: a subscribe/sow topic regex or a content filter, by its text.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PatternKey {
-    /// A topic regular expression (protocol.md §14).
+    /// A subscribe/sow topic that is a regular expression.
     Regex(Box<str>),
-    /// A content filter, trimmed (protocol.md §13).
+    /// A content filter, trimmed.
     Filter(Box<str>),
 }
 
@@ -106,7 +106,7 @@ impl CompileDone {
     }
 }
 
-/// Compile one pattern: the artifact and its accounted size, or the failure reason (§15).
+/// Compile one pattern: the artifact and its accounted size, or the failure reason.
 fn build(
     key: &PatternKey,
     regex: &RegexLimits,

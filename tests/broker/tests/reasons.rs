@@ -1,6 +1,6 @@
 //! Failure acks say precisely what is wrong (bad field type, missing field, unknown command,
 //! too large), over TCP; and every processed ack of a queue subscription reports its effective
-//! backlog (protocol.md §11).
+//! backlog.
 
 mod common;
 
@@ -52,7 +52,7 @@ fn a_missing_command_is_a_missing_field_with_the_cid() {
         r#"{"c":"ack","cid":"9","a":"processed","status":"failure","reason":"missing field: c"}"#
     );
     assert_eq!(refused(r#"{"c":null}"#).reason(), Some("missing field: c"));
-    // An unknown one stays `unknown command` (§1.4).
+    // An unknown one stays `unknown command`.
     assert_eq!(
         refused(r#"{"c":"teleport","cid":"1"}"#).reason(),
         Some("unknown command")

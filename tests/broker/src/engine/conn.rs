@@ -265,8 +265,8 @@ impl Engine {
         let msg = match Message::parse(body, &mut Scratch::new(scratch)) {
             Ok(m) => m,
             Err(e) => {
-                // §1.4: a failure ack saying what is wrong (with the cid if one can be read),
-                // then close.
+                // A malformed command: a failure ack saying what is wrong (with the cid if one
+                // can be read), then close.
                 let (cid, reason) = malformed(body, e);
                 self.ack_raw(conn, cid.as_deref(), AckType::Processed, Some(&reason), |_| {});
                 self.schedule_close(conn, CloseReason::ProtocolError, true);
@@ -387,8 +387,8 @@ impl Engine {
     }
 }
 
-/// The failure ack of a frame that does not decode (§1.4): its `cid` when the header can be
-/// read, and the precise reason.
+/// The failure ack of a frame that does not decode: its `cid` when the header can be read,
+/// and the precise reason (see `docs/protocol-notes.md`, "Failure reasons and limits").
 fn malformed(body: &[u8], e: DecodeError) -> (Option<String>, String) {
     let field_reason = |f: Field| format!("bad field type: {}", f.wire_key());
     match e {

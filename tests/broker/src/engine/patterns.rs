@@ -113,7 +113,7 @@ impl Engine {
         }
     }
 
-    /// The topic of a subscribe or sow command (§14): literal, or a regex from the cache.
+    /// The topic of a subscribe or sow command: literal, or a regex from the cache.
     pub(crate) fn topic_sel(
         &mut self,
         topic: Option<&str>,
@@ -135,7 +135,7 @@ impl Engine {
         }
     }
 
-    /// A command's content filter (§13): `None` when absent or empty.
+    /// A command's content filter: `None` when absent or empty.
     pub(crate) fn filter_of(
         &mut self,
         text: Option<&str>,

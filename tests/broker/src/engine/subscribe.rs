@@ -25,7 +25,7 @@ const REGEX_CHARS: &[char] = &[
     '.', '*', '+', '?', '^', '$', '[', ']', '(', ')', '{', '}', '|', '\\',
 ];
 
-/// The cache key of a subscribe/sow topic when it is a regex (§14), `None` when literal.
+/// The cache key of a subscribe/sow topic when it is a regex, `None` when literal.
 pub(crate) fn regex_key(topic: &str, non_regex: bool) -> Option<PatternKey> {
     (!non_regex && topic.contains(REGEX_CHARS)).then(|| PatternKey::Regex(topic.into()))
 }
@@ -209,7 +209,7 @@ impl Engine {
                 sub.queue.as_ref().map(|q| q.backlog)
             });
             if self.wants(msg, AckType::Processed) {
-                // A queue subscription's processed ack always reports its backlog (§11).
+                // A queue subscription's processed ack always reports its backlog.
                 self.ack(conn, msg, AckType::Processed, None, |w| {
                     if let Some(n) = backlog {
                         w.str("o", &format!("max_backlog={n}"));
