@@ -70,7 +70,7 @@
 //! | frame before logon / after (`max_frame`) | 64 KiB / 16 MiB |
 //! | partial frames of all connections (largest holder closed) | 256 MiB |
 //! | unsent output of one connection (`slow_consumer_bytes`) / of all (largest backlog closed first) | 64 MiB / 256 MiB |
-//! | bytes read and not yet processed (TCP server; readers wait) | 16 MiB |
+//! | bytes read and not yet processed (TCP server; readers wait) | 1 MiB |
 //! | compiled program / lazy-DFA cache of one regex topic or LIKE pattern | 4 MiB / 256 KiB |
 //! | filter length / nesting | 256 KiB / 64 |
 //! | accounted size of all compiled patterns | 256 MiB |

@@ -10,13 +10,13 @@
 //! | `max_frame_before_logon` | 64 KiB | largest frame (so largest partial frame) a connection may send before its logon succeeded; `max_frame` applies after |
 //! | `max_input_bytes` | 256 MiB | partial frames held across all connections; beyond it the largest holder is closed |
 //! | `max_output_bytes` | 256 MiB | unsent output across all connections; beyond it the connections with the largest backlog are closed first |
-//! | `input_queue_bytes` | 16 MiB | bytes read from sockets and not yet processed (TCP server); readers wait beyond it |
+//! | `input_queue_bytes` | 1 MiB | bytes read from sockets and not yet processed (TCP server); readers wait beyond it, so a logon waits behind at most this much of another client's flood |
 //! | `regex_size_limit` | 4 MiB | compiled program of one regex topic or LIKE pattern (`regex` `size_limit`) |
 //! | `regex_dfa_size_limit` | 256 KiB | lazy-DFA cache of one pattern (`regex` `dfa_size_limit`) |
 //! | `max_filter_len` | 256 KiB | longest content filter |
 //! | `max_filter_nesting` | 64 | deepest filter nesting (at most 64) |
 //! | `max_pattern_bytes` | 256 MiB | accounted size of all compiled regex topics and filters |
-//! | `compile_threads` | 2 | patterns compiled at once, off the engine task (TCP server) |
+//! | `compile_threads` | 1 | patterns compiled at once, off the engine task (TCP server); one leaves the engine a core on a two-core machine |
 //!
 //! Sizes are bytes, written as a number or with a unit (`64KiB`, `16MiB`, `1GiB`, `4096B`);
 //! durations as `100ms`, `10s`, `5m`, `1h` or a number of seconds.
@@ -77,13 +77,13 @@ impl Default for Limits {
             max_frame_before_logon: 64 << 10,
             max_input_bytes: 256 << 20,
             max_output_bytes: 256 << 20,
-            input_queue_bytes: 16 << 20,
+            input_queue_bytes: 1 << 20,
             regex_size_limit: RegexLimits::default().size_limit,
             regex_dfa_size_limit: RegexLimits::default().dfa_size_limit,
             max_filter_len: FilterLimits::default().max_len,
             max_filter_nesting: MAX_NESTING,
             max_pattern_bytes: 256 << 20,
-            compile_threads: 2,
+            compile_threads: 1,
         }
     }
 }
