@@ -356,3 +356,37 @@ fn written_bytes_count_until_the_driver_reports_them() {
     h.send(p, Command::publish("t", &[b'x'; 1000]));
     assert_eq!(h.closes(), [(s, CloseReason::SlowConsumer)]);
 }
+
+#[test]
+fn a_compiled_pattern_is_held_while_its_command_waits_for_another() {
+    let r = Limits::default().regex().min_cost();
+    let f = "/a = 1".len() * amps_broker::compile::FILTER_BYTES_PER_CHAR;
+    // Room for an unused pattern plus the two the subscription needs, less one byte.
+    let mut h = H::new(with_limits(|l| l.max_pattern_bytes = r + r + f - 1));
+    h.e.set_offload_compiles(true);
+    let c = h.logon("c");
+    // A query compiles `^u.*` and leaves it unused.
+    h.send(c, Command::sow("^u.*").command_id("q"));
+    let job = h.e.poll_compile().unwrap();
+    h.e.handle_compiled(h.now, job.run());
+    h.out(c);
+    h.send(
+        c,
+        Command::subscribe("^r.*")
+            .filter("/a = 1")
+            .sub_id("s")
+            .command_id("s")
+            .ack(AckType::Processed),
+    );
+    let (first, second) = (h.e.poll_compile().unwrap(), h.e.poll_compile().unwrap());
+    h.e.handle_compiled(h.now, first.run());
+    assert!(h.e.input_paused(c));
+    // Making room for the second drops the unused pattern, not the one the command holds.
+    h.e.handle_compiled(h.now, second.run());
+    let got = h.out(c).0;
+    assert!(got[0].contains(r#""status":"success""#), "{got:?}");
+    assert!(h.e.poll_compile().is_none());
+    let s = h.e.stats();
+    assert_eq!((s.compiles, s.patterns), (3, 2), "{s:?}");
+    assert!(s.pattern_bytes_peak < r + r + f);
+}

@@ -19,8 +19,8 @@ use crate::filter::Filter;
 #[derive(Debug)]
 pub(crate) struct Parked {
     waiting: BTreeSet<PatternKey>,
-    /// Patterns of the waiting command that were already compiled, held so they stay cached.
-    _pins: Vec<Artifact>,
+    /// Patterns of the waiting command that are compiled, held so they stay cached.
+    pins: Vec<Artifact>,
 }
 
 impl Engine {
@@ -47,7 +47,7 @@ impl Engine {
         let key = done.key().clone();
         self.in_flight.remove(&key);
         // A refusal for lack of room is not cached, but the waiters see it.
-        let _ = self.patterns.insert(done);
+        let compiled = self.patterns.insert(done).ok();
         let waiting = self.waiters.remove(&key).unwrap_or_default();
         for conn in waiting {
             let Some(c) = self.conns.get_mut(&conn) else {
@@ -55,6 +55,11 @@ impl Engine {
             };
             let ready = c.parked.as_mut().is_some_and(|p| {
                 p.waiting.remove(&key);
+                // Still waiting for another pattern: hold this one so that making room for the
+                // other cannot drop it (and send the connection round again).
+                if let Some(a) = compiled.as_ref().filter(|_| !p.waiting.is_empty()) {
+                    p.pins.push(a.clone());
+                }
                 p.waiting.is_empty()
             });
             if ready {
@@ -93,10 +98,7 @@ impl Engine {
             self.waiters.entry(key.clone()).or_default().insert(conn);
         }
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.parked = Some(Parked {
-                waiting,
-                _pins: pins,
-            });
+            c.parked = Some(Parked { waiting, pins });
         }
         true
     }
