@@ -390,3 +390,116 @@ fn a_compiled_pattern_is_held_while_its_command_waits_for_another() {
     assert_eq!((s.compiles, s.patterns), (3, 2), "{s:?}");
     assert!(s.pattern_bytes_peak < r + r + f);
 }
+
+mod offload_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A subscribe (or sow, or sow_delete) from connection `c`, in `split` pieces.
+        Cmd {
+            c: usize,
+            kind: u8,
+            topic: usize,
+            filter: usize,
+            split: usize,
+        },
+        /// Run the oldest (or newest) pending compilation.
+        Compile {
+            newest: bool,
+        },
+        Close(usize),
+        Advance(u64),
+        Hold(bool),
+    }
+
+    const TOPICS: [&str; 5] = ["orders", "^o.*", r"\w{1,100}z", "(", "t.x"];
+    const FILTERS: [&str; 4] = ["", "/a = 1", "/a LIKE 'x.*'", "(("];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..3usize, 0..4u8, 0..TOPICS.len(), 0..FILTERS.len(), 1..4usize).prop_map(
+                |(c, kind, topic, filter, split)| Op::Cmd { c, kind, topic, filter, split }
+            ),
+            3 => any::<bool>().prop_map(|newest| Op::Compile { newest }),
+            1 => (0..3usize).prop_map(Op::Close),
+            1 => (0..20_000u64).prop_map(Op::Advance),
+            1 => any::<bool>().prop_map(Op::Hold),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+        /// Parking, compiling in any order, closing and timing out never panic, never lose
+        /// count (the engine re-counts its accounting at every call in debug builds), and
+        /// every connection is unparked once every job has run.
+        #[test]
+        fn offloaded_compilation_in_any_order(ops in prop::collection::vec(op(), 1..60)) {
+            // A small program limit keeps refusals quick in a debug build.
+            let cfg = with_limits(|l| {
+                l.regex_size_limit = 256 << 10;
+                l.max_pattern_bytes = 3 * l.regex().min_cost();
+            });
+            let budget = cfg.limits.max_pattern_bytes;
+            let mut h = H::new(cfg);
+            h.e.set_offload_compiles(true);
+            let conns: Vec<ConnId> = (0..3).map(|i| h.logon(&format!("c{i}"))).collect();
+            let mut jobs = Vec::new();
+            let mut n = 0u32;
+            for op in ops {
+                match op {
+                    Op::Cmd { c, kind, topic, filter, split } => {
+                        n += 1;
+                        let id = n.to_string();
+                        let (t, f) = (TOPICS[topic], FILTERS[filter]);
+                        let cmd = match kind {
+                            0 => Command::subscribe(t).sub_id(&id),
+                            1 => Command::sow(t),
+                            2 => Command::sow_and_subscribe(t).sub_id(&id),
+                            _ => Command::sow_delete(t, f),
+                        };
+                        let cmd = if f.is_empty() { cmd } else { cmd.filter(f) };
+                        let wire = cmd.command_id(&id).ack(AckType::Processed).to_vec().unwrap();
+                        for piece in wire.chunks(wire.len().div_ceil(split)) {
+                            h.e.handle_bytes(h.now, conns[c], piece);
+                        }
+                    }
+                    Op::Compile { newest } => {
+                        while let Some(j) = h.e.poll_compile() {
+                            jobs.push(j);
+                        }
+                        let j = if newest { jobs.pop() } else if jobs.is_empty() { None } else { Some(jobs.remove(0)) };
+                        if let Some(j) = j {
+                            h.e.handle_compiled(h.now, j.run());
+                        }
+                    }
+                    Op::Close(c) => h.e.handle_closed(h.now, conns[c]),
+                    Op::Advance(ms) => h.advance(Duration::from_millis(ms)),
+                    Op::Hold(on) => h.e.faults().hold_compiles = on,
+                }
+                h.closes();
+                for c in &conns {
+                    let mut sink = Vec::new();
+                    h.e.drain_output(*c, &mut sink);
+                }
+                let s = h.e.stats();
+                prop_assert!(s.pattern_bytes <= budget);
+            }
+            h.e.faults().hold_compiles = false;
+            loop {
+                while let Some(j) = h.e.poll_compile() {
+                    jobs.push(j);
+                }
+                let Some(j) = jobs.pop() else { break };
+                h.e.handle_compiled(h.now, j.run());
+            }
+            for c in &conns {
+                prop_assert!(!h.e.input_paused(*c));
+            }
+            prop_assert_eq!(h.e.stats().compiles_pending, 0);
+            prop_assert_eq!(h.e.stats().inline_compiles, 0);
+        }
+    }
+}

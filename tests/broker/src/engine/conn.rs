@@ -201,8 +201,12 @@ impl Engine {
     fn frames(&mut self, conn: ConnId, data: &[u8], scratch: &mut Vec<u8>) -> usize {
         let mut pos = 0;
         loop {
-            if self.conns.get(&conn).is_none_or(|c| c.closing) {
-                return data.len();
+            match self.conns.get(&conn) {
+                None => return data.len(),
+                Some(c) if c.closing => return data.len(),
+                // Waiting for a pattern: the rest stays held, in order.
+                Some(c) if c.parked.is_some() => return pos,
+                Some(_) => {}
             }
             let rest = data.get(pos..).unwrap_or(&[]);
             match split_frame(rest, self.frame_limit(conn)) {
