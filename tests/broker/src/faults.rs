@@ -25,6 +25,10 @@ pub struct Faults {
     /// Close the connection that delivers the N-th inbound frame from now (any connection; the
     /// frame is processed first, its replies discarded). Cleared when it fires.
     pub close_after_frames: Option<u64>,
+    /// Hand no compilation to the driver while set ([`crate::Engine::poll_compile`]): the
+    /// connections that wait for a pattern keep waiting, which lets a test show that nothing
+    /// else waits with them.
+    pub hold_compiles: bool,
     pub(crate) close_requests: Vec<Option<ConnId>>,
     pub(crate) close_names: Vec<String>,
 }
@@ -105,6 +109,7 @@ impl Faults {
                 self.delay_acks = (ms > 0).then(|| Duration::from_millis(ms));
             }
             "withhold-acks" => self.withhold_acks = on_off(arg)?,
+            "hold-compiles" => self.hold_compiles = on_off(arg)?,
             "clear" => self.clear(),
             _ => return Err(format!("unknown command `{cmd}`")),
         }
@@ -129,6 +134,8 @@ mod tests {
         assert!(f.heartbeats_off);
         f.apply_command("withhold-acks on").unwrap();
         assert!(f.withhold_acks);
+        f.apply_command("hold-compiles on").unwrap();
+        assert!(f.hold_compiles);
         f.apply_command("delay-acks 0").unwrap();
         assert_eq!(f.delay_acks, None);
         f.apply_command("close-after 5").unwrap();

@@ -50,11 +50,36 @@
 //! | `heartbeats on` / `heartbeats off` | stop sending and answering heartbeats |
 //! | `delay-acks <ms>` | hold acks that long (0 = off) |
 //! | `withhold-acks on` / `withhold-acks off` | drop every ack |
+//! | `hold-compiles on` / `hold-compiles off` | compile no regex topic or filter (their commands wait) |
 //! | `restart` | drop every connection, keep SOW, transaction log, queues, sequences |
 //! | `clear` | clear every fault |
 //!
 //! Conventions where protocol.md is silent are listed in `docs/protocol-notes.md`
-//! ("Broker engine").
+//! ("Broker engine", "Failure reasons and limits (broker)").
+//!
+//! ## Limits
+//!
+//! One client cannot take the broker down or hold other clients up. The `[limits]` table of
+//! the configuration ([`config::Limits`], every key also a flag of the binary, `--help` prints
+//! the defaults) bounds what a client may cost:
+//!
+//! | limit | default |
+//! |---|---|
+//! | open connections (more are closed at once, with a FIN) | 1024 |
+//! | logon within / a complete frame at least every | 10 s / 300 s |
+//! | frame before logon / after (`max_frame`) | 64 KiB / 16 MiB |
+//! | partial frames of all connections (largest holder closed) | 256 MiB |
+//! | unsent output of one connection (`slow_consumer_bytes`) / of all (largest backlog closed first) | 64 MiB / 256 MiB |
+//! | bytes read and not yet processed (TCP server; readers wait) | 1 MiB |
+//! | compiled program / lazy-DFA cache of one regex topic or LIKE pattern | 4 MiB / 256 KiB |
+//! | filter length / nesting | 256 KiB / 64 |
+//! | accounted size of all compiled patterns | 256 MiB |
+//!
+//! Regex topics and filters are compiled once per distinct text and shared
+//! ([`compile`]); the TCP server compiles them on tokio's blocking pool while the engine task
+//! serves every other connection. [`Engine::stats`] and [`ServerHandle::stats`] report the
+//! accounted figures ([`Stats`]); [`ServerHandle::start_blocking_manual_clock`] and
+//! [`ServerHandle::advance_clock`] let tests run the timeouts without waiting.
 
 // Nothing derived from network input may panic: the broker's own modules deny the panicking
 // shortcuts outside tests (the filter module keeps its own rules).
@@ -73,17 +98,19 @@ macro_rules! no_panic_mods {
 }
 
 no_panic_mods! {
+    pub mod compile;
     pub mod config;
     pub mod engine;
     pub mod faults;
     mod payload;
+    pub mod pattern;
     pub mod server;
     mod wire;
 }
 pub mod filter;
 
 pub use config::{Config, MessageType};
-pub use engine::{CloseReason, ConnId, Engine, EngineEvent};
+pub use engine::{CloseReason, ConnId, Engine, EngineEvent, Stats};
 pub use faults::Faults;
 pub use server::{Server, ServerHandle};
 pub use wire::{format_ts, parse_ts, publisher_id, sow_key};

@@ -10,7 +10,7 @@ const HELP: &str = "\
 amps-broker: an in-memory broker speaking the AMPS protocol (for tests and development)
 
 USAGE:
-    amps-broker [--listen ADDR] [--config FILE] [--control ADDR]
+    amps-broker [--listen ADDR] [--config FILE] [--control ADDR] [--LIMIT VALUE]...
 
 OPTIONS:
     --listen ADDR    address to serve AMPS on (default 127.0.0.1:9007; port 0 picks one)
@@ -31,15 +31,32 @@ CONTROL COMMANDS:
     heartbeats on|off              off: send no heartbeats, answer no beats, drop nobody
     delay-acks MS                  hold every ack MS milliseconds (0: off)
     withhold-acks on|off           drop every ack
+    hold-compiles on|off           compile no regex topic or filter (their commands wait)
     restart                        drop every connection; keep SOW, log, queues, sequences
     clear                          clear every fault
     help                           list the commands
 ";
 
+/// The limits part of `--help`, from the defaults themselves.
+fn limits_help() -> String {
+    let mut out = String::from(
+        "\nLIMITS (flags override the config file's `[limits]` table and top-level keys;\n\
+         sizes in bytes or with KiB/MiB/GiB, durations like 500ms, 10s, 5m; 0 turns a\n\
+         timeout off):\n",
+    );
+    for (key, value, meaning) in Config::default().describe_limits() {
+        let flag = format!("--{} {}", key.replace('_', "-"), value);
+        out.push_str(&format!("    {flag:<34} {meaning}\n"));
+    }
+    out
+}
+
 struct Args {
     listen: SocketAddr,
     config: Option<PathBuf>,
     control: Option<SocketAddr>,
+    /// `--max-connections 10` → ("max_connections", "10"), in order.
+    limits: Vec<(String, String)>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -47,7 +64,13 @@ fn parse_args() -> Result<Option<Args>, String> {
         listen: SocketAddr::from(([127, 0, 0, 1], 9007)),
         config: None,
         control: None,
+        limits: Vec::new(),
     };
+    let known: Vec<&str> = Config::default()
+        .describe_limits()
+        .into_iter()
+        .map(|(k, _, _)| k)
+        .collect();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -60,7 +83,14 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--listen" => args.listen = addr(value("--listen")?)?,
             "--config" => args.config = Some(PathBuf::from(value("--config")?)),
             "--control" => args.control = Some(addr(value("--control")?)?),
-            other => return Err(format!("unknown argument `{other}` (try --help)")),
+            other => {
+                let key = other.strip_prefix("--").unwrap_or("").replace('-', "_");
+                if !known.contains(&key.as_str()) {
+                    return Err(format!("unknown argument `{other}` (try --help)"));
+                }
+                let v = value(other)?;
+                args.limits.push((key, v));
+            }
         }
     }
     Ok(Some(args))
@@ -70,7 +100,7 @@ fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => {
-            print!("{HELP}");
+            print!("{HELP}{}", limits_help());
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -78,7 +108,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => match Config::from_file(path) {
             Ok(c) => c,
             Err(e) => {
@@ -88,6 +118,16 @@ fn main() -> ExitCode {
         },
         None => Config::default(),
     };
+    for (key, value) in &args.limits {
+        if let Err(e) = config.set(key, value) {
+            eprintln!("amps-broker: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Err(e) = config.validate() {
+        eprintln!("amps-broker: {e}");
+        return ExitCode::from(2);
+    }
     let broker = match ServerHandle::start_blocking(config, args.listen) {
         Ok(b) => b,
         Err(e) => {

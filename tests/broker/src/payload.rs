@@ -129,14 +129,6 @@ impl Order {
     }
 }
 
-/// Compile a filter: `None` text or an empty one is no filter.
-pub(crate) fn compile_filter(text: Option<&str>) -> Result<Option<filter::Filter>, ()> {
-    match text.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(t) => filter::Filter::parse(t).map(Some).map_err(|_| ()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

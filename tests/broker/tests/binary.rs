@@ -117,3 +117,47 @@ fn loads_a_config_file() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn help_lists_every_limit_with_its_default() {
+    let out = Proc::new(env!("CARGO_BIN_EXE_amps-broker"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "--max-connections 1024",
+        "--logon-timeout 10s",
+        "--idle-timeout 300s",
+        "--max-frame-before-logon 64KiB",
+        "--max-input-bytes 256MiB",
+        "--max-output-bytes 256MiB",
+        "--regex-size-limit 4MiB",
+        "--max-filter-len 256KiB",
+        "--max-pattern-bytes 256MiB",
+        "hold-compiles",
+    ] {
+        assert!(text.contains(line), "{line} missing from --help");
+    }
+}
+
+#[test]
+fn limit_flags_apply_and_bad_values_are_refused() {
+    let r = start(&["--max-connections", "1", "--logon-timeout", "0"]);
+    let _first = Client::logon(r.addr, "first");
+    // The cap is reached: the next connection is closed at once, without a frame.
+    let mut second = Client::connect(r.addr);
+    assert!(second.expect_close().is_empty());
+    for bad in [
+        ["--max-connections", "none"],
+        ["--max-filter-nesting", "65"],
+        ["--logon-timeout", "soon"],
+        ["--input-queue-bytes", "1KiB"],
+    ] {
+        let out = Proc::new(env!("CARGO_BIN_EXE_amps-broker"))
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}

@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use amps_core::codec::{
-    AckType, CommandKind, DecodeError, FrameWriter, Header, Message, Scratch, split_frame,
+    AckType, CommandKind, DecodeError, Field, FrameWriter, Header, Message, Scratch, split_frame,
 };
 use amps_core::{Duration, Instant};
 
 use super::heartbeat::Heartbeat;
+use super::patterns::Parked;
 use super::subscribe::Sub;
 use super::{CloseReason, ConnId, Engine};
-use crate::config::{Config, MessageType};
+use crate::config::{Config, Limits, MessageType};
 use crate::faults::Faults;
 use crate::wire::put_frame;
 
@@ -47,11 +48,26 @@ pub(crate) struct Conn {
     pub(crate) ack_conflation: Duration,
     /// A logon challenge sent and not yet answered: (user, token) (§8.2).
     pub(crate) challenge: Option<(String, String)>,
+    /// When the connection was opened (logon timeout).
+    pub(crate) opened: Instant,
+    /// When the last complete frame arrived (idle timeout).
+    pub(crate) last_frame: Instant,
+    /// Bytes of `inbuf` accounted in the engine's input total (its capacity).
+    pub(crate) in_acct: usize,
+    /// Bytes handed to the driver and not yet reported written ([`Engine::handle_written`]).
+    pub(crate) in_flight: usize,
+    /// Input processing waits for patterns being compiled off the engine's thread.
+    pub(crate) parked: Option<Parked>,
 }
 
 impl Conn {
-    pub(crate) fn new(_now: Instant, cfg: &Config) -> Conn {
+    pub(crate) fn new(now: Instant, cfg: &Config) -> Conn {
         Conn {
+            opened: now,
+            last_frame: now,
+            in_acct: 0,
+            in_flight: 0,
+            parked: None,
             inbuf: Vec::new(),
             out: Vec::new(),
             tx_signalled: false,
@@ -67,17 +83,43 @@ impl Conn {
     }
 
     /// The earliest timer of this connection.
-    pub(crate) fn next_timer(&self, faults: &Faults) -> Option<Instant> {
+    pub(crate) fn next_timer(&self, faults: &Faults, limits: &Limits) -> Option<Instant> {
         let hb = if faults.heartbeats_off {
             None
         } else {
             self.hb.as_ref().map(Heartbeat::next_deadline)
         };
-        match (hb, self.persist.due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [hb, self.persist.due, self.logon_deadline(limits), self.idle_deadline(limits)]
+            .into_iter()
+            .flatten()
+            .min()
     }
+
+    /// When the connection is closed unless it has logged on.
+    pub(crate) fn logon_deadline(&self, limits: &Limits) -> Option<Instant> {
+        let t = limits.logon_timeout.0;
+        (self.session.is_none() && !t.is_zero() && !self.closing).then(|| self.opened + t)
+    }
+
+    /// When the connection is closed unless a complete frame arrives.
+    pub(crate) fn idle_deadline(&self, limits: &Limits) -> Option<Instant> {
+        let t = limits.idle_timeout.0;
+        (!t.is_zero() && !self.closing).then(|| self.last_frame + t)
+    }
+
+    /// Unsent output: queued here and handed to the driver but not yet written.
+    pub(crate) fn backlog(&self) -> usize {
+        self.out.len() + self.in_flight
+    }
+}
+
+/// What became of one frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Processed (or refused).
+    Done,
+    /// Not processed: it waits for patterns being compiled; so does the rest of the input.
+    Parked,
 }
 
 impl Engine {
@@ -87,6 +129,12 @@ impl Engine {
             return;
         };
         if c.closing {
+            return;
+        }
+        if c.parked.is_some() {
+            // Kept in order behind the frame that waits (the TCP server also stops reading).
+            c.inbuf.extend_from_slice(bytes);
+            self.account_input(conn);
             return;
         }
         let mut inbuf = std::mem::take(&mut c.inbuf);
@@ -117,6 +165,27 @@ impl Engine {
             inbuf.drain(..used.min(inbuf.len()));
         }
         self.scratch = scratch;
+        self.store_inbuf(conn, inbuf);
+    }
+
+    /// Process the input held while the connection was parked (see [`Engine::handle_compiled`]).
+    pub(super) fn resume_input(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing || c.parked.is_some() {
+            return;
+        }
+        let mut inbuf = std::mem::take(&mut c.inbuf);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let used = self.frames(conn, &inbuf, &mut scratch);
+        inbuf.drain(..used.min(inbuf.len()));
+        self.scratch = scratch;
+        self.store_inbuf(conn, inbuf);
+    }
+
+    /// Give `conn` its held input back and account it.
+    fn store_inbuf(&mut self, conn: ConnId, mut inbuf: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn)
             && !c.closing
         {
@@ -124,6 +193,7 @@ impl Engine {
                 inbuf.shrink_to(1 << 16);
             }
             c.inbuf = inbuf;
+            self.account_input(conn);
         }
     }
 
@@ -131,18 +201,30 @@ impl Engine {
     fn frames(&mut self, conn: ConnId, data: &[u8], scratch: &mut Vec<u8>) -> usize {
         let mut pos = 0;
         loop {
-            if self.conns.get(&conn).is_none_or(|c| c.closing) {
-                return data.len();
+            match self.conns.get(&conn) {
+                None => return data.len(),
+                Some(c) if c.closing => return data.len(),
+                // Waiting for a pattern: the rest stays held, in order.
+                Some(c) if c.parked.is_some() => return pos,
+                Some(_) => {}
             }
             let rest = data.get(pos..).unwrap_or(&[]);
-            match split_frame(rest, self.cfg.max_frame) {
+            match split_frame(rest, self.frame_limit(conn)) {
                 Ok(None) => return pos,
                 Ok(Some((body, used))) => {
-                    pos += used;
                     if scratch.len() < body.len() {
                         scratch.resize(body.len(), 0);
                     }
-                    self.frame(conn, body, scratch);
+                    // Liveness counts on arrival, even for a frame that has to wait.
+                    let now = self.now;
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.last_frame = now;
+                    }
+                    self.touch(conn);
+                    if self.frame(conn, body, scratch) == Outcome::Parked {
+                        return pos;
+                    }
+                    pos += used;
                     self.count_frame_fault(conn);
                 }
                 Err(e) => {
@@ -161,6 +243,16 @@ impl Engine {
         }
     }
 
+    /// The largest frame `conn` may send now: `max_frame`, or less before logon.
+    fn frame_limit(&self, conn: ConnId) -> u32 {
+        let logged_on = self.conns.get(&conn).is_some_and(|c| c.session.is_some());
+        if logged_on {
+            self.cfg.max_frame
+        } else {
+            self.cfg.max_frame.min(self.cfg.limits.max_frame_before_logon)
+        }
+    }
+
     fn count_frame_fault(&mut self, conn: ConnId) {
         if let Some(n) = self.faults.close_after_frames {
             if n <= 1 {
@@ -173,27 +265,18 @@ impl Engine {
     }
 
     /// One frame body.
-    fn frame(&mut self, conn: ConnId, body: &[u8], scratch: &mut [u8]) {
+    fn frame(&mut self, conn: ConnId, body: &[u8], scratch: &mut [u8]) -> Outcome {
         let msg = match Message::parse(body, &mut Scratch::new(scratch)) {
             Ok(m) => m,
-            Err(_) => {
-                // §1.4: failure ack `unknown command` (with the cid if one can be read), close.
-                let mut s2 = vec![0u8; body.len()];
-                let cid = Header::parse(body, &mut Scratch::new(&mut s2))
-                    .ok()
-                    .and_then(|(h, _)| h.command_id().map(str::to_owned));
-                self.ack_raw(
-                    conn,
-                    cid.as_deref(),
-                    AckType::Processed,
-                    Some("unknown command"),
-                    |_| {},
-                );
+            Err(e) => {
+                // A malformed command: a failure ack saying what is wrong (with the cid if one
+                // can be read), then close.
+                let (cid, reason) = malformed(body, e);
+                self.ack_raw(conn, cid.as_deref(), AckType::Processed, Some(&reason), |_| {});
                 self.schedule_close(conn, CloseReason::ProtocolError, true);
-                return;
+                return Outcome::Done;
             }
         };
-        self.touch(conn);
         let kind = msg.kind();
         let logged_on = self.conns.get(&conn).is_some_and(|c| c.session.is_some());
         if !is_client_command(kind) {
@@ -205,7 +288,7 @@ impl Engine {
                 |_| {},
             );
             self.schedule_close(conn, CloseReason::ProtocolError, true);
-            return;
+            return Outcome::Done;
         }
         if kind != CommandKind::Logon && !logged_on {
             // §8.1: not executed.
@@ -216,7 +299,10 @@ impl Engine {
                 Some("logon required"),
                 |_| {},
             );
-            return;
+            return Outcome::Done;
+        }
+        if self.park_for_patterns(conn, &msg) {
+            return Outcome::Parked;
         }
         if self.wants(&msg, AckType::Received) {
             self.ack(conn, &msg, AckType::Received, None, |_| {});
@@ -239,6 +325,7 @@ impl Engine {
                 self.success(conn, &msg, AckType::Processed);
             }
         }
+        Outcome::Done
     }
 
     /// True when `msg` asked for `a` and its command can produce it (§5.3).
@@ -255,40 +342,79 @@ impl Engine {
         payload: &[u8],
         header: impl Fn(&mut FrameWriter<'_>),
     ) {
-        let limit = self.cfg.slow_consumer_bytes;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         if c.closing {
             return;
         }
+        let before = c.out.len();
         put_frame(&mut c.out, payload, header);
-        self.signal(conn, limit);
+        self.acct.output += c.out.len().saturating_sub(before);
+        self.signal(conn);
     }
 
     /// Append pre-built bytes (a delayed ack) to `conn`'s output.
     pub(crate) fn emit_bytes(&mut self, conn: ConnId, bytes: &[u8]) {
-        let limit = self.cfg.slow_consumer_bytes;
         if let Some(c) = self.conns.get_mut(&conn)
             && !c.closing
         {
             c.out.extend_from_slice(bytes);
-            self.signal(conn, limit);
+            self.acct.output += bytes.len();
+            self.signal(conn);
         }
     }
 
-    fn signal(&mut self, conn: ConnId, limit: usize) {
+    /// Output was queued for `conn`: enforce the per-connection and total limits, then ask the
+    /// driver to transmit.
+    fn signal(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if c.out.len() > limit {
+        if c.backlog() > self.cfg.slow_consumer_bytes {
             self.schedule_close(conn, CloseReason::SlowConsumer, false);
+            return;
+        }
+        if self.acct.output > self.cfg.limits.max_output_bytes {
+            self.shed_output();
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing {
             return;
         }
         if !c.tx_signalled && !c.out.is_empty() {
             c.tx_signalled = true;
             self.events.push_back(super::EngineEvent::Transmit(conn));
         }
+    }
+}
+
+/// The failure ack of a frame that does not decode: its `cid` when the header can be read,
+/// and the precise reason (see `docs/protocol-notes.md`, "Failure reasons and limits").
+fn malformed(body: &[u8], e: DecodeError) -> (Option<String>, String) {
+    let field_reason = |f: Field| format!("bad field type: {}", f.wire_key());
+    match e {
+        DecodeError::WrongType { field } | DecodeError::NumberOutOfRange { field } => {
+            (None, field_reason(field))
+        }
+        DecodeError::UnknownCommand => {
+            let mut s2 = vec![0u8; body.len()];
+            match Header::parse(body, &mut Scratch::new(&mut s2)) {
+                Ok((h, _)) => {
+                    let cid = h.command_id().map(str::to_owned);
+                    if h.has(Field::Command) {
+                        (cid, "unknown command".into())
+                    } else {
+                        (cid, "missing field: c".into())
+                    }
+                }
+                Err(_) => (None, "unknown command".into()),
+            }
+        }
+        // Empty frame, not JSON, not UTF-8, nested too deep: a malformed command.
+        _ => (None, "unknown command".into()),
     }
 }
 

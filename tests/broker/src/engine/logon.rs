@@ -21,7 +21,12 @@ impl Engine {
             return self.logon_refused(conn, msg, &reason, CloseReason::LogonFailed);
         }
         let Some(name) = msg.client_name().filter(|n| !n.is_empty()) else {
-            return self.logon_refused(conn, msg, "client name required", CloseReason::LogonFailed);
+            return self.logon_refused(
+                conn,
+                msg,
+                "missing field: client_name",
+                CloseReason::LogonFailed,
+            );
         };
         let Some(mt) = MessageType::from_wire(msg.message_type().unwrap_or("json")) else {
             return self.logon_refused(conn, msg, "invalid message type", CloseReason::LogonFailed);

@@ -31,9 +31,11 @@
 mod acks;
 mod conflate;
 mod conn;
+mod guard;
 mod heartbeat;
 mod logon;
 mod page;
+mod patterns;
 mod publish;
 mod queue;
 mod route;
@@ -47,10 +49,13 @@ use std::sync::Arc;
 
 use amps_core::Instant;
 
+use crate::compile::{CompileJob, PatternCache, PatternKey};
 use crate::config::Config;
 use crate::faults::Faults;
 
 pub(crate) use conn::Conn;
+pub use guard::Stats;
+use guard::Acct;
 use queue::Queue;
 use route::Route;
 use sow::SowStore;
@@ -82,8 +87,16 @@ pub enum CloseReason {
     FrameTooLarge,
     /// No frame within two heartbeat intervals after a server heartbeat (§9).
     HeartbeatTimeout,
-    /// Unsent output passed the configured byte limit.
+    /// Unsent output passed the connection's limit (`slow_consumer_bytes`), or the total of
+    /// every connection's passed `limits.max_output_bytes` and this one had the largest backlog.
     SlowConsumer,
+    /// Not logged on within `limits.logon_timeout`.
+    LogonTimeout,
+    /// No complete frame within `limits.idle_timeout`.
+    IdleTimeout,
+    /// Partial frames of every connection passed `limits.max_input_bytes` and this one held
+    /// the largest.
+    InputLimit,
     /// A fault hook (close now / after N frames).
     Fault,
     /// [`Engine::restart`].
@@ -100,6 +113,9 @@ impl fmt::Display for CloseReason {
             CloseReason::FrameTooLarge => "frame too large",
             CloseReason::HeartbeatTimeout => "heartbeat",
             CloseReason::SlowConsumer => "slow consumer",
+            CloseReason::LogonTimeout => "logon timeout",
+            CloseReason::IdleTimeout => "idle timeout",
+            CloseReason::InputLimit => "input buffers full",
             CloseReason::Fault => "fault injected",
             CloseReason::Restart => "broker restart",
         })
@@ -141,6 +157,20 @@ pub struct Engine {
     pub(crate) delayed: VecDeque<(Instant, ConnId, Vec<u8>)>,
     pending_close: Vec<(ConnId, CloseReason)>,
     next_auto: u64,
+    /// Compiled regex topics and filters.
+    pub(crate) patterns: PatternCache,
+    /// Misses become [`CompileJob`]s for the driver instead of being compiled here.
+    offload: bool,
+    /// Jobs not yet handed to the driver.
+    jobs: VecDeque<CompileJob>,
+    /// Patterns being compiled (queued or handed out).
+    in_flight: BTreeSet<PatternKey>,
+    /// Connections waiting for each pattern being compiled.
+    waiters: BTreeMap<PatternKey, BTreeSet<ConnId>>,
+    /// The driver reports written bytes ([`Engine::handle_written`]).
+    track_writes: bool,
+    /// Accounted memory and counters.
+    pub(crate) acct: Acct,
 }
 
 impl Engine {
@@ -156,8 +186,20 @@ impl Engine {
             .iter()
             .map(|q| (q.topic.clone(), Queue::new(q.clone())))
             .collect();
+        let patterns = PatternCache::new(
+            config.limits.regex(),
+            config.limits.filter(),
+            config.limits.max_pattern_bytes,
+        );
         Engine {
             log: TxLog::new(config.txlog_max_entries),
+            patterns,
+            offload: false,
+            jobs: VecDeque::new(),
+            in_flight: BTreeSet::new(),
+            waiters: BTreeMap::new(),
+            track_writes: false,
+            acct: Acct::default(),
             cfg: config,
             now: Instant::ZERO,
             next_conn: 1,
@@ -188,6 +230,7 @@ impl Engine {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         self.conns.insert(id, Conn::new(now, &self.cfg));
+        self.finish();
         id
     }
 
@@ -195,17 +238,20 @@ impl Engine {
     pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
         self.advance(now);
         self.input(conn, bytes);
-        self.settle();
+        self.finish();
     }
 
     /// The peer went away (no [`EngineEvent::Close`] is produced for it).
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         self.advance(now);
         if let Some(c) = self.conns.remove(&conn) {
-            self.cleanup(conn, c);
+            let out = self.cleanup(conn, c);
+            self.acct.output -= out.len();
         }
-        self.closed_out.remove(&conn);
-        self.settle();
+        if let Some(rest) = self.closed_out.remove(&conn) {
+            self.acct.output -= rest.len();
+        }
+        self.finish();
     }
 
     /// Run every timer that is due; spurious calls are no-ops.
@@ -217,7 +263,8 @@ impl Engine {
         self.run_conflation();
         self.run_expirations();
         self.run_queue_timers();
-        self.settle();
+        self.run_conn_timeouts();
+        self.finish();
     }
 
     /// The earliest instant at which [`Engine::handle_timeout`] has work.
@@ -228,7 +275,7 @@ impl Engine {
             min(*at);
         }
         for (id, c) in &self.conns {
-            if let Some(x) = c.next_timer(&self.faults) {
+            if let Some(x) = c.next_timer(&self.faults, &self.cfg.limits) {
                 min(x);
             }
             if let Some(x) = self.conflation_timer(*id) {
@@ -253,15 +300,25 @@ impl Engine {
     }
 
     /// Append the bytes pending for `conn` to `out` (also the last bytes of a closed connection).
+    ///
+    /// The bytes stop counting towards the output limits here, unless the driver reports writes
+    /// ([`Engine::set_track_writes`]): then they count until [`Engine::handle_written`].
     pub fn drain_output(&mut self, conn: ConnId, out: &mut Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn) {
+            let n = c.out.len();
             if out.is_empty() {
                 std::mem::swap(out, &mut c.out);
             } else {
                 out.append(&mut c.out);
             }
             c.tx_signalled = false;
+            if self.track_writes {
+                c.in_flight += n;
+            } else {
+                self.acct.output -= n;
+            }
         } else if let Some(mut rest) = self.closed_out.remove(&conn) {
+            self.acct.output -= rest.len();
             out.append(&mut rest);
         }
     }
@@ -280,7 +337,7 @@ impl Engine {
         for id in ids {
             self.schedule_close(id, CloseReason::Restart, false);
         }
-        self.settle();
+        self.finish();
     }
 
     /// Connections currently open.
@@ -347,10 +404,23 @@ impl Engine {
                     if !out.is_empty() {
                         self.closed_out.insert(conn, out);
                     }
+                    self.acct.count_close(reason);
                     self.events.push_back(EngineEvent::Close { conn, reason });
                 }
             }
         }
+    }
+
+    /// The end of an input call: settle, then note the peaks of the accounted figures (taken
+    /// between calls, see [`Stats`]).
+    fn finish(&mut self) {
+        self.settle();
+        self.acct.note_peaks(self.conns.len(), self.patterns.bytes());
+        debug_assert_eq!(
+            self.acct.recount(self),
+            (self.acct.input, self.acct.output),
+            "accounted input and output"
+        );
     }
 
     /// Mark `conn` for closing at the end of this call. `keep_output` leaves what was already
@@ -361,14 +431,21 @@ impl Engine {
         {
             c.closing = true;
             if !keep_output {
+                self.acct.output -= c.out.len();
                 c.out.clear();
             }
             self.pending_close.push((conn, reason));
         }
     }
 
-    /// Forget a removed connection: subscriptions, queue leases. Returns its unsent output.
+    /// Forget a removed connection: subscriptions, queue leases, held input, patterns it waited
+    /// for. Returns its unsent output (still accounted; the caller keeps or subtracts it).
     fn cleanup(&mut self, conn: ConnId, c: Conn) -> Vec<u8> {
+        self.acct.input -= c.in_acct;
+        self.acct.output -= c.in_flight;
+        if let Some(p) = &c.parked {
+            self.unwait(conn, p);
+        }
         if !c.subs.is_empty() {
             self.routes.clear();
         }

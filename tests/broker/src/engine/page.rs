@@ -36,7 +36,7 @@ impl Engine {
         let page = sub.page.as_ref()?;
         let mut recs: Vec<&Record> = store
             .in_order()
-            .filter(|r| filter_ok(sub.filter.as_ref(), r.doc.as_ref()))
+            .filter(|r| filter_ok(sub.filter.as_deref(), r.doc.as_ref()))
             .collect();
         if let Some(o) = &page.order {
             recs.sort_by(|a, b| o.compare(a.doc.as_ref(), b.doc.as_ref()));

@@ -66,6 +66,8 @@ impl Engine {
         let topic = msg.topic().unwrap_or("");
         let result = if let Some(reason) = self.faults.fail_next_publish.take() {
             Err(reason)
+        } else if msg.topic().is_none() {
+            Err("missing field: t".to_owned())
         } else if topic.is_empty() || topic.starts_with("/AMPS/") {
             Err("invalid topic".to_owned())
         } else if self.queues.contains_key(topic) {

@@ -1,6 +1,7 @@
 //! Queues (protocol.md §11): one consumer per message, backlog per subscription, leases and
 //! redelivery, acknowledgement / cancel / expire through `sow_delete` with bookmarks.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -255,16 +256,16 @@ impl Engine {
         conn: ConnId,
         msg: &Message<'_>,
         topic: &str,
-    ) -> Result<Stats, &'static str> {
+    ) -> Result<Stats, Cow<'static, str>> {
         let (mut cancel, mut expire) = (false, false);
         for opt in OptionsIter::new(msg.options().unwrap_or("")) {
             match (opt.key, opt.value) {
                 ("cancel", None) => cancel = true,
                 ("expire", None) => expire = true,
-                _ => return Err("invalid options"),
+                _ => return Err("invalid options".into()),
             }
         }
-        let filter = payload::compile_filter(msg.filter()).map_err(|()| "bad filter")?;
+        let filter = self.filter_of(msg.filter())?;
         let Engine { queues, conns, .. } = self;
         let q = queues.get_mut(topic).ok_or("invalid topic")?;
         let mut stats = Stats {
@@ -275,7 +276,7 @@ impl Engine {
         let mut touched = Vec::new();
         if let Some(bms) = msg.bookmark() {
             let Some(c) = conns.get_mut(&conn) else {
-                return Err("invalid topic");
+                return Err("invalid topic".into());
             };
             for bm in bms.split(',').map(str::trim).filter(|b| !b.is_empty()) {
                 // Only the holder may settle a message; unknown bookmarks are ignored.

@@ -1,6 +1,7 @@
 //! State of the World (protocol.md §6.6–§6.8, §7.2, §7.3, §12.1): keyed records, queries with
 //! batching, ordering and paging, `sow_delete`, expiration.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use crate::payload::{self, Order};
 use crate::wire::{format_ts, put_object, sow_key};
 
 /// The topic and filter a subscription had before a replace (§6.7).
-pub(super) type OldSub = (TopicSel, Option<Filter>);
+pub(super) type OldSub = (TopicSel, Option<Arc<Filter>>);
 
 /// Largest batch size a query may ask for (§6.6).
 const MAX_BATCH: u64 = 10_000;
@@ -203,15 +204,16 @@ impl Engine {
 
     /// `sow` (§6.6).
     pub(super) fn on_sow(&mut self, conn: ConnId, msg: &Message<'_>, opts: &SubOpts) {
-        let checked = TopicSel::compile(msg.topic(), opts.non_regex)
+        let checked = self
+            .topic_sel(msg.topic(), opts.non_regex)
             .and_then(|sel| match sel.literal() {
-                Some(t) if !self.sows.contains_key(t) => Err("invalid topic"),
+                Some(t) if !self.sows.contains_key(t) => Err("invalid topic".into()),
                 _ => Ok(()),
             })
-            .and_then(|()| payload::compile_filter(msg.filter()).map_err(|()| "bad filter"))
-            .and_then(|_| self.check_query(msg, opts));
+            .and_then(|()| self.filter_of(msg.filter()))
+            .and_then(|_| self.check_query(msg, opts).map_err(Cow::from));
         if let Err(reason) = checked {
-            return self.fail(conn, msg, reason);
+            return self.fail(conn, msg, &reason);
         }
         let qid = msg
             .query_id()
@@ -244,10 +246,10 @@ impl Engine {
             .or(msg.sub_id())
             .unwrap_or("")
             .to_owned();
-        let Ok(sel) = TopicSel::compile(msg.topic(), opts.non_regex) else {
+        let Ok(sel) = self.topic_sel(msg.topic(), opts.non_regex) else {
             return;
         };
-        let Ok(filter) = payload::compile_filter(msg.filter()) else {
+        let Ok(filter) = self.filter_of(msg.filter()) else {
             return;
         };
         let keys: Option<Vec<&str>> = msg
@@ -268,9 +270,9 @@ impl Engine {
                     continue;
                 }
                 let had = old.is_some_and(|(t, f)| {
-                    t.matches(name) && filter_ok(f.as_ref(), rec.doc.as_ref())
+                    t.matches(name) && filter_ok(f.as_deref(), rec.doc.as_ref())
                 });
-                if !filter_ok(filter.as_ref(), rec.doc.as_ref()) {
+                if !filter_ok(filter.as_deref(), rec.doc.as_ref()) {
                     if had {
                         left_focus.push((name, rec));
                     }
@@ -410,10 +412,12 @@ impl Engine {
             Some((Seq::Duplicate, _)) => return self.duplicate(conn, msg),
             None => return,
         };
-        let result = if self.queues.contains_key(&topic) {
+        let result = if msg.topic().is_none() {
+            Err("missing field: t".into())
+        } else if self.queues.contains_key(&topic) {
             self.queue_sow_delete(conn, msg, &topic)
         } else if msg.bookmark().is_some() || !self.sows.contains_key(&topic) {
-            Err("invalid topic")
+            Err("invalid topic".into())
         } else {
             self.sow_delete_records(conn, msg, &topic, seq, pub_id)
         };
@@ -437,8 +441,8 @@ impl Engine {
                 self.persisted_ok(conn, msg, seq);
             }
             Err(reason) => {
-                self.fail(conn, msg, reason);
-                self.persisted_failed(conn, msg, seq, reason, prev);
+                self.fail(conn, msg, &reason);
+                self.persisted_failed(conn, msg, seq, &reason, prev);
             }
         }
     }
@@ -461,8 +465,8 @@ impl Engine {
         topic: &str,
         seq: u64,
         pub_id: u64,
-    ) -> Result<Stats, &'static str> {
-        let filter = payload::compile_filter(msg.filter()).map_err(|()| "bad filter")?;
+    ) -> Result<Stats, Cow<'static, str>> {
+        let filter = self.filter_of(msg.filter())?;
         let store = self.sows.get(topic).ok_or("invalid topic")?;
         let mut stats = Stats {
             topic_matches: store.len() as u64,
@@ -471,7 +475,7 @@ impl Engine {
         let victims: Vec<Arc<str>> = if let Some(f) = &filter {
             store
                 .in_order()
-                .filter(|r| filter_ok(Some(f), r.doc.as_ref()))
+                .filter(|r| filter_ok(Some(f.as_ref()), r.doc.as_ref()))
                 .map(|r| r.k.clone())
                 .collect()
         } else if let Some(keys) = msg.sow_keys() {

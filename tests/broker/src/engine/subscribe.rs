@@ -2,6 +2,7 @@
 //! `unsubscribe` (protocol.md §6.4, §6.5, §6.7, §6.9): options, topics (§14), replace, pause and
 //! resume, bookmark replay (§10.2).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -9,10 +10,12 @@ use amps_core::codec::options::{self, OptionsIter};
 use amps_core::codec::{AckType, CommandKind, Message};
 use regex::Regex;
 
+use super::patterns::filter_key;
 use super::queue::QueueSub;
 use super::route::Head;
 use super::txlog::Resolved;
 use super::{ConnId, Engine};
+use crate::compile::PatternKey;
 use crate::filter::Filter;
 use crate::payload;
 use crate::wire::format_ts;
@@ -22,28 +25,43 @@ const REGEX_CHARS: &[char] = &[
     '.', '*', '+', '?', '^', '$', '[', ']', '(', ')', '{', '}', '|', '\\',
 ];
 
-/// A subscription's topic: literal or a regex matched anywhere in the name (§14).
+/// The cache key of a subscribe/sow topic when it is a regex, `None` when literal.
+pub(crate) fn regex_key(topic: &str, non_regex: bool) -> Option<PatternKey> {
+    (!non_regex && topic.contains(REGEX_CHARS)).then(|| PatternKey::Regex(topic.into()))
+}
+
+/// The patterns `msg` will compile when it is processed: its topic regex and its filter.
+pub(crate) fn pattern_keys(msg: &Message<'_>) -> Vec<PatternKey> {
+    let mut keys = Vec::new();
+    let kind = msg.kind();
+    let query = matches!(
+        kind,
+        CommandKind::Subscribe
+            | CommandKind::DeltaSubscribe
+            | CommandKind::Sow
+            | CommandKind::SowAndSubscribe
+            | CommandKind::SowAndDeltaSubscribe
+    );
+    if query && let Some(t) = msg.topic() {
+        let non_regex = OptionsIter::new(msg.options().unwrap_or(""))
+            .any(|o| o.key == "non_regex_topic" && o.value.is_none());
+        keys.extend(regex_key(t, non_regex));
+    }
+    if query || kind == CommandKind::SowDelete {
+        keys.extend(filter_key(msg.filter()));
+    }
+    keys
+}
+
+/// A subscription's topic: literal or a regex matched anywhere in the name (§14). A regex is
+/// shared with every subscription of the same pattern (one compiled program, one cache).
 #[derive(Clone, Debug)]
 pub(crate) enum TopicSel {
     Literal(String),
-    Regex(Regex),
+    Regex(Arc<Regex>),
 }
 
 impl TopicSel {
-    /// Compile a subscribe/sow topic; errors are §15 reasons.
-    pub(crate) fn compile(topic: Option<&str>, non_regex: bool) -> Result<TopicSel, &'static str> {
-        let t = topic.unwrap_or("");
-        if t.is_empty() {
-            return Err("invalid topic");
-        }
-        if non_regex || !t.contains(REGEX_CHARS) {
-            return Ok(TopicSel::Literal(t.to_owned()));
-        }
-        Regex::new(t)
-            .map(TopicSel::Regex)
-            .map_err(|_| "bad regex topic")
-    }
-
     pub(crate) fn matches(&self, topic: &str) -> bool {
         match self {
             TopicSel::Literal(t) => t == topic,
@@ -140,7 +158,7 @@ impl SubOpts {
 pub(crate) struct Sub {
     pub(crate) cid: Option<String>,
     pub(crate) topic: TopicSel,
-    pub(crate) filter: Option<Filter>,
+    pub(crate) filter: Option<Arc<Filter>>,
     pub(crate) delta: bool,
     pub(crate) oof: bool,
     pub(crate) no_sowkey: bool,
@@ -186,17 +204,26 @@ impl Engine {
             .get(&conn)
             .is_some_and(|c| c.subs.contains_key(&sub_id));
         if exists && opts.pause && !opts.replace {
-            if let Some(sub) = self.sub_mut(conn, &sub_id) {
+            let backlog = self.sub_mut(conn, &sub_id).and_then(|sub| {
                 sub.paused = true;
+                sub.queue.as_ref().map(|q| q.backlog)
+            });
+            if self.wants(msg, AckType::Processed) {
+                // A queue subscription's processed ack always reports its backlog.
+                self.ack(conn, msg, AckType::Processed, None, |w| {
+                    if let Some(n) = backlog {
+                        w.str("o", &format!("max_backlog={n}"));
+                    }
+                });
             }
-            return self.success(conn, msg, AckType::Processed);
+            return;
         }
         if exists && !opts.replace {
             return self.fail(conn, msg, "subscription already exists");
         }
         match self.build_sub(conn, msg, &opts, &sub_id) {
             Ok(sub) => self.enter_sub(conn, msg, &opts, sub_id, sub),
-            Err(reason) => self.fail(conn, msg, reason),
+            Err(reason) => self.fail(conn, msg, &reason),
         }
     }
 
@@ -206,17 +233,17 @@ impl Engine {
         msg: &Message<'_>,
         opts: &SubOpts,
         sub_id: &Arc<str>,
-    ) -> Result<Sub, &'static str> {
+    ) -> Result<Sub, Cow<'static, str>> {
         let kind = msg.kind();
         let delta = matches!(
             kind,
             CommandKind::DeltaSubscribe | CommandKind::SowAndDeltaSubscribe
         );
-        let topic = TopicSel::compile(msg.topic(), opts.non_regex)?;
-        let filter = payload::compile_filter(msg.filter()).map_err(|()| "bad filter")?;
+        let topic = self.topic_sel(msg.topic(), opts.non_regex)?;
+        let filter = self.filter_of(msg.filter())?;
         let c = self.conns.get(&conn).ok_or("invalid topic")?;
         if !c.subs.contains_key(sub_id) && c.subs.len() >= self.cfg.max_subscriptions {
-            return Err("too many subscriptions");
+            return Err("too many subscriptions".into());
         }
         let mut sub = Sub {
             cid: msg.command_id().map(str::to_owned),
@@ -257,16 +284,16 @@ impl Engine {
             if kind.is_sow_query() {
                 // No topic keeps SOW history here: only NOW is a valid historical point (§6.7).
                 if amps_core::codec::Bookmark::parse(bm) != Ok(amps_core::codec::Bookmark::Now) {
-                    return Err("invalid bookmark");
+                    return Err("invalid bookmark".into());
                 }
             } else {
                 if delta {
-                    return Err("invalid options"); // §6.5
+                    return Err("invalid options".into()); // §6.5
                 }
                 if let Some(t) = sub.topic.literal()
                     && !self.cfg.is_logged(t)
                 {
-                    return Err("invalid topic"); // §6.4
+                    return Err("invalid topic".into()); // §6.4
                 }
                 let r: Resolved = self.log.resolve(bm, opts.not_found, self.now)?;
                 sub.cursor = Some(r.start);
@@ -277,7 +304,7 @@ impl Engine {
             }
         }
         if kind.is_sow_query() {
-            self.check_query(msg, opts)?;
+            self.check_query(msg, opts).map_err(Cow::from)?;
             if let Some(skip) = opts.skip_n {
                 let top = msg.top_n().or(opts.top_n).unwrap_or(u64::MAX);
                 sub.page = Some(super::page::Page {
@@ -501,6 +528,9 @@ impl Engine {
     /// `unsubscribe` (§6.9): `sub_id` (list or `all`) and/or `query_id`; unknown ids are fine.
     pub(super) fn on_unsubscribe(&mut self, conn: ConnId, msg: &Message<'_>) {
         let ids = [msg.sub_id(), msg.query_id()];
+        if ids.iter().all(Option::is_none) {
+            return self.fail(conn, msg, "missing field: sub_id");
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };

@@ -41,6 +41,44 @@ pub use value::Truth;
 pub struct Filter {
     text: String,
     root: parser::Expr,
+    pattern_cost: usize,
+}
+
+/// Limits on a filter that arrives from the network ([`Filter::parse_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterLimits {
+    /// Longest expression, bytes.
+    pub max_len: usize,
+    /// Deepest nesting of parentheses, function calls, `NOT` and unary signs (at most
+    /// [`MAX_NESTING`]).
+    pub max_nesting: usize,
+    /// Size limits of each LIKE pattern.
+    pub regex: crate::pattern::RegexLimits,
+}
+
+impl Default for FilterLimits {
+    /// 256 KiB expressions, [`MAX_NESTING`] levels, [`crate::pattern::RegexLimits::default`].
+    fn default() -> Self {
+        FilterLimits {
+            max_len: 256 << 10,
+            max_nesting: MAX_NESTING,
+            regex: crate::pattern::RegexLimits::default(),
+        }
+    }
+}
+
+/// Which rule a filter broke ([`FilterError::kind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FilterErrorKind {
+    /// Not a valid expression (the documented `bad filter`).
+    Syntax,
+    /// Longer than [`FilterLimits::max_len`].
+    TooLong,
+    /// Nested deeper than [`FilterLimits::max_nesting`].
+    TooDeep,
+    /// A LIKE pattern's compiled program exceeds the size limit.
+    PatternTooLarge,
 }
 
 /// A filter, path or orderby that does not compile (`bad filter`, protocol.md §15).
@@ -50,6 +88,8 @@ pub struct FilterError {
     pub message: String,
     /// Byte offset in the expression.
     pub offset: usize,
+    /// Which rule was broken.
+    pub kind: FilterErrorKind,
 }
 
 impl FilterError {
@@ -57,7 +97,13 @@ impl FilterError {
         FilterError {
             message: message.into(),
             offset,
+            kind: FilterErrorKind::Syntax,
         }
+    }
+
+    pub(crate) fn with_kind(mut self, kind: FilterErrorKind) -> FilterError {
+        self.kind = kind;
+        self
     }
 }
 
@@ -89,12 +135,50 @@ pub enum FilterValue {
 }
 
 impl Filter {
-    /// Compile a filter expression. Errors carry the byte offset of the problem.
+    /// Compile a filter expression of any length, with [`FilterLimits::default`]'s nesting and
+    /// pattern limits. Errors carry the byte offset of the problem.
     pub fn parse(expr: &str) -> Result<Filter, FilterError> {
+        Filter::parse_with(
+            expr,
+            &FilterLimits {
+                max_len: usize::MAX,
+                ..FilterLimits::default()
+            },
+        )
+    }
+
+    /// Compile a filter expression under `limits` (what the broker does with filters from the
+    /// network).
+    ///
+    /// ```
+    /// use amps_broker::filter::{Filter, FilterErrorKind, FilterLimits};
+    /// let limits = FilterLimits { max_len: 16, max_nesting: 2, ..FilterLimits::default() };
+    /// assert!(Filter::parse_with("/a = 1", &limits).is_ok());
+    /// let e = Filter::parse_with("/a = 1 OR /b = 22", &limits).unwrap_err();
+    /// assert_eq!(e.kind, FilterErrorKind::TooLong);
+    /// let e = Filter::parse_with("(((1)))", &limits).unwrap_err();
+    /// assert_eq!(e.kind, FilterErrorKind::TooDeep);
+    /// ```
+    pub fn parse_with(expr: &str, limits: &FilterLimits) -> Result<Filter, FilterError> {
+        if expr.len() > limits.max_len {
+            return Err(FilterError::new(
+                limits.max_len,
+                format!("longer than {} bytes", limits.max_len),
+            )
+            .with_kind(FilterErrorKind::TooLong));
+        }
+        let parsed = parser::parse(expr, limits)?;
         Ok(Filter {
             text: expr.to_string(),
-            root: parser::parse(expr)?,
+            root: parsed.root,
+            pattern_cost: parsed.pattern_cost,
         })
+    }
+
+    /// The accounted size of the compiled LIKE patterns, bytes
+    /// ([`crate::pattern::RegexLimits::cost`] of each).
+    pub fn pattern_cost(&self) -> usize {
+        self.pattern_cost
     }
 
     /// True when the filter evaluates to TRUE for `doc` (three-valued logic, §13.2): FALSE and

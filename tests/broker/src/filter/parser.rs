@@ -23,20 +23,16 @@
 //! [`MAX_NESTING`] levels: filters arrive from the network and both parsing and evaluation
 //! recurse.
 
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
 
-use super::FilterError;
 use super::eval::Func;
 use super::lexer::{Tok, Token, tokenize};
 use super::path::JsonPath;
 use super::value::{ArithOp, CmpOp, Val, int};
+use super::{FilterError, FilterErrorKind, FilterLimits};
 
 /// Deepest nesting of parentheses, function calls, `NOT` and unary signs accepted.
 pub const MAX_NESTING: usize = 64;
-
-/// Largest compiled size of one LIKE pattern (bytes), so a hostile pattern cannot take much
-/// memory per subscription; 4 MiB still compiles patterns such as `\w{30}`.
-const REGEX_SIZE_LIMIT: usize = 4 << 20;
 
 /// A node of the expression tree.
 #[derive(Debug, Clone)]
@@ -97,13 +93,22 @@ pub(crate) enum Expr {
     Call(Func, Vec<Expr>),
 }
 
-/// Compile a filter expression.
-pub(crate) fn parse(src: &str) -> Result<Expr, FilterError> {
+/// A compiled expression and the accounted size of its LIKE patterns.
+pub(crate) struct Parsed {
+    pub(crate) root: Expr,
+    pub(crate) pattern_cost: usize,
+}
+
+/// Compile a filter expression under `limits` (its length is checked by the caller).
+pub(crate) fn parse(src: &str, limits: &FilterLimits) -> Result<Parsed, FilterError> {
     let mut tokens = tokenize(src)?;
     tokens.reverse();
     let mut p = Parser {
         tokens,
         depth: 0,
+        max_depth: limits.max_nesting.min(MAX_NESTING),
+        limits,
+        pattern_cost: 0,
         end_token: Token {
             tok: Tok::End,
             offset: src.len(),
@@ -124,19 +129,27 @@ pub(crate) fn parse(src: &str) -> Result<Expr, FilterError> {
             ),
         ));
     }
-    Ok(expr)
+    Ok(Parsed {
+        root: expr,
+        pattern_cost: p.pattern_cost,
+    })
 }
 
-struct Parser<'s> {
+struct Parser<'s, 'l> {
     /// Remaining tokens, reversed (next token last).
     tokens: Vec<Token<'s>>,
     /// Nesting level (see [`MAX_NESTING`]).
     depth: usize,
+    /// Deepest nesting accepted (at most [`MAX_NESTING`]).
+    max_depth: usize,
+    limits: &'l FilterLimits,
+    /// Accounted bytes of the LIKE patterns compiled so far.
+    pattern_cost: usize,
     /// Returned by `peek`/`bump` once the tokens are used up.
     end_token: Token<'s>,
 }
 
-impl<'s> Parser<'s> {
+impl<'s> Parser<'s, '_> {
     /// The next token (the final `End` token stays in place once reached).
     fn peek(&self) -> &Token<'s> {
         self.tokens.last().unwrap_or(&self.end_token)
@@ -184,11 +197,12 @@ impl<'s> Parser<'s> {
 
     fn enter(&mut self, offset: usize) -> Result<(), FilterError> {
         self.depth += 1;
-        if self.depth > MAX_NESTING {
+        if self.depth > self.max_depth {
             return Err(FilterError::new(
                 offset,
-                format!("expression nested deeper than {MAX_NESTING} levels"),
-            ));
+                format!("expression nested deeper than {} levels", self.max_depth),
+            )
+            .with_kind(FilterErrorKind::TooDeep));
         }
         Ok(())
     }
@@ -334,24 +348,24 @@ impl<'s> Parser<'s> {
         if pattern.is_empty() {
             return Ok(None);
         }
-        RegexBuilder::new(&pattern)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build()
-            .map(|re| Some(Box::new(re)))
-            .map_err(|e| {
-                let detail = e
-                    .to_string()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                FilterError::new(
-                    t.offset,
-                    format!(
-                        "LIKE pattern is not supported by this broker's regex engine \
-                         (no backreferences or look-around): {detail}"
-                    ),
-                )
-            })
+        match crate::pattern::compile(&pattern, &self.limits.regex) {
+            Ok(c) => {
+                self.pattern_cost = self.pattern_cost.saturating_add(c.cost);
+                Ok(Some(Box::new(c.regex)))
+            }
+            Err(crate::pattern::RegexRefusal::TooLarge { limit }) => Err(FilterError::new(
+                t.offset,
+                format!("LIKE pattern too large (compiled size limit {limit} bytes)"),
+            )
+            .with_kind(FilterErrorKind::PatternTooLarge)),
+            Err(crate::pattern::RegexRefusal::Syntax(detail)) => Err(FilterError::new(
+                t.offset,
+                format!(
+                    "LIKE pattern is not supported by this broker's regex engine \
+                     (no backreferences or look-around): {detail}"
+                ),
+            )),
+        }
     }
 
     fn additive(&mut self) -> Result<Expr, FilterError> {
@@ -504,6 +518,10 @@ fn is_keyword(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(src: &str) -> Result<Expr, FilterError> {
+        super::parse(src, &FilterLimits::default()).map(|p| p.root)
+    }
 
     #[test]
     fn chains_stay_flat() {

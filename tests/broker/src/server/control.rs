@@ -37,5 +37,5 @@ pub(super) async fn serve(listener: TcpListener, handle: ServerHandle) {
 
 /// One-line summary of the commands, for `help`.
 pub(crate) const COMMANDS: &str = "close-all | close-client NAME | close-after N | fail-next-publish [reason] | \
-     refuse-logons on [reason]|off | heartbeats on|off | delay-acks MS | withhold-acks on|off | \
+     refuse-logons on [reason]|off | heartbeats on|off | delay-acks MS | withhold-acks on|off | hold-compiles on|off | \
      restart | clear";

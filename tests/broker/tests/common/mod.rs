@@ -90,7 +90,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
+        Client::from_stream(TcpStream::connect(addr).unwrap())
+    }
+
+    /// A client over an already connected socket.
+    pub fn from_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(GUARD)).unwrap();
         stream.set_nodelay(true).unwrap();
         Client {

@@ -19,10 +19,14 @@
 //! assert!(cfg.auth_enabled());
 //! ```
 
+mod limits;
+
 use core::fmt;
 
 use amps_core::Duration;
 use serde::Deserialize;
+
+pub use limits::{Limits, MIN_INPUT_QUEUE, fmt_bytes, fmt_duration, parse_bytes};
 
 /// A duration written as `"100ms"`, `"1s"`, `"2m"` (protocol.md §4 units) or a number of seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -169,9 +173,11 @@ impl Default for HeartbeatLimits {
 pub struct Config {
     /// `version` on logon acks.
     pub version: String,
-    /// Largest frame accepted (header + payload); above it: failure ack and close (§1.4).
+    /// Largest frame accepted (header + payload) once logged on; above it: failure ack and
+    /// close (§1.4). Also the cap on one connection's partial frame.
     pub max_frame: u32,
-    /// A connection whose unsent output passes this many bytes is disconnected.
+    /// A connection whose unsent output (queued and in flight) passes this many bytes is
+    /// disconnected.
     pub slow_consumer_bytes: usize,
     /// Interval of conflated `persisted` acks (§8.4); a logon's `ack_conflation` overrides it.
     pub ack_conflation: ConfDuration,
@@ -189,6 +195,8 @@ pub struct Config {
     pub queues: Vec<QueueTopic>,
     /// Transaction-logged topics (in addition to SOW topics with `logged = true`).
     pub transaction_log: Vec<String>,
+    /// What one client may cost: timeouts, connection count, buffers, compiled patterns.
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -215,6 +223,7 @@ impl Default for Config {
                 ..QueueTopic::default()
             }],
             transaction_log: vec!["events".into()],
+            limits: Limits::default(),
         }
     }
 }
@@ -288,7 +297,58 @@ impl Config {
         if self.heartbeat.min > self.heartbeat.max {
             return Err(ConfigError("heartbeat.min above heartbeat.max".into()));
         }
-        Ok(())
+        self.limits.validate().map_err(ConfigError)
+    }
+
+    /// Set one limit from text (a command-line flag): `max_frame`, `slow_consumer_bytes`,
+    /// `max_subscriptions`, or a key of [`Limits`]. Unknown key: `Ok(false)`. Validate after.
+    ///
+    /// ```
+    /// let mut c = amps_broker::Config::default();
+    /// assert_eq!(c.set("idle_timeout", "30s"), Ok(true));
+    /// assert_eq!(c.set("max_frame", "1MiB"), Ok(true));
+    /// assert_eq!(c.max_frame, 1 << 20);
+    /// ```
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        let size = || parse_bytes(value).ok_or_else(|| format!("`{key}`: bad size `{value}`"));
+        match key {
+            "max_frame" => {
+                self.max_frame =
+                    u32::try_from(size()?).map_err(|_| format!("`{key}`: above 4 GiB"))?;
+            }
+            "slow_consumer_bytes" => self.slow_consumer_bytes = size()?,
+            "max_subscriptions" => {
+                self.max_subscriptions = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("`{key}`: bad number `{value}`"))?;
+            }
+            _ => return self.limits.set(key, value),
+        }
+        Ok(true)
+    }
+
+    /// Every key [`Config::set`] takes, with its current value and meaning (for `--help`).
+    pub fn describe_limits(&self) -> Vec<(&'static str, String, &'static str)> {
+        let mut v = vec![
+            (
+                "max_frame",
+                fmt_bytes(self.max_frame as usize),
+                "largest frame after logon (also the partial-frame cap)",
+            ),
+            (
+                "slow_consumer_bytes",
+                fmt_bytes(self.slow_consumer_bytes),
+                "unsent output of one connection before it is closed",
+            ),
+            (
+                "max_subscriptions",
+                self.max_subscriptions.to_string(),
+                "subscriptions per connection",
+            ),
+        ];
+        v.extend(self.limits.describe());
+        v
     }
 
     /// True when users are configured (protocol.md §8.2).
@@ -352,8 +412,26 @@ mod tests {
 
     #[test]
     fn example_file_parses() {
-        let text = include_str!("../broker.example.toml");
+        let text = include_str!("../../broker.example.toml");
         let c = Config::from_toml_str(text).unwrap();
         assert!(c.auth_enabled());
+        assert_eq!(c.limits, Limits::default(), "the example lists the defaults");
+    }
+
+    #[test]
+    fn limits_table_takes_sizes_and_durations() {
+        let c = Config::from_toml_str(
+            "[limits]\nlogon_timeout = \"2s\"\nidle_timeout = 0\nmax_output_bytes = \"8MiB\"\n\
+             max_input_bytes = 1000000\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.logon_timeout.0, Duration::from_secs(2));
+        assert!(c.limits.idle_timeout.0.is_zero());
+        assert_eq!(c.limits.max_output_bytes, 8 << 20);
+        assert_eq!(c.limits.max_input_bytes, 1_000_000);
+        assert_eq!(c.limits.max_connections, 1024, "defaults kept");
+        assert!(Config::from_toml_str("[limits]\nmax_output_bytes = \"lots\"").is_err());
+        assert!(Config::from_toml_str("[limits]\nmax_connections = 0").is_err());
+        assert!(Config::from_toml_str("[limits]\nbogus = 1").is_err());
     }
 }
