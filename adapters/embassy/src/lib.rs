@@ -114,7 +114,7 @@ pub use storage::Buffers;
 
 /// # Wiring on embassy-net
 ///
-/// The example below is `targets/embassy-firmware/examples/embassy_net.rs`, which CI builds
+/// The example below is `targets/embassy-firmware/examples/embassy_net/main.rs`, which CI builds
 /// for `thumbv7em-none-eabihf` (`targets/run-checks.sh`). It is a whole firmware: on a board,
 /// the network device and the time driver come from the HAL (embassy-stm32's Ethernet,
 /// cyw43 on a Pico W, esp-wifi, ...); there the firmware crate's loopback device and
@@ -137,6 +137,6 @@ pub use storage::Buffers;
 ///    `client.publish_wait(...)` on a `Ticker`.
 ///
 #[doc = "```rust,ignore"]
-#[doc = include_str!("../../../targets/embassy-firmware/examples/embassy_net.rs")]
+#[doc = include_str!("../../../targets/embassy-firmware/examples/embassy_net/main.rs")]
 #[doc = "```"]
 pub mod embassy_net_wiring {}
