@@ -57,15 +57,16 @@ echo "    toolchain: $(/usr/bin/rustc -V); $(qemu-system-arm --version | head -n
 # and the host builds (rustup's compiler) do not invalidate each other.
 XTARGET=$TARGET_BASE/cross
 
-# Run a logged cargo build: NAME DIR CARGO-ARGS... (PASS/FAIL with the time it took).
+# Run a logged cargo build: LOG-ID LABEL DIR CARGO-ARGS... (PASS/FAIL with the time it
+# took; the output goes to $LOGS/LOG-ID.log).
 build() {
-  local name=$1 dir=$2 start=$SECONDS
-  shift 2
-  if (cd "$dir" && cross_cargo "$@") >"$LOGS/$name.log" 2>&1; then
-    pass "$name ($((SECONDS - start))s)"
+  local id=$1 label=$2 dir=$3 start=$SECONDS
+  shift 3
+  if (cd "$dir" && cross_cargo "$@") >"$LOGS/$id.log" 2>&1; then
+    pass "$label ($((SECONDS - start))s)"
   else
-    errors "$LOGS/$name.log"
-    fail "$name (log: $LOGS/$name.log)"
+    errors "$LOGS/$id.log"
+    fail "$label (log: $LOGS/$id.log)"
     return 1
   fi
 }
@@ -73,13 +74,13 @@ build() {
 # ------------------------------------------------------------------ 1. no_std crates
 step "no_std crates for bare-metal targets"
 # amps-core is built as their dependency, without default features (no alloc).
-build "amps-core, amps-smoltcp, amps-embassy for thumbv7em-none-eabihf" "$ROOT" \
+build nostd-thumbv7em "amps-core, amps-smoltcp, amps-embassy for thumbv7em-none-eabihf" "$ROOT" \
   build --release --target-dir "$XTARGET" --target thumbv7em-none-eabihf "${CROSS_BUILD_STD[@]}" \
   -p amps-smoltcp -p amps-embassy --features amps-embassy/embassy-time || true
-build "amps-smoltcp and amps-embassy with defmt for thumbv7em-none-eabihf" "$ROOT" \
+build nostd-thumbv7em-defmt "amps-smoltcp and amps-embassy with defmt for thumbv7em-none-eabihf" "$ROOT" \
   build --release --target-dir "$XTARGET" --target thumbv7em-none-eabihf "${CROSS_BUILD_STD[@]}" \
   -p amps-smoltcp -p amps-embassy --features amps-smoltcp/defmt,amps-embassy/defmt,amps-embassy/embassy-time || true
-build "amps-embassy for thumbv6m-none-eabi and riscv32imc-unknown-none-elf" "$ROOT" \
+build nostd-thumbv6m-riscv32 "amps-embassy for thumbv6m-none-eabi and riscv32imc-unknown-none-elf" "$ROOT" \
   build --release --target-dir "$XTARGET" --target thumbv6m-none-eabi \
   --target riscv32imc-unknown-none-elf "${CROSS_BUILD_STD[@]}" \
   -p amps-embassy --features embassy-time || true
@@ -113,7 +114,7 @@ if [[ -z $ADDR ]]; then
 else
   step "telemetry gateway for aarch64 under qemu-aarch64 against tcp://$ADDR"
   GW=amps-telemetry-gateway
-  if build "$GW cross-builds for aarch64-unknown-linux-gnu" "$ROOT" \
+  if build gateway-build "$GW cross-builds for aarch64-unknown-linux-gnu" "$ROOT" \
       build --target-dir "$XTARGET" --target aarch64-unknown-linux-gnu -p "$GW" --bin "$GW"; then
     start=$SECONDS
     rc=0
@@ -139,7 +140,7 @@ firmware() {
   local tdir=$TARGET_BASE/$name
   local image=$tdir/thumbv7em-none-eabihf/release/$elf
   step "$name for thumbv7em-none-eabihf (build-std, rust-lld)"
-  build "$name builds" "$dir" \
+  build "$name-build" "$name builds" "$dir" \
     build --release --target-dir "$tdir" "${CROSS_BUILD_STD[@]}" --bin "$elf" || return 0
   [[ -n $SIZE ]] && "$SIZE" -A "$image" | grep -E '^\.(text|rodata|data|bss) ' | sed 's/^/    | /'
   step "$name self-test under qemu-system-arm -M mps2-an386"
@@ -159,7 +160,7 @@ firmware bare-metal "$ROOT/targets/bare-metal" amps-firmware
 firmware embassy-firmware "$ROOT/targets/embassy-firmware" amps-embassy-firmware
 
 step "embassy-net example for thumbv7em-none-eabihf"
-build "amps-embassy on an embassy-net TcpSocket (examples/embassy_net) builds" \
+build embassy-net-example "amps-embassy on an embassy-net TcpSocket (examples/embassy_net) builds" \
   "$ROOT/targets/embassy-firmware" \
   build --release --target-dir "$TARGET_BASE/embassy-firmware" "${CROSS_BUILD_STD[@]}" \
   --example embassy_net || true
