@@ -2,7 +2,7 @@
 //!
 //! Why a trait: `embassy-time` needs exactly one time driver linked into the image (a HAL's,
 //! or the application's), which a library should not force, and the host tests run the same
-//! driver on tokio's clock. [`EmbassyClock`] (feature `embassy-time`) is the implementation
+//! driver on tokio's clock. `EmbassyClock` (feature `embassy-time`) is the implementation
 //! an Embassy firmware uses; any other executor or RTOS implements the two methods.
 
 use core::future::Future;

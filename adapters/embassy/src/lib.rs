@@ -21,7 +21,7 @@
 //!   handler.
 //! - [`Clock`]: where time comes from. A two-method trait rather than a hard `embassy-time`
 //!   dependency, so the crate links into images whose time driver the application picks and
-//!   runs on tokio's clock in the host tests; [`EmbassyClock`] (feature `embassy-time`) is the
+//!   runs on tokio's clock in the host tests; `EmbassyClock` (feature `embassy-time`) is the
 //!   one an Embassy firmware uses.
 //!
 //! ```no_run
@@ -81,9 +81,12 @@
 //! On embassy-net, see [`embassy_net_wiring`]: a connector over a `TcpSocket`, the tasks, and
 //! the buffers to put in `static`s.
 //!
+//! Without an executor, [`blocking::BlockingClient`] drives the same session over
+//! `embedded_io::{Read, Write, ReadReady}` from the application's own loop.
+//!
 //! # Features
 //!
-//! - `embassy-time`: [`EmbassyClock`].
+//! - `embassy-time`: `EmbassyClock`.
 //! - `defmt`: log connection changes with defmt (and turn on amps-core's defmt logging).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -97,6 +100,7 @@
     )
 )]
 
+pub mod blocking;
 mod client;
 mod clock;
 mod connect;
