@@ -109,8 +109,8 @@ async fn sleep_until<K: Clock>(clock: &K, at: Option<Instant>) {
 enum End {
     /// The session asked (`CloseTransport`): graceful if the application requested it.
     Session { graceful: bool },
-    /// The transport closed or failed; the session was told.
-    Transport,
+    /// The transport closed or failed (the session is told after the transport is closed).
+    Lost(TransportClosed),
 }
 
 impl<'a, M, S, K, C, const CHUNK: usize> Driver<'a, M, S, K, C, CHUNK>
@@ -159,41 +159,51 @@ where
             let timeout = client
                 .clock
                 .sleep_until(started.saturating_add(opts.connect_timeout));
-            let mut conn = match select(connector.connect(req), timeout).await {
-                Either::First(Ok(conn)) => conn,
-                Either::First(Err(_)) | Either::Second(()) => {
-                    log::warning!("amps-embassy: connect attempt {} failed", req.attempt);
-                    let mut g = client.inner.lock().await;
-                    let now = client.clock.now();
-                    g.link = Link::Idle;
-                    g.stats.connect_failures += 1;
-                    g.session.handle_connect_failed(now);
-                    continue;
-                }
+            let attempt = match select(connector.connect(req), timeout).await {
+                Either::First(Ok(conn)) => Some(conn),
+                Either::First(Err(_)) | Either::Second(()) => None,
             };
             let accepted = {
                 let mut g = client.inner.lock().await;
                 let now = client.clock.now();
-                // The application may have closed the session while the attempt ran.
-                let ok = g.session.state() == State::Connecting
-                    && g.session.handle_connected(now, &opts.logon).is_ok();
+                let ok = if attempt.is_none() {
+                    log::warning!("amps-embassy: connect attempt {} failed", req.attempt);
+                    g.stats.connect_failures += 1;
+                    g.session.handle_connect_failed(now);
+                    false
+                } else {
+                    // The application may have closed the session while the attempt ran.
+                    g.session.state() == State::Connecting
+                        && g.session.handle_connected(now, &opts.logon).is_ok()
+                };
                 g.link = if ok { Link::Open } else { Link::Idle };
                 ok
             };
-            if !accepted {
-                C::close(&mut conn, true).await;
+            let Some(mut conn) = attempt else {
                 continue;
-            }
-            log::info!("amps-embassy: connected");
-            let end = connected(client, &mut conn, input, output, &mut on_event).await;
+            };
+            let end = if accepted {
+                log::info!("amps-embassy: connected");
+                connected(client, &mut conn, input, output, &mut on_event).await
+            } else {
+                End::Session { graceful: true }
+            };
             let graceful = matches!(end, End::Session { graceful: true });
             C::close(&mut conn, graceful).await;
             drop(conn);
             let mut g = client.inner.lock().await;
+            if let End::Lost(cause) = end {
+                let now = client.clock.now();
+                g.session.handle_closed(now, cause);
+                // Frames received before the close are still delivered.
+                drain(&mut g, &mut on_event);
+            }
             g.link = Link::Idle;
-            g.stats.disconnects += 1;
+            if accepted {
+                g.stats.disconnects += 1;
+                log::warning!("amps-embassy: connection ended");
+            }
             drop(g);
-            log::warning!("amps-embassy: connection ended");
             client.progress.signal(());
         }
     }
@@ -281,9 +291,7 @@ where
             if fed.stuck {
                 // A frame the receive buffer cannot hold that the session did not refuse:
                 // end the connection rather than spin.
-                g.session.handle_closed(now, TransportClosed::Error);
-                drain(g, on_event);
-                return End::Transport;
+                return End::Lost(TransportClosed::Error);
             }
             if matches!(
                 g.session.state(),
@@ -304,42 +312,39 @@ where
             g.session.poll_timeout()
         };
 
-        let timer = sleep_until(&client.clock, deadline);
-        if p.out_pos < p.out_len {
-            let chunk = output.get(p.out_pos..p.out_len).unwrap_or(&[]);
-            match select3(conn.write(chunk), timer, client.wake.wait()).await {
-                Either3::First(Ok(n)) => {
-                    p.out_pos += n;
-                    p.written += n as u64;
-                    p.unflushed = true;
-                }
-                Either3::First(Err(_)) => {
-                    return lost(client, on_event, TransportClosed::Error).await;
-                }
-                Either3::Second(()) | Either3::Third(()) => {}
-            }
-            continue;
-        }
-        if p.unflushed {
+        if p.out_pos == p.out_len && p.unflushed {
             p.unflushed = false;
             if conn.flush().await.is_err() {
-                return lost(client, on_event, TransportClosed::Error).await;
+                return End::Lost(TransportClosed::Error);
             }
         }
-        if p.in_pos < p.in_len {
+        let writing = p.out_pos < p.out_len;
+        if !writing && p.in_pos < p.in_len {
             // The session took part of the input; the rest is offered in the next round.
             continue;
         }
-        match select3(conn.read(input), timer, client.wake.wait()).await {
-            Either3::First(Ok(0)) => {
-                return lost(client, on_event, TransportClosed::PeerClosed).await;
+        // One transport operation at a time: write what is pending, else wait for input;
+        // either races the session's next timer and the commands of other tasks.
+        let io = async {
+            if writing {
+                let chunk = output.get(p.out_pos..p.out_len).unwrap_or(&[]);
+                (true, conn.write(chunk).await)
+            } else {
+                (false, conn.read(input).await)
             }
-            Either3::First(Ok(n)) => {
+        };
+        let timer = sleep_until(&client.clock, deadline);
+        match select3(io, timer, client.wake.wait()).await {
+            Either3::First((_, Err(_))) => return End::Lost(TransportClosed::Error),
+            Either3::First((true, Ok(n))) => {
+                p.out_pos += n;
+                p.written += n as u64;
+                p.unflushed = true;
+            }
+            Either3::First((false, Ok(0))) => return End::Lost(TransportClosed::PeerClosed),
+            Either3::First((false, Ok(n))) => {
                 p.in_pos = 0;
                 p.in_len = n;
-            }
-            Either3::First(Err(_)) => {
-                return lost(client, on_event, TransportClosed::Error).await;
             }
             Either3::Second(()) | Either3::Third(()) => {}
         }
@@ -391,20 +396,4 @@ fn feed<S: Storage, F: FnMut(Event<'_>)>(
         }
     }
     fed
-}
-
-/// The transport closed or failed: tell the session and deliver what it still has.
-async fn lost<M, S, K, F>(client: &Client<M, S, K>, on_event: &mut F, cause: TransportClosed) -> End
-where
-    M: RawMutex,
-    S: Storage,
-    K: Clock,
-    F: FnMut(Event<'_>),
-{
-    let mut g = client.inner.lock().await;
-    let now = client.clock.now();
-    g.session.handle_closed(now, cause);
-    // Frames received before the close are still delivered.
-    drain(&mut g, on_event);
-    End::Transport
 }
