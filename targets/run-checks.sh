@@ -1,29 +1,29 @@
 #!/usr/bin/env bash
-# targets/run-checks.sh — the cross-target checks of issue 8 (item 5), for CI (.ci/run).
+# targets/run-checks.sh — the cross-target checks, for CI (.ci/run) and by hand.
 #
-#   1. amps-core (no default features) and amps-smoltcp (plain and with defmt) build for
-#      thumbv7em-none-eabihf with build-std, through ../shared/tools/cross-check.sh;
+#   1. the no_std crates build for bare metal with build-std (core only, no alloc):
+#      amps-core, amps-smoltcp and amps-embassy for thumbv7em-none-eabihf (plain and with
+#      defmt), amps-embassy (with embassy-time) for thumbv6m-none-eabi and
+#      riscv32imc-unknown-none-elf;
 #   2. the telemetry gateway (targets/linux-aarch64) is cross-built for
 #      aarch64-unknown-linux-gnu and run under qemu-aarch64 against an amps-broker this script
 #      starts on the host's loopback; it must exit 0 (every sample persisted);
-#   3. the bare-metal firmware (targets/bare-metal) is built with build-std and rust-lld and its
-#      self-test runs under qemu-system-arm -M mps2-an386; semihosting must report exit 0.
+#   3. the bare-metal firmware (targets/bare-metal, amps-smoltcp) and the Embassy firmware
+#      (targets/embassy-firmware, amps-embassy on embassy-executor) are built and their
+#      self-tests run under qemu-system-arm -M mps2-an386; semihosting must report exit 0;
+#   4. the embassy-net example (targets/embassy-firmware/examples/embassy_net) builds for
+#      thumbv7em-none-eabihf.
 #
-# Installs what it needs from Debian (root; cross-check.sh installs the toolchain, this script
-# adds qemu-system-arm). Every check prints PASS or FAIL; the last line is
+# The toolchain (Debian's Rust with build-std sources, the aarch64 std, qemu) is installed on
+# first use by targets/cross.sh (root, apt). Every check prints PASS or FAIL; the last line is
 # "run-checks: N passed, M failed"; the exit status is 0 only if nothing failed.
 #
-# Environment: AMPS_SHARED (default ../shared beside the repository), GATEWAY_COUNT (default 50),
-# GATEWAY_RATE (samples/s, default 25), QEMU_TIMEOUT (seconds per qemu run, default 300),
-# RUN_CHECKS_TARGET_DIR (where the cross builds go, default <repo>/target).
+# Environment: GATEWAY_COUNT (default 50), GATEWAY_RATE (samples/s, default 25), QEMU_TIMEOUT
+# (seconds per qemu run, default 300), RUN_CHECKS_TARGET_DIR (where the cross builds go,
+# default <repo>/target).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${AMPS_SHARED:-$ROOT/../shared}
-# The shared tool when the checkout sits beside ../shared, else the copy vendored in .ci/ (CI
-# runs on a fresh clone).
-XC=$SHARED/tools/cross-check.sh
-[[ -f $XC ]] || XC=$ROOT/.ci/cross-check.sh
 COUNT=${GATEWAY_COUNT:-50}
 RATE=${GATEWAY_RATE:-25}
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-300}
@@ -41,37 +41,49 @@ finish() {
   echo "run-checks: $PASS passed, $FAIL failed"
   [[ $FAIL -eq 0 ]]
 }
+# The first error lines of a build log.
+errors() { grep -E '^error' -A8 "$1" | head -n 30 || tail -n 20 "$1"; }
 
-[[ -f $XC ]] || { echo "FAIL setup: $XC not found (set AMPS_SHARED)"; exit 2; }
+# shellcheck source=targets/cross.sh
+source "$ROOT/targets/cross.sh"
 
 # ------------------------------------------------------------------ tools
-step "toolchain (cross-check.sh installs Debian's Rust, build-std sources, aarch64 std, qemu-user)"
-# qemu-system-arm is the one package cross-check.sh does not install.
-if ! command -v qemu-system-arm >/dev/null; then
-  step "apt-get install qemu-system-arm"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -qq --no-install-recommends qemu-system-arm >"$LOGS/apt.log" 2>&1; then
-    apt-get update -qq >>"$LOGS/apt.log" 2>&1
-    apt-get install -y -qq --no-install-recommends qemu-system-arm >>"$LOGS/apt.log" 2>&1 \
-      || { tail -n 20 "$LOGS/apt.log"; echo "FAIL setup: apt-get install qemu-system-arm"; exit 2; }
-  fi
-fi
+step "cross toolchain (targets/cross.sh)"
+cross_install "$LOGS" || { echo "FAIL setup: cross toolchain"; exit 2; }
+cross_env
+echo "    toolchain: $(/usr/bin/rustc -V); $(qemu-system-arm --version | head -n 1)"
 
-# cross-check.sh prints PASS/FAIL lines and a summary; count its verdicts into ours.
-xc() {
-  local out rc=0
-  out=$(bash "$XC" --target-dir "$TARGET_BASE/cross-check" "$@" "$ROOT" 2>&1) || rc=$?
-  echo "$out" | grep -vE '^cross-check: [0-9]+ passed' || true
-  if [[ $rc -eq 2 ]]; then echo "FAIL setup: cross-check.sh $*"; exit 2; fi
-  PASS=$((PASS + $(echo "$out" | grep -c '^PASS' || true)))
-  FAIL=$((FAIL + $(echo "$out" | grep -c '^FAIL' || true)))
+# Builds in the main workspace with Debian's compiler go to their own directory, so that they
+# and the host builds (rustup's compiler) do not invalidate each other.
+XTARGET=$TARGET_BASE/cross
+
+# Run a logged cargo build: LOG-ID LABEL DIR CARGO-ARGS... (PASS/FAIL with the time it
+# took; the output goes to $LOGS/LOG-ID.log).
+build() {
+  local id=$1 label=$2 dir=$3 start=$SECONDS
+  shift 3
+  if (cd "$dir" && cross_cargo "$@") >"$LOGS/$id.log" 2>&1; then
+    pass "$label ($((SECONDS - start))s)"
+  else
+    errors "$LOGS/$id.log"
+    fail "$label (log: $LOGS/$id.log)"
+    return 1
+  fi
 }
 
 # ------------------------------------------------------------------ 1. no_std crates
-step "amps-core and amps-smoltcp for thumbv7em-none-eabihf"
-xc --nostd-crate amps-core --nostd-args '--no-default-features'
-xc --no-install --nostd-crate amps-smoltcp
-xc --no-install --nostd-crate amps-smoltcp --nostd-args '--features defmt'
+step "no_std crates for bare-metal targets"
+# amps-core is built as their dependency, without default features (no alloc).
+build nostd-thumbv7em "amps-core, amps-smoltcp, amps-embassy for thumbv7em-none-eabihf" "$ROOT" \
+  build --release --target-dir "$XTARGET" --target thumbv7em-none-eabihf "${CROSS_BUILD_STD[@]}" \
+  -p amps-smoltcp -p amps-embassy --features amps-embassy/embassy-time || true
+build nostd-thumbv7em-defmt "amps-smoltcp and amps-embassy with defmt for thumbv7em-none-eabihf" "$ROOT" \
+  build --release --target-dir "$XTARGET" --target thumbv7em-none-eabihf "${CROSS_BUILD_STD[@]}" \
+  -p amps-smoltcp -p amps-embassy --features amps-smoltcp/defmt,amps-embassy/defmt,amps-embassy/embassy-time || true
+build nostd-thumbv6m-riscv32 "amps-embassy for thumbv6m-none-eabi and riscv32imc-unknown-none-elf" "$ROOT" \
+  build --release --target-dir "$XTARGET" --target thumbv6m-none-eabi \
+  --target riscv32imc-unknown-none-elf "${CROSS_BUILD_STD[@]}" \
+  -p amps-embassy --features embassy-time || true
 
 # ------------------------------------------------------------------ 2. aarch64 gateway
 step "amps-broker on the host's loopback"
@@ -101,37 +113,56 @@ if [[ -z $ADDR ]]; then
   fail "amps-broker did not start"
 else
   step "telemetry gateway for aarch64 under qemu-aarch64 against tcp://$ADDR"
-  xc --no-install --timeout "$QEMU_TIMEOUT" --bin amps-telemetry-gateway \
-    --bin-package amps-telemetry-gateway \
-    --bin-args "tcp://$ADDR/amps/json --count $COUNT --rate $RATE --heartbeat 1 --name ci-gateway --store $STORE/publish --flush-timeout 60" \
-    --expect "published $COUNT, all persisted"
+  GW=amps-telemetry-gateway
+  if build gateway-build "$GW cross-builds for aarch64-unknown-linux-gnu" "$ROOT" \
+      build --target-dir "$XTARGET" --target aarch64-unknown-linux-gnu -p "$GW" --bin "$GW"; then
+    start=$SECONDS
+    rc=0
+    # shellcheck disable=SC2086
+    timeout "$QEMU_TIMEOUT" qemu-aarch64 "$XTARGET/aarch64-unknown-linux-gnu/debug/$GW" \
+      "tcp://$ADDR/amps/json" --count "$COUNT" --rate "$RATE" --heartbeat 1 --name ci-gateway \
+      --store "$STORE/publish" --flush-timeout 60 >"$LOGS/gateway-run.log" 2>&1 || rc=$?
+    sed 's/^/    | /' "$LOGS/gateway-run.log" | head -n 20
+    if [[ $rc -eq 0 ]] && grep -q "published $COUNT, all persisted" "$LOGS/gateway-run.log"; then
+      pass "$GW under qemu-aarch64 ($((SECONDS - start))s)"
+    else
+      fail "$GW under qemu-aarch64 exited $rc (log: $LOGS/gateway-run.log)"
+    fi
+  fi
 fi
 
-# ------------------------------------------------------------------ 3. bare-metal firmware
-step "bare-metal firmware for thumbv7em-none-eabihf (build-std, rust-lld)"
-FW_TARGET=$TARGET_BASE/bare-metal
-ELF=$FW_TARGET/thumbv7em-none-eabihf/release/amps-firmware
-start=$SECONDS
-if (cd "$ROOT/targets/bare-metal" && env RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc CARGO=/usr/bin/cargo \
-      CARGO_TARGET_DIR="$FW_TARGET" /usr/bin/cargo build --release -Zbuild-std=core \
-      -Zbuild-std-features=compiler-builtins-mem) >"$LOGS/firmware-build.log" 2>&1; then
-  pass "firmware builds for thumbv7em-none-eabihf ($((SECONDS - start))s)"
-  SIZE=$(command -v llvm-size || command -v llvm-size-22 || true)
-  [[ -n $SIZE ]] && "$SIZE" -A "$ELF" | grep -E '^\.(text|rodata|data|bss) ' | sed 's/^/    | /'
-  step "firmware self-test under qemu-system-arm -M mps2-an386"
-  start=$SECONDS
-  rc=0
+# ------------------------------------------------------------------ 3, 4. firmware images
+SIZE=$(command -v llvm-size || command -v llvm-size-22 || true)
+
+# Build and run one firmware image: NAME DIR ELF-NAME (its own workspace and target dir).
+firmware() {
+  local name=$1 dir=$2 elf=$3
+  local tdir=$TARGET_BASE/$name
+  local image=$tdir/thumbv7em-none-eabihf/release/$elf
+  step "$name for thumbv7em-none-eabihf (build-std, rust-lld)"
+  build "$name-build" "$name builds" "$dir" \
+    build --release --target-dir "$tdir" "${CROSS_BUILD_STD[@]}" --bin "$elf" || return 0
+  [[ -n $SIZE ]] && "$SIZE" -A "$image" | grep -E '^\.(text|rodata|data|bss) ' | sed 's/^/    | /'
+  step "$name self-test under qemu-system-arm -M mps2-an386"
+  local start=$SECONDS rc=0
   timeout "$QEMU_TIMEOUT" qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
-    -semihosting-config enable=on,target=native -kernel "$ELF" >"$LOGS/firmware-run.log" 2>&1 || rc=$?
-  sed 's/^/    | /' "$LOGS/firmware-run.log"
-  if [[ $rc -eq 0 ]] && grep -q 'self-test passed' "$LOGS/firmware-run.log"; then
-    pass "firmware self-test under qemu-system-arm ($((SECONDS - start))s)"
+    -semihosting-config enable=on,target=native -kernel "$image" >"$LOGS/$name-run.log" 2>&1 \
+    || rc=$?
+  sed 's/^/    | /' "$LOGS/$name-run.log"
+  if [[ $rc -eq 0 ]] && grep -q 'self-test passed' "$LOGS/$name-run.log"; then
+    pass "$name self-test under qemu-system-arm ($((SECONDS - start))s)"
   else
-    fail "firmware self-test exited $rc (log: $LOGS/firmware-run.log)"
+    fail "$name self-test exited $rc (log: $LOGS/$name-run.log)"
   fi
-else
-  grep -E '^error' -A8 "$LOGS/firmware-build.log" | head -n 30 || tail -n 20 "$LOGS/firmware-build.log"
-  fail "firmware build (log: $LOGS/firmware-build.log)"
-fi
+}
+
+firmware bare-metal "$ROOT/targets/bare-metal" amps-firmware
+firmware embassy-firmware "$ROOT/targets/embassy-firmware" amps-embassy-firmware
+
+step "embassy-net example for thumbv7em-none-eabihf"
+build embassy-net-example "amps-embassy on an embassy-net TcpSocket (examples/embassy_net) builds" \
+  "$ROOT/targets/embassy-firmware" \
+  build --release --target-dir "$TARGET_BASE/embassy-firmware" "${CROSS_BUILD_STD[@]}" \
+  --example embassy_net || true
 
 finish

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! The binary is cross-built for aarch64-unknown-linux-gnu and run under qemu-aarch64 by
-//! `targets/run-checks.sh` (through `shared/tools/cross-check.sh`).
+//! `targets/run-checks.sh` (with the toolchain `targets/cross.sh` installs).
 
 pub mod args;
 pub mod gateway;
