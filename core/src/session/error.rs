@@ -106,6 +106,9 @@ impl FailureKind {
             FailureKind::Authentication
         } else if has("entitle") {
             FailureKind::NotEntitled
+        } else if has("bad field type") || has("missing field") || has("message too large") {
+            // Before "filter" / "topic": the reason names the field (`bad field type: t`).
+            FailureKind::Protocol
         } else if has("filter") {
             FailureKind::BadFilter
         } else if has("regex") {
@@ -358,6 +361,10 @@ mod tests {
             ("invalid message type", MessageTypeNotFound),
             ("duplicate", Duplicate),
             ("unknown command", Protocol),
+            ("bad field type: topic_matches", Protocol),
+            ("missing field: t", Protocol),
+            ("message too large", Protocol),
+            ("bad filter: longer than 262144 bytes", BadFilter),
             ("already logged on", Other),
             ("", Other),
         ] {
