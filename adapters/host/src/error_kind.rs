@@ -117,6 +117,7 @@ impl From<&SessionError> for ErrorKind {
             SessionError::BookmarkStore(_) => ErrorKind::Store,
             SessionError::AckBatchFull => ErrorKind::Busy,
             SessionError::GaveUp => ErrorKind::Disconnected,
+            SessionError::Silent => ErrorKind::TimedOut,
             _ => ErrorKind::Unknown,
         }
     }

@@ -165,6 +165,7 @@ impl<S: Storage> Core<S> {
                 flags |= BOOKMARKS;
             }
             let route = Route {
+                delivered: 0,
                 id,
                 handle,
                 kind,
@@ -189,11 +190,9 @@ impl<S: Storage> Core<S> {
         self.tx.commit(n);
         self.next_cid += 1;
         if !waiting.is_empty() {
-            let deadline = if waiting.contains(AckType::Processed) {
-                cmd.timeout.or(self.command_timeout).map(|t| now + t)
-            } else {
-                None
-            };
+            // The limit covers the whole wait: to the `processed` ack for subscriptions and
+            // queries (their results then flow), to completion for every other command.
+            let deadline = cmd.timeout.or(self.command_timeout).map(|t| now + t);
             let pushed = self.pending.try_push(Pending {
                 id,
                 report: route_handle.unwrap_or(id),
@@ -359,6 +358,13 @@ impl<S: Storage> Core<S> {
         now: Instant,
         timeout: crate::time::Duration,
     ) -> Result<CommandId, CommandError> {
+        if self.pstore.is_enabled() && self.pstore.unpersisted_count() == 0 {
+            // Nothing to wait for: complete at once (also while disconnected).
+            let id = self.new_id();
+            self.queue
+                .push(super::Queued::Completed(id, Default::default()));
+            return Ok(id);
+        }
         // `processed` reports a refused flush; it is requested on the wire like every ack the
         // command waits for, since a server sends only requested acks (protocol.md §5.1).
         let acks = if self.pstore.is_enabled() {

@@ -295,6 +295,9 @@ pub enum SessionError {
     AckBatchFull,
     /// Reconnecting was given up (delay strategy's maximum retry time, or no server).
     GaveUp,
+    /// No complete frame arrived from the server within the heartbeat timeout: the connection
+    /// is closed (heartbeats on only).
+    Silent,
 }
 
 impl fmt::Display for SessionError {
@@ -307,6 +310,9 @@ impl fmt::Display for SessionError {
             SessionError::BookmarkStore(e) => write!(f, "bookmark store: {e}"),
             SessionError::AckBatchFull => f.write_str("queue ack batch table full"),
             SessionError::GaveUp => f.write_str("gave up reconnecting"),
+            SessionError::Silent => {
+                f.write_str("no complete frame from the server within the heartbeat timeout")
+            }
         }
     }
 }

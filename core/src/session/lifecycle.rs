@@ -119,14 +119,28 @@ impl<S: Storage> Core<S> {
         self.hb_deadline = None;
         self.hb_send = None;
         self.queue.push(Queued::State(ConnectionState::Connected));
-        self.send_logon(now, logon)
+        // Kept for a logon sent again; values too long for the table are sent the first time
+        // only (the server refuses them anyway).
+        self.logon_mt =
+            crate::util::FixedStr::new(logon.message_type.unwrap_or("")).unwrap_or_default();
+        self.logon_extra =
+            crate::util::FixedStr::new(logon.options.unwrap_or("")).unwrap_or_default();
+        self.logon_sends = 0;
+        self.tx_hold = None;
+        // The limit covers every logon of this connection, challenges answered included.
+        self.logon_deadline = Some(now + self.logon_timeout);
+        self.send_logon(logon.user_id, logon.password)
     }
 
-    fn send_logon(&mut self, now: Instant, logon: &Logon<'_>) -> Result<CommandId, CommandError> {
+    fn send_logon(
+        &mut self,
+        user_id: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<CommandId, CommandError> {
         let id = self.new_id();
         let mut cid = itoa::Buffer::new();
         let mut opts = crate::util::FixedStr::<256>::EMPTY;
-        for o in [self.logon_options.as_str(), logon.options.unwrap_or("")] {
+        for o in [self.logon_options.as_str(), self.logon_extra.as_str()] {
             if !o.is_empty() {
                 use core::fmt::Write;
                 let _ = write!(opts, "{}{}", if opts.is_empty() { "" } else { "," }, o);
@@ -135,14 +149,14 @@ impl<S: Storage> Core<S> {
         let mut cmd = Command::logon(self.client_name.as_str())
             .command_id(cid.format(id.cid))
             .version(self.version.as_str());
-        if let Some(u) = logon.user_id {
+        if let Some(u) = user_id {
             cmd = cmd.user_id(u);
         }
-        if let Some(p) = logon.password {
+        if let Some(p) = password {
             cmd = cmd.password(p);
         }
-        if let Some(mt) = logon.message_type {
-            cmd = cmd.message_type(mt);
+        if !self.logon_mt.is_empty() {
+            cmd = cmd.message_type(self.logon_mt.as_str());
         }
         if !opts.is_empty() {
             cmd = cmd.options(opts.as_str());
@@ -169,7 +183,7 @@ impl<S: Storage> Core<S> {
             return Err(CommandError::TooManyCommands);
         }
         self.logon_id = Some(id);
-        self.logon_deadline = Some(now + self.logon_timeout);
+        self.logon_sends += 1;
         Ok(id)
     }
 
@@ -183,15 +197,16 @@ impl<S: Storage> Core<S> {
         if self.state != State::LoggingOn {
             return Err(CommandError::NotConnected);
         }
-        self.send_logon(
-            now,
-            &Logon {
-                user_id,
-                password: Some(password),
-                message_type: None,
-                options: None,
-            },
-        )
+        // A server that answers every logon with `retry` is answered ever more slowly (50 ms,
+        // doubling to 1 s) and the logon fails at its deadline: the first answer (a genuine
+        // challenge) goes at once.
+        if self.logon_sends >= 2 {
+            let exp = (self.logon_sends - 2).min(5);
+            let wait = crate::time::Duration::from_millis(50u64 << exp)
+                .min(crate::time::Duration::from_secs(1));
+            self.tx_hold = Some(now + wait);
+        }
+        self.send_logon(user_id, Some(password))
     }
 
     /// The logon ack arrived with status `success` (called from inbound processing).
@@ -528,7 +543,8 @@ impl<S: Storage> Core<S> {
             return;
         }
         if self.hb_deadline.is_some_and(|t| t <= now) && self.is_logged_on() {
-            // No traffic for the whole timeout: the connection is dead (protocol.md §9).
+            // No complete frame for the whole timeout: the connection is dead (protocol.md §9).
+            self.queue.push(Queued::Error(SessionError::Silent));
             self.end_connection(now, true);
             return;
         }
@@ -597,6 +613,7 @@ impl<S: Storage> Core<S> {
         for p in self.pending.items() {
             consider(p.deadline);
         }
+        consider(self.tx_hold);
         t
     }
 
@@ -606,6 +623,12 @@ impl<S: Storage> Core<S> {
     pub(super) fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         if !self.is_connected() {
             return None;
+        }
+        if let Some(t) = self.tx_hold {
+            if now < t {
+                return None;
+            }
+            self.tx_hold = None;
         }
         if self.tx.pending() == 0 {
             self.pump(now);

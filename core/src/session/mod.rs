@@ -233,6 +233,14 @@ pub(crate) struct Core<S: Storage> {
     client_name: FixedStr<128>,
     version: FixedStr<64>,
     logon_options: FixedStr<128>,
+    /// The message type and options of the connection's first logon, so that a logon sent
+    /// again (a challenge's answer) is the same command.
+    logon_mt: FixedStr<16>,
+    logon_extra: FixedStr<32>,
+    /// Logons sent on this connection; from the second answer on, each waits longer.
+    logon_sends: u32,
+    /// The transmit buffer holds a logon that is not sent before this time (backoff).
+    tx_hold: Option<Instant>,
     heartbeat: Option<HeartbeatConfig>,
     logon_timeout: Duration,
     command_timeout: Option<Duration>,
@@ -285,6 +293,8 @@ pub(crate) struct Core<S: Storage> {
     acks: AckBatch,
     /// The last routing attempt only found bookmark duplicates.
     dup_only: bool,
+    /// Serial of the delivery being routed (see `Route::delivered`).
+    msg_serial: u32,
 }
 
 impl<S: Storage> Session<S> {
@@ -322,6 +332,10 @@ impl<S: Storage> Session<S> {
             client_name,
             version: FixedStr::new(config.version).unwrap_or_default(),
             logon_options: FixedStr::new(config.logon_options.unwrap_or("")).unwrap_or_default(),
+            logon_mt: FixedStr::EMPTY,
+            logon_extra: FixedStr::EMPTY,
+            logon_sends: 0,
+            tx_hold: None,
             heartbeat: config.heartbeat,
             logon_timeout: config.logon_timeout,
             command_timeout: config.command_timeout,
@@ -374,6 +388,7 @@ impl<S: Storage> Session<S> {
                 target: 1,
             },
             dup_only: false,
+            msg_serial: 0,
         };
         Ok(Session {
             record: None,
@@ -621,13 +636,14 @@ impl<S: Storage> Session<S> {
             return Err(InputError::NotConnected);
         }
         let n = self.rx.push(input);
-        if n > 0 {
-            // Any traffic proves the server alive (protocol.md §9).
-            if let Some(hb) = self.core.heartbeat
-                && self.core.is_logged_on()
-            {
-                self.core.hb_deadline = Some(now + hb.timeout);
-            }
+        // A complete frame of any kind proves the server alive (protocol.md §9); bytes that
+        // never complete a frame do not.
+        if n > 0
+            && self.rx.frames_completed()
+            && let Some(hb) = self.core.heartbeat
+            && self.core.is_logged_on()
+        {
+            self.core.hb_deadline = Some(now + hb.timeout);
         }
         Ok(n)
     }
