@@ -6,14 +6,14 @@
 
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use amps_core::codec::{Command, CommandKind};
 use amps_core::ha::Authenticator;
 use amps_core::session::ConnectionState;
 
 use crate::command::OwnedCommand;
-use crate::config::{PublishOptions, Settings, StreamOptions};
+use crate::config::{ANSWER_GRACE, PublishOptions, Settings, StreamOptions, Timeouts};
 use crate::dispatch::{DispatchQueue, Dispatcher};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
@@ -46,6 +46,9 @@ enum Start {
     Running {
         dispatch: Option<JoinHandle<()>>,
         dispatch_thread: ThreadId,
+        queue: Arc<DispatchQueue>,
+        /// Set by `close()`: when closing gives up waiting for handlers.
+        close_by: Option<Instant>,
     },
     Closed,
 }
@@ -111,6 +114,17 @@ impl Handle {
         &self.inner.shared
     }
 
+    fn timeouts(&self) -> Timeouts {
+        self.shared().timeouts
+    }
+
+    /// A command's own time limit, or the client's.
+    fn command_limit(&self, command: &Command<'_>) -> Duration {
+        command.timeout.map_or(self.timeouts().command, |t| {
+            Duration::from_micros(t.as_micros())
+        })
+    }
+
     /// A handle that does not keep the client alive.
     pub fn downgrade(&self) -> WeakHandle {
         WeakHandle {
@@ -134,7 +148,7 @@ impl Handle {
             }
             Start::Closed => return Err(Error::closed()),
         };
-        let dispatcher = Dispatcher::new(queue, self.shared().clone());
+        let dispatcher = Dispatcher::new(queue.clone(), self.shared().clone());
         let dispatch = std::thread::Builder::new()
             .name(format!("amps-dispatch-{}", self.name()))
             .spawn(move || dispatcher.run())
@@ -146,6 +160,8 @@ impl Handle {
         *st = Start::Running {
             dispatch: Some(dispatch),
             dispatch_thread,
+            queue,
+            close_by: None,
         };
         Ok(())
     }
@@ -155,6 +171,7 @@ impl Handle {
     fn call<T>(
         &self,
         what: &'static str,
+        limit: Duration,
         op: impl FnOnce(crate::sync::Reply<T>) -> Op,
     ) -> Pending<T> {
         match &*lock(&self.inner.start) {
@@ -169,27 +186,32 @@ impl Handle {
             }
             Start::Closed => return Pending::ready(Err(Error::closed())),
         }
-        self.send(what, op)
+        self.send(what, limit, op)
     }
 
     /// Start the driver if needed, then queue `op`.
     fn start_and_call<T>(
         &self,
         what: &'static str,
+        limit: Duration,
         op: impl FnOnce(crate::sync::Reply<T>) -> Op,
     ) -> Pending<T> {
         if let Err(e) = self.ensure_started() {
             return Pending::ready(Err(e));
         }
-        self.send(what, op)
+        self.send(what, limit, op)
     }
 
+    /// Queue `op`; its caller waits at most `limit` (the limit the driver enforces) and a
+    /// little more, so that the driver's own error normally comes first.
     fn send<T>(
         &self,
         what: &'static str,
+        limit: Duration,
         op: impl FnOnce(crate::sync::Reply<T>) -> Op,
     ) -> Pending<T> {
-        let (reply, pending) = reply_pair(None, what);
+        let deadline = Instant::now().checked_add(limit.saturating_add(ANSWER_GRACE));
+        let (reply, pending) = reply_pair(deadline, what);
         match self.shared().send_op(op(reply)) {
             // A refused op answered its reply already (see `Shared::send_op`).
             Ok(()) | Err(_) => pending,
@@ -211,7 +233,7 @@ impl Handle {
                 let (reply, _) = reply_pair(None, what);
                 Pending::ready(self.shared().send_op(op(reply)).map(|()| T::default()))
             }
-            Start::Running { .. } => self.send(what, op),
+            Start::Running { .. } => self.send(what, self.timeouts().command, op),
             Start::Closed => Pending::ready(Err(Error::closed())),
         }
     }
@@ -235,18 +257,24 @@ impl Handle {
             return Pending::ready(Err(e.into()));
         }
         let uri = uri.to_owned();
-        self.start_and_call("connect", |reply| Op::Connect { uri, reply })
+        self.start_and_call("connect", self.timeouts().connect, |reply| Op::Connect {
+            uri,
+            reply,
+        })
     }
 
     /// Log on with the connection string's credentials (and the builder's authenticator).
     pub fn logon(&self) -> Pending<()> {
-        self.call("logon", |reply| Op::Logon { auth: None, reply })
+        self.call("logon", self.timeouts().logon, |reply| Op::Logon {
+            auth: None,
+            reply,
+        })
     }
 
     /// Log on with `authenticator` supplying the password and answering challenges.
     pub fn logon_with(&self, authenticator: impl Authenticator + Send + 'static) -> Pending<()> {
         let auth: Box<dyn Authenticator + Send> = Box::new(authenticator);
-        self.call("logon", |reply| Op::Logon {
+        self.call("logon", self.timeouts().logon, |reply| Op::Logon {
             auth: Some(auth),
             reply,
         })
@@ -255,7 +283,10 @@ impl Handle {
     /// HA: connect to the server the chooser names and log on, failing over and retrying as
     /// the delay strategy allows.
     pub fn connect_and_logon(&self) -> Pending<()> {
-        self.start_and_call("connect_and_logon", |reply| Op::ConnectAndLogon { reply })
+        let limit = self.timeouts().connect_and_logon;
+        self.start_and_call("connect_and_logon", limit, |reply| Op::ConnectAndLogon {
+            reply,
+        })
     }
 
     /// Close the connection; the client can connect again. No disconnect handler runs and an
@@ -264,11 +295,15 @@ impl Handle {
         if matches!(*lock(&self.inner.start), Start::Ready(..)) {
             return Pending::ready(Ok(()));
         }
-        self.call("disconnect", |reply| Op::Disconnect { reply })
+        self.call("disconnect", self.timeouts().command, |reply| {
+            Op::Disconnect { reply }
+        })
     }
 
     /// Shut the client down for good: queued publishes are sent, the connection closes,
-    /// streams end, pending commands fail, the background work stops.
+    /// streams end, pending commands fail, the background work stops. Answered within the
+    /// close timeout (default 10 s); then [`Handle::join`] waits for the handlers still
+    /// queued, until the same deadline.
     pub fn close(&self) -> Pending<()> {
         let mut st = lock(&self.inner.start);
         if let Start::Ready(..) = &*st {
@@ -278,26 +313,37 @@ impl Handle {
             self.shared().set_status(Status::Closed);
             return Pending::ready(Ok(()));
         }
+        if let Start::Running { close_by, .. } = &mut *st {
+            let limit = self.shared().timeouts.close;
+            close_by.get_or_insert_with(|| Instant::now() + limit);
+        }
         if let Start::Closed = &*st {
             return Pending::ready(Ok(()));
         }
         drop(st);
-        self.call("close", |reply| Op::Close { reply })
+        self.call("close", self.timeouts().close, |reply| Op::Close { reply })
     }
 
     /// After [`Handle::close`] answered: wait for the dispatch thread to finish the handlers
-    /// and listeners still queued (not when called from a handler, which runs on it).
+    /// and listeners still queued (not when called from a handler, which runs on it), until
+    /// the close deadline. A handler still running then is left to finish on its own.
     pub fn join(&self) {
         let mut st = lock(&self.inner.start);
         if let Start::Running {
             dispatch,
             dispatch_thread,
+            queue,
+            close_by,
         } = &mut *st
             && std::thread::current().id() != *dispatch_thread
             && let Some(d) = dispatch.take()
         {
+            let queue = queue.clone();
+            let deadline = close_by.unwrap_or_else(|| Instant::now() + self.timeouts().close);
             drop(st);
-            let _ = d.join();
+            if queue.wait_done(deadline) {
+                let _ = d.join();
+            }
         }
     }
 
@@ -366,7 +412,8 @@ impl Handle {
         self.shared().inbox.space.ticket()
     }
 
-    /// Publish, blocking while the publish queue is full (backpressure).
+    /// Publish, blocking while the publish queue is full (backpressure), at most the command
+    /// timeout: then `TimedOut`, and the message is not queued.
     pub fn publish_blocking(
         &self,
         delta: bool,
@@ -374,16 +421,29 @@ impl Handle {
         data: &[u8],
         options: &PublishOptions<'_>,
     ) -> Result<()> {
+        let mut deadline = None;
         loop {
             let space = self.publish_space();
             if self.try_publish(delta, topic, data, options)? {
                 return Ok(());
             }
-            space.wait_blocking(None);
+            let d = *deadline.get_or_insert_with(|| Instant::now() + self.timeouts().command);
+            if !space.wait_blocking(Some(d)) && Instant::now() >= d {
+                return Err(self.publish_timed_out());
+            }
         }
     }
 
-    /// Publish, waiting (async) while the publish queue is full. Cancel-safe: the message is
+    fn publish_timed_out(&self) -> Error {
+        Error::timed_out(format!(
+            "the publish queue stayed full for {:?}: the connection is not taking publishes \
+             (the message was not queued)",
+            self.timeouts().command
+        ))
+    }
+
+    /// Publish, waiting (async) while the publish queue is full, at most the command timeout
+    /// (then `TimedOut`, the message not queued). Cancel-safe: the message is
     /// queued exactly once when the future completes, and not at all if it is dropped before.
     pub async fn publish_async(
         &self,
@@ -392,12 +452,19 @@ impl Handle {
         data: &[u8],
         options: &PublishOptions<'_>,
     ) -> Result<()> {
+        let mut deadline = None;
         loop {
             let space = self.publish_space();
             if self.try_publish(delta, topic, data, options)? {
                 return Ok(());
             }
-            space.await;
+            let d = *deadline.get_or_insert_with(|| Instant::now() + self.timeouts().command);
+            if crate::sync::with_deadline(space, d, "publish")
+                .await
+                .is_err()
+            {
+                return Err(self.publish_timed_out());
+            }
         }
     }
 
@@ -420,7 +487,10 @@ impl Handle {
         if let Err(e) = self.check_open() {
             return Pending::ready(Err(e));
         }
-        self.call("flush", |reply| Op::Flush { store: None, reply })
+        self.call("flush", self.timeouts().command, |reply| Op::Flush {
+            store: None,
+            reply,
+        })
     }
 
     /// Flush, then wait until the publish store is empty, at most `timeout` (`TimedOut`).
@@ -428,7 +498,7 @@ impl Handle {
         if let Err(e) = self.check_open() {
             return Pending::ready(Err(e));
         }
-        self.call("publish_flush", |reply| Op::Flush {
+        self.call("publish_flush", timeout, |reply| Op::Flush {
             store: Some(timeout),
             reply,
         })
@@ -473,8 +543,9 @@ impl Handle {
         let stream = StreamShared::new(&opts, s.budget.clone());
         let resubscribe = opts.resubscribe.unwrap_or(s.ha);
         let auto_ack = opts.auto_ack.unwrap_or_else(|| s.auto_ack());
+        let limit = self.command_limit(command);
         let cmd = Box::new(OwnedCommand::new(command));
-        self.call("the command", |reply| Op::Execute {
+        self.call("the command", limit, |reply| Op::Execute {
             cmd,
             target: Target::Stream {
                 stream,
@@ -498,9 +569,10 @@ impl Handle {
             return Pending::ready(Err(e));
         }
         let resubscribe = self.shared().ha;
+        let limit = self.command_limit(command);
         let cmd = Box::new(OwnedCommand::new(command));
         let handler = handler::handler(handler);
-        self.call("the command", |reply| Op::Execute {
+        self.call("the command", limit, |reply| Op::Execute {
             cmd,
             target: Target::Handler { handler, reply },
             resubscribe,
@@ -512,8 +584,9 @@ impl Handle {
         if let Err(e) = self.check_command(command) {
             return Pending::ready(Err(e));
         }
+        let limit = self.command_limit(command);
         let cmd = Box::new(OwnedCommand::new(command));
-        self.call("the command", |reply| Op::Execute {
+        self.call("the command", limit, |reply| Op::Execute {
             cmd,
             target: Target::Collect(reply),
             resubscribe: false,
@@ -592,7 +665,9 @@ impl Handle {
             return Pending::ready(Err(e));
         }
         let sub_id = sub_id.to_owned();
-        self.call("unsubscribe", |reply| Op::Unsubscribe { sub_id, reply })
+        self.call("unsubscribe", self.timeouts().command, |reply| {
+            Op::Unsubscribe { sub_id, reply }
+        })
     }
 
     // ------------------------------------------------------------------ settings
@@ -646,7 +721,10 @@ impl Handle {
     /// Make the publish and bookmark stores durable now (file stores: fsync), and prune the
     /// bookmark store when asked. `close()` syncs too.
     pub fn sync_stores(&self, prune: bool) -> Pending<()> {
-        self.call("sync_stores", |reply| Op::Stores { prune, reply })
+        self.call("sync_stores", self.timeouts().command, |reply| Op::Stores {
+            prune,
+            reply,
+        })
     }
 
     // ------------------------------------------------------------------ listeners

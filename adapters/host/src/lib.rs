@@ -47,13 +47,15 @@ mod shared;
 mod stores;
 mod stream;
 mod sync;
+mod timer;
 
 pub use builder::ClientBuilder;
 pub use client::{Adapter, HaAdapter, Handle, WeakHandle};
 pub use config::{
-    DEFAULT_COMMAND_QUEUE, DEFAULT_DISPATCH_CAPACITY, DEFAULT_PUBLISH_QUEUE_BYTES,
-    DEFAULT_RECEIVE_BYTES, DEFAULT_STABILITY_WINDOW, DEFAULT_STREAM_CAPACITY, PublishOptions,
-    StreamOptions,
+    DEFAULT_CLOSE_TIMEOUT, DEFAULT_COMMAND_QUEUE, DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_CONNECT_AND_LOGON_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISPATCH_CAPACITY,
+    DEFAULT_LOGON_TIMEOUT, DEFAULT_PUBLISH_QUEUE_BYTES, DEFAULT_RECEIVE_BYTES,
+    DEFAULT_STABILITY_WINDOW, DEFAULT_STREAM_CAPACITY, PublishOptions, StreamOptions,
 };
 pub use delay::{DelayStrategy, ExponentialDelay, FixedDelay};
 pub use driver::{Driver, IoRequest, OpenRequest};
@@ -65,7 +67,7 @@ pub use message::{AckHow, FailedWrite, Message};
 pub use net::{Direction, TlsConfig, TransportFilter};
 pub use queue::{Budget, OverflowPolicy};
 pub use stream::StreamCore;
-pub use sync::{Notify, Pending, Reply, Signal, Ticket, reply_pair};
+pub use sync::{Deadline, Notify, Pending, Reply, Signal, Ticket, reply_pair, with_deadline};
 
 pub use amps_core::codec::{AckType, Command, CommandKind, OofReason, Status, bookmark, options};
 pub use amps_core::ha::{Authenticator, DefaultAuthenticator, DefaultServerChooser, ServerChooser};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use amps_core::session::ConnectionState;
 
-use crate::config::{DEFAULT_COMMAND_QUEUE, Settings, StreamOptions};
+use crate::config::{DEFAULT_COMMAND_QUEUE, Settings, StreamOptions, Timeouts};
 use crate::control::{Control, ControlSink, Sink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::EventHub;
@@ -56,6 +56,7 @@ pub(crate) struct Shared {
     unpersisted: AtomicUsize,
     pub(crate) next_listener: AtomicU64,
     pub(crate) stream_defaults: StreamOptions,
+    pub(crate) timeouts: Timeouts,
 }
 
 impl Shared {
@@ -79,6 +80,7 @@ impl Shared {
             unpersisted: AtomicUsize::new(0),
             next_listener: AtomicU64::new(1),
             stream_defaults: s.stream,
+            timeouts: s.timeouts,
         }
     }
 

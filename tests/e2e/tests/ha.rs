@@ -405,7 +405,7 @@ fn a_logon_that_is_dropped_or_unanswered_is_retried<A: Api>() {
     c.close().unwrap();
 }
 
-fn a_flush_cut_by_a_disconnect_is_asked_again_after_the_reconnect<A: Api>() {
+fn a_flush_cut_by_a_disconnect_completes_after_the_reconnect<A: Api>() {
     let b = broker();
     let (flush_tx, flush_rx) = mpsc::channel();
     let c = A::build_ha(ha::<A>("reflush", vec![uri(&b)], true).transport_filter(
@@ -430,7 +430,8 @@ fn a_flush_cut_by_a_disconnect_is_asked_again_after_the_reconnect<A: Api>() {
     recv(&flush_rx, "flush sent");
     b.faults(|f| f.delay_acks = None);
     b.kill_connections();
-    recv(&flush_rx, "flush sent again");
+    // Asked again after the reconnect, unless the logon ack already showed every publish
+    // persisted (then the store is empty and the flush is done without a round trip).
     waiter.join().unwrap().unwrap();
     assert_eq!(c.unpersisted_count(), 0);
     c.close().unwrap();
@@ -508,7 +509,7 @@ suite!(
     file_backed_stores_survive_a_restart_of_the_client,
     a_broker_restart_keeps_state_and_the_client_carries_on,
     a_logon_that_is_dropped_or_unanswered_is_retried,
-    a_flush_cut_by_a_disconnect_is_asked_again_after_the_reconnect,
+    a_flush_cut_by_a_disconnect_completes_after_the_reconnect,
     plain_streams_end_with_an_error_after_draining,
     a_custom_delay_strategy_resets_only_after_a_stable_connection,
 );

@@ -111,6 +111,8 @@ struct Ha {
     up_since: Option<amps_core::Instant>,
     /// `connect_and_logon` callers waiting for a logon.
     waiters: Vec<Reply<()>>,
+    /// When the waiters are told `TimedOut` and the client stops trying.
+    wait_deadline: Option<amps_core::Instant>,
 }
 
 /// The logon in flight.
@@ -136,7 +138,7 @@ struct State {
     dispatch: Arc<DispatchQueue>,
     origin: std::time::Instant,
     tls: TlsConfig,
-    connect_timeout: Duration,
+    timeouts: crate::config::Timeouts,
     transport_filter: Option<Arc<TransportFilter>>,
     authenticator: Box<dyn Authenticator + Send>,
     ha: Option<Ha>,
@@ -196,8 +198,8 @@ impl Driver {
             Some((interval, timeout)) => Some(heartbeat_config(interval, timeout)?),
             None => None,
         };
-        c.logon_timeout = s.logon_timeout.into();
-        c.command_timeout = s.command_timeout.map(Into::into);
+        c.logon_timeout = s.timeouts.logon.into();
+        c.command_timeout = Some(s.timeouts.command.into());
         if s.ha.is_some() {
             // The driver asks its own delay strategy for each wait.
             c.reconnect = amps_core::ha::ReconnectPolicy::External;
@@ -221,7 +223,7 @@ impl Driver {
                 dispatch,
                 origin: std::time::Instant::now(),
                 tls: s.tls,
-                connect_timeout: s.connect_timeout,
+                timeouts: s.timeouts,
                 transport_filter: s.transport_filter,
                 authenticator: s.authenticator,
                 ha: s.ha.map(|h| Ha {
@@ -230,6 +232,7 @@ impl Driver {
                     stability: h.stability,
                     up_since: None,
                     waiters: Vec::new(),
+                    wait_deadline: None,
                 }),
                 heartbeat: s.heartbeat,
                 open: false,
@@ -283,6 +286,7 @@ impl Driver {
         if self.session.poll_timeout().is_some_and(|t| t <= now) {
             self.session.handle_timeout(now);
         }
+        self.ha_deadline(now);
         self.ha_connect(now);
         self.drain_events(now);
         self.report_progress();
@@ -407,7 +411,10 @@ impl Driver {
 
     /// When the driver must run again at the latest (a session timer), if ever.
     pub fn deadline(&self) -> Option<std::time::Instant> {
-        let t = self.session.poll_timeout()?;
+        let t = match (self.session.poll_timeout(), self.ha_wait_deadline()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
         Some(self.st.origin + Duration::from_micros(t.as_micros()))
     }
 
@@ -487,7 +494,9 @@ impl Driver {
         }
         self.st.shared.set_status(crate::shared::Status::Closed);
         self.st.close_conn();
-        self.st.dispatch.stop();
+        self.st
+            .dispatch
+            .stop(std::time::Instant::now() + self.st.timeouts.close);
         for r in self.st.close_waiters.drain(..) {
             let _ = r.send(Ok(()));
         }
