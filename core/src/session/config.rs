@@ -139,8 +139,8 @@ impl<'a> Config<'a> {
 }
 
 /// What the adapter knows about the connection it just opened (from the URI and the
-/// authenticator), for the logon (protocol.md §6.1).
-#[derive(Clone, Copy, Debug, Default)]
+/// authenticator), for the logon (protocol.md §6.1). `Debug` leaves the password out.
+#[derive(Clone, Copy, Default)]
 pub struct Logon<'a> {
     /// `user_id`.
     pub user_id: Option<&'a str>,
@@ -150,4 +150,15 @@ pub struct Logon<'a> {
     pub message_type: Option<&'a str>,
     /// Extra logon options (`pretty` from the URI), added to the configured ones.
     pub options: Option<&'a str>,
+}
+
+impl core::fmt::Debug for Logon<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Logon")
+            .field("user_id", &self.user_id)
+            .field("password", &self.password.map(|_| "<redacted>"))
+            .field("message_type", &self.message_type)
+            .field("options", &self.options)
+            .finish()
+    }
 }

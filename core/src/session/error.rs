@@ -279,7 +279,8 @@ impl core::error::Error for InputError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The byte stream could not be decoded; the connection is closed.
+    /// Input that could not be decoded: a broken frame length closes the connection, a bad
+    /// header skips its message (see [`DecodeError`] for each case).
     Decode(DecodeError),
     /// A failure ack without a `cid` (protocol.md §1.4): a command could not be read by the
     /// server. The connection survives (the server may close it).

@@ -10,7 +10,7 @@ use amps_host::{
 use crate::{Api, Evts, Strm};
 
 /// The blocking client (`amps-std`).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StdApi {
     c: amps_std::Client,
     ha: Option<amps_std::HaClient>,

@@ -27,7 +27,7 @@ fn block<F: Future>(f: F) -> F::Output {
 }
 
 /// The async client (`amps-tokio`).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TokioApi {
     c: amps_tokio::Client,
     ha: Option<amps_tokio::HaClient>,
