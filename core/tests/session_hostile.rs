@@ -104,11 +104,13 @@ fn an_endless_logon_retry_backs_off_repeats_the_same_logon_and_fails_at_its_dead
             r#"{{"c":"ack","cid":"{}","a":"processed","status":"retry","pw":"again"}}"#,
             id.wire()
         ));
+        // A challenge that names no user is for the one logging on.
         assert!(
-            evs.iter().any(|e| matches!(e, Ev::LogonRetry { .. })),
+            evs.iter()
+                .any(|e| matches!(e, Ev::LogonRetry { user, .. } if user == "u")),
             "{evs:?}"
         );
-        let next = h.s.handle_logon_retry(h.now, Some("u"), "p").unwrap();
+        let next = h.s.handle_logon_retry(h.now, None, "p").unwrap();
         ids.push(next);
         // Nothing goes out before the backoff ends; then exactly the logon.
         let mut out = h.tx();

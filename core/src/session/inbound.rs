@@ -324,7 +324,8 @@ impl<S: Storage> Session<S> {
             Emit::Ack(id) => Event::Ack { id, msg },
             Emit::LastChance => Event::LastChance(msg),
             Emit::LogonRetry => Event::LogonRetry {
-                user_id: msg.user_id().unwrap_or(""),
+                // A challenge that does not name the user is for the one logging on.
+                user_id: msg.user_id().unwrap_or(core.logon_user.as_str()),
                 token: msg.password().unwrap_or(""),
             },
             Emit::FailedWrite { seq, kind } => Event::FailedWrite {

@@ -125,6 +125,8 @@ impl<S: Storage> Core<S> {
             crate::util::FixedStr::new(logon.message_type.unwrap_or("")).unwrap_or_default();
         self.logon_extra =
             crate::util::FixedStr::new(logon.options.unwrap_or("")).unwrap_or_default();
+        self.logon_user =
+            crate::util::FixedStr::new(logon.user_id.unwrap_or("")).unwrap_or_default();
         self.logon_sends = 0;
         self.tx_hold = None;
         // The limit covers every logon of this connection, challenges answered included.
@@ -206,6 +208,9 @@ impl<S: Storage> Core<S> {
                 .min(crate::time::Duration::from_secs(1));
             self.tx_hold = Some(now + wait);
         }
+        // The same user as the first logon unless the challenge names another.
+        let user = self.logon_user;
+        let user_id = user_id.or((!user.is_empty()).then_some(user.as_str()));
         self.send_logon(user_id, Some(password))
     }
 

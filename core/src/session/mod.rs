@@ -237,6 +237,7 @@ pub(crate) struct Core<S: Storage> {
     /// again (a challenge's answer) is the same command.
     logon_mt: FixedStr<16>,
     logon_extra: FixedStr<32>,
+    logon_user: FixedStr<128>,
     /// Logons sent on this connection; from the second answer on, each waits longer.
     logon_sends: u32,
     /// The transmit buffer holds a logon that is not sent before this time (backoff).
@@ -334,6 +335,7 @@ impl<S: Storage> Session<S> {
             logon_options: FixedStr::new(config.logon_options.unwrap_or("")).unwrap_or_default(),
             logon_mt: FixedStr::EMPTY,
             logon_extra: FixedStr::EMPTY,
+            logon_user: FixedStr::EMPTY,
             logon_sends: 0,
             tx_hold: None,
             heartbeat: config.heartbeat,

@@ -10,6 +10,7 @@
 //! bounded by [`GUARD`] (a failure guard, never a clock: a passing test does not wait it).
 #![allow(missing_docs)]
 
+pub mod script;
 mod std_api;
 mod tokio_api;
 
