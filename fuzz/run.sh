@@ -75,7 +75,7 @@ case "${1:-}" in
       log="$scratch/$t.log"
       status=0
       run_target "$t" "$scratch/$t" -max_total_time="$secs" >"$log" 2>&1 || status=$?
-      grep -E '^(#[0-9]+ +(INITED|DONE)|stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb))' "$log" || true
+      grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb))' "$log" || true
       if [[ "$status" != 0 ]]; then
         tail -n 60 "$log" >&2
         echo "fuzz smoke: $t FAILED (exit $status; reproducer under fuzz/artifacts/$t)" >&2
