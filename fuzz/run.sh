@@ -2,7 +2,7 @@
 # Build and run the libFuzzer targets of amps-rs (cargo-fuzz). Installs cargo-fuzz when it is
 # missing. Uses the nightly toolchain when rustup has one; without it, the machine's stable
 # toolchain builds the targets with RUSTC_BOOTSTRAP=1. Targets are built with debug assertions
-# and overflow checks and, by default, without a sanitizer: the crates under test forbid
+# and overflow checks and, by default, without a sanitizer: the crates under test deny
 # `unsafe`, and AddressSanitizer made the session and broker targets eight times slower.
 #
 #   fuzz/run.sh list                   the targets
