@@ -45,14 +45,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use amps_host::{
-    AckHow, AckType, Authenticator, BookmarkStore, ClientEvent, Command, CommandKind,
-    ConnectionState, DefaultAuthenticator, DefaultServerChooser, DelayStrategy, Direction, Error,
-    ErrorKind, ExponentialDelay, FailedWrite, FixedDelay, HandlerResult, Limits, ListenerId,
-    MemoryBookmarkStore, MemoryPublishStore, Message, NoBookmarkStore, NoPublishStore, OofReason,
-    OverflowPolicy, PublishOptions, PublishStore, Result, ServerChooser, Status, StreamOptions,
-    TlsConfig, bookmark, options,
-};
+pub use amps_host::api::*;
 
 /// The async client for tokio.
 #[cfg(feature = "tokio")]

@@ -38,6 +38,7 @@ mod handler;
 mod inbox;
 mod listeners;
 mod message;
+pub mod msgtypes;
 pub mod net;
 mod op;
 mod owned;
@@ -78,3 +79,21 @@ pub use amps_core::store::{
 };
 #[cfg(feature = "tls")]
 pub use rustls;
+
+/// What the application sees of the host layer, the same in every client: the adapters
+/// (`amps-std`, `amps-tokio`) and the `amps` facade re-export this whole module at their root,
+/// so a type has one name whichever client is used.
+pub mod api {
+    pub use crate::msgtypes;
+    pub use crate::{
+        AckHow, AckType, Authenticator, BookmarkStore, ClientBuilder, ClientEvent, Command,
+        CommandKind, ConnectionState, DEFAULT_CLOSE_TIMEOUT, DEFAULT_COMMAND_TIMEOUT,
+        DEFAULT_CONNECT_AND_LOGON_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOGON_TIMEOUT,
+        DEFAULT_PUBLISH_QUEUE_BYTES, DEFAULT_RECEIVE_BYTES, DEFAULT_STREAM_CAPACITY,
+        DefaultAuthenticator, DefaultServerChooser, DelayStrategy, Direction, Error, ErrorKind,
+        ExponentialDelay, FailedWrite, FixedDelay, HandlerResult, Limits, ListenerId,
+        MemoryBookmarkStore, MemoryPublishStore, Message, NoBookmarkStore, NoPublishStore,
+        OofReason, OverflowPolicy, PublishOptions, PublishStore, Result, ServerChooser, Status,
+        StreamOptions, TlsConfig, bookmark, options,
+    };
+}

@@ -56,11 +56,4 @@ mod stream;
 pub use client::{Client, HaClient};
 pub use stream::{Events, MessageStream};
 
-pub use amps_host::{
-    AckHow, AckType, Authenticator, BookmarkStore, ClientBuilder, ClientEvent, Command,
-    CommandKind, ConnectionState, DefaultAuthenticator, DefaultServerChooser, DelayStrategy,
-    Direction, Error, ErrorKind, ExponentialDelay, FailedWrite, FixedDelay, HandlerResult, Limits,
-    ListenerId, MemoryBookmarkStore, MemoryPublishStore, Message, NoBookmarkStore, NoPublishStore,
-    OofReason, OverflowPolicy, PublishOptions, PublishStore, Result, ServerChooser, Status,
-    StreamOptions, TlsConfig, bookmark, options,
-};
+pub use amps_host::api::*;
