@@ -28,6 +28,7 @@ pub struct Error {
     message: String,
     reason: Option<String>,
     source: Option<Source>,
+    unpersisted: Option<(u64, u64)>,
 }
 
 /// `Result` with the host clients' [`Error`].
@@ -41,6 +42,7 @@ impl Error {
             message: message.into(),
             reason: None,
             source: None,
+            unpersisted: None,
         }
     }
 
@@ -70,6 +72,22 @@ impl Error {
     /// The description, without the kind.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// For a `publish_flush` that timed out: the sequence numbers of the publishes still
+    /// unpersisted in the publish store, first to last (some in between may be persisted).
+    pub fn unpersisted_range(&self) -> Option<std::ops::RangeInclusive<u64>> {
+        self.unpersisted.map(|(a, b)| a..=b)
+    }
+
+    /// The same error naming the publishes still unpersisted.
+    pub(crate) fn with_unpersisted(mut self, count: usize, first: u64, last: u64) -> Self {
+        self.message = format!(
+            "{}: {count} publish(es) still unpersisted, sequence numbers {first} to {last}",
+            self.message
+        );
+        self.unpersisted = Some((first, last));
+        self
     }
 
     /// The same error with the server's reason text.
@@ -117,6 +135,7 @@ impl Clone for Error {
             kind: self.kind,
             message: self.message.clone(),
             reason: self.reason.clone(),
+            unpersisted: self.unpersisted,
             source: self
                 .source
                 .as_ref()

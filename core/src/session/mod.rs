@@ -296,6 +296,9 @@ pub(crate) struct Core<S: Storage> {
     dup_only: bool,
     /// Serial of the delivery being routed (see `Route::delivered`).
     msg_serial: u32,
+    /// The highest publish sequence number known persisted by a server (publish store on).
+    persisted_seq: u64,
+    error_on_publish_gap: bool,
 }
 
 impl<S: Storage> Session<S> {
@@ -391,6 +394,8 @@ impl<S: Storage> Session<S> {
             },
             dup_only: false,
             msg_serial: 0,
+            persisted_seq: 0,
+            error_on_publish_gap: config.error_on_publish_gap,
         };
         Ok(Session {
             record: None,

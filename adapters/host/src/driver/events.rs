@@ -62,9 +62,7 @@ impl Driver {
                 if store_changed {
                     // Before any later event answers a caller (a publish_flush), so the count
                     // it reads next is current.
-                    self.st
-                        .shared
-                        .set_unpersisted(self.session.unpersisted_count());
+                    self.mirror_store();
                 }
             }
             for a in after.drain(..) {
@@ -331,6 +329,12 @@ impl State {
                     // The connection dropped during the logon; the session reconnects by
                     // itself (its delay strategy applies) and connect_and_logon keeps waiting.
                     CommandError::Disconnected => {}
+                    // This server lacks publishes another one persisted: the session
+                    // reconnects (the chooser moved on) and connect_and_logon keeps waiting.
+                    CommandError::Failed {
+                        kind: amps_core::session::FailureKind::PublishGap,
+                        ..
+                    } => {}
                     // No answer in time (a server that accepted the connection but is not
                     // serving): the session stopped; try again (the chooser moved on).
                     CommandError::TimedOut => after = Some(After::Restart),
@@ -356,6 +360,14 @@ impl State {
                         && !self.user_disconnect =>
                 {
                     self.user_q.push_front(Item::Op(Op::Flush { store, reply }));
+                }
+                // A publish_flush that ran out of time says what is still unpersisted.
+                other @ WaitReply::Flush(_, Some(_)) if error == CommandError::TimedOut => {
+                    let e = match self.unpersisted_range {
+                        Some((n, first, last)) => e.clone().with_unpersisted(n, first, last),
+                        None => e.clone(),
+                    };
+                    self.out.push_back(Out::Fail(other, e));
                 }
                 other => self.out.push_back(Out::Fail(other, e.clone())),
             }
