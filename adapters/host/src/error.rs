@@ -28,7 +28,8 @@ pub struct Error {
     message: String,
     reason: Option<String>,
     source: Option<Source>,
-    unpersisted: Option<(u64, u64)>,
+    /// Boxed: rare, and keeps the error (and every event carrying one) small.
+    unpersisted: Option<Box<(u64, u64)>>,
 }
 
 /// `Result` with the host clients' [`Error`].
@@ -77,7 +78,7 @@ impl Error {
     /// For a `publish_flush` that timed out: the sequence numbers of the publishes still
     /// unpersisted in the publish store, first to last (some in between may be persisted).
     pub fn unpersisted_range(&self) -> Option<std::ops::RangeInclusive<u64>> {
-        self.unpersisted.map(|(a, b)| a..=b)
+        self.unpersisted.as_deref().map(|&(a, b)| a..=b)
     }
 
     /// The same error naming the publishes still unpersisted.
@@ -86,7 +87,7 @@ impl Error {
             "{}: {count} publish(es) still unpersisted, sequence numbers {first} to {last}",
             self.message
         );
-        self.unpersisted = Some((first, last));
+        self.unpersisted = Some(Box::new((first, last)));
         self
     }
 
@@ -135,7 +136,7 @@ impl Clone for Error {
             kind: self.kind,
             message: self.message.clone(),
             reason: self.reason.clone(),
-            unpersisted: self.unpersisted,
+            unpersisted: self.unpersisted.clone(),
             source: self
                 .source
                 .as_ref()
