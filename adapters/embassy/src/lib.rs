@@ -88,6 +88,7 @@
 //!
 //! - `embassy-time`: `EmbassyClock`.
 //! - `defmt`: log connection changes with defmt (and turn on amps-core's defmt logging).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -144,3 +145,8 @@ pub use storage::Buffers;
 #[doc = include_str!("../../../targets/embassy-firmware/examples/embassy_net/main.rs")]
 #[doc = "```"]
 pub mod embassy_net_wiring {}
+
+/// The examples of the crate's README, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
