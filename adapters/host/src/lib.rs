@@ -140,6 +140,7 @@ pub mod msgtypes;
 pub mod net;
 mod op;
 mod owned;
+mod params;
 mod queue;
 mod shared;
 #[cfg(feature = "fs")]
@@ -164,6 +165,7 @@ pub use handler::HandlerResult;
 pub use listeners::ListenerId;
 pub use message::{AckHow, FailedWrite, Message};
 pub use net::{Direction, TlsConfig, TransportFilter};
+pub use params::Params;
 pub use queue::{Budget, OverflowPolicy};
 pub use stream::StreamCore;
 pub use sync::{Deadline, Notify, Pending, Reply, Signal, Ticket, reply_pair, with_deadline};
@@ -191,8 +193,8 @@ pub mod api {
         DefaultAuthenticator, DefaultServerChooser, DelayStrategy, Direction, Error, ErrorKind,
         ExponentialDelay, FailedWrite, FixedDelay, HandlerResult, Limits, ListenerId,
         MemoryBookmarkStore, MemoryPublishStore, Message, NoBookmarkStore, NoPublishStore,
-        OofReason, OverflowPolicy, PublishOptions, PublishStore, Result, ServerChooser, Status,
-        StreamOptions, TlsConfig, bookmark, options,
+        OofReason, OverflowPolicy, Params, PublishOptions, PublishStore, Result, ServerChooser,
+        Status, StreamOptions, TlsConfig, bookmark, options,
     };
 }
 

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use amps_core::session::ConnectionState;
 use amps_host::{
-    Adapter, Authenticator, ClientBuilder, Command, Driver, Error, ErrorKind, FailedWrite,
-    HaAdapter, Handle, HandlerResult, ListenerId, Message, PublishOptions, Result, StreamOptions,
+    Adapter, Authenticator, ClientBuilder, Command, CommandKind, Driver, Error, ErrorKind,
+    FailedWrite, HaAdapter, Handle, HandlerResult, ListenerId, Message, Params, PublishOptions,
+    Result, StreamOptions,
 };
 
 use crate::stream::{Events, MessageStream};
@@ -198,45 +199,144 @@ impl Client {
         self.handle.execute_async(command, handler).wait()
     }
 
-    /// Subscribe to `topic` (a name or a regular expression) with an optional filter.
-    pub fn subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
+    /// Subscribe to `topic` (a name or a regular expression). `params`: a filter
+    /// (`&str`, `Option<&str>`) or [`Params`] (sub id, options, bookmark, timeout).
+    pub fn subscribe<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Result<MessageStream> {
         self.handle
-            .subscribe(topic, filter)
+            .subscribe(topic, params)
             .wait()
             .map(MessageStream)
     }
 
-    /// Subscribe receiving only changed fields.
-    pub fn delta_subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
+    /// Subscribe receiving only changed fields. `params` as for `subscribe`.
+    pub fn delta_subscribe<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Result<MessageStream> {
         self.handle
-            .delta_subscribe(topic, filter)
+            .delta_subscribe(topic, params)
             .wait()
             .map(MessageStream)
     }
 
     /// Query the State of the World of `topic`; the stream ends after the last record.
-    pub fn sow(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
-        self.handle.sow(topic, filter).wait().map(MessageStream)
+    /// `params`: a filter or [`Params`] (`top_n`, `order_by`, `batch_size`, bookmark, …).
+    pub fn sow<'a>(&self, topic: &'a str, params: impl Into<Params<'a>>) -> Result<MessageStream> {
+        self.handle.sow(topic, params).wait().map(MessageStream)
     }
 
-    /// Query and subscribe atomically.
-    pub fn sow_and_subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
-        self.handle
-            .sow_and_subscribe(topic, filter)
-            .wait()
-            .map(MessageStream)
-    }
-
-    /// Query and delta-subscribe atomically.
-    pub fn sow_and_delta_subscribe(
+    /// Query and subscribe atomically. `params` as for `sow`.
+    pub fn sow_and_subscribe<'a>(
         &self,
-        topic: &str,
-        filter: Option<&str>,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
     ) -> Result<MessageStream> {
         self.handle
-            .sow_and_delta_subscribe(topic, filter)
+            .sow_and_subscribe(topic, params)
             .wait()
             .map(MessageStream)
+    }
+
+    /// Query and delta-subscribe atomically. `params` as for `sow`.
+    pub fn sow_and_delta_subscribe<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Result<MessageStream> {
+        self.handle
+            .sow_and_delta_subscribe(topic, params)
+            .wait()
+            .map(MessageStream)
+    }
+
+    /// [`Client::subscribe`] with `handler` receiving the messages on the dispatch thread instead of
+    /// a stream; returns the subscription (or query) id.
+    pub fn subscribe_with_handler<'a, F, R>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle
+            .named_with_handler(CommandKind::Subscribe, topic, params, handler)
+            .wait()
+    }
+
+    /// [`Client::delta_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
+    /// a stream; returns the subscription (or query) id.
+    pub fn delta_subscribe_with_handler<'a, F, R>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle
+            .named_with_handler(CommandKind::DeltaSubscribe, topic, params, handler)
+            .wait()
+    }
+
+    /// [`Client::sow`] with `handler` receiving the messages on the dispatch thread instead of
+    /// a stream; returns the subscription (or query) id.
+    pub fn sow_with_handler<'a, F, R>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle
+            .named_with_handler(CommandKind::Sow, topic, params, handler)
+            .wait()
+    }
+
+    /// [`Client::sow_and_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
+    /// a stream; returns the subscription (or query) id.
+    pub fn sow_and_subscribe_with_handler<'a, F, R>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle
+            .named_with_handler(CommandKind::SowAndSubscribe, topic, params, handler)
+            .wait()
+    }
+
+    /// [`Client::sow_and_delta_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
+    /// a stream; returns the subscription (or query) id.
+    pub fn sow_and_delta_subscribe_with_handler<'a, F, R>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle
+            .named_with_handler(CommandKind::SowAndDeltaSubscribe, topic, params, handler)
+            .wait()
     }
 
     /// Subscribe from a point in the transaction log: `bookmark` is a bookmark, `EPOCH`,
@@ -256,10 +356,11 @@ impl Client {
             .map(MessageStream)
     }
 
-    /// Delete the SOW records of `topic` matching `filter`; the returned ack carries the
-    /// counts (`records_deleted()`, `matches()`).
-    pub fn sow_delete(&self, topic: &str, filter: &str) -> Result<Message> {
-        self.handle.sow_delete(topic, filter).wait()
+    /// Delete the SOW records of `topic` matching the filter; the returned ack carries the
+    /// counts (`records_deleted()`, `matches()`). `params`: the filter, or [`Params`] with a
+    /// filter and options or a timeout.
+    pub fn sow_delete<'a>(&self, topic: &'a str, params: impl Into<Params<'a>>) -> Result<Message> {
+        self.handle.sow_delete(topic, params).wait()
     }
 
     /// Delete the SOW records with these keys (comma-separated SOW keys).
