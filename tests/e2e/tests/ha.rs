@@ -498,7 +498,97 @@ fn plain_streams_end_with_an_error_after_draining<A: Api>() {
     c.close().unwrap();
 }
 
+/// Secrets per server, from the chooser: a server needs its own password.
+struct PerServer {
+    uris: Vec<String>,
+    secrets: Vec<Secret>,
+    current: usize,
+}
+
+/// An authenticator holding one server's password, logging its calls.
+struct Secret(&'static str, std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl amps_host::Authenticator for Secret {
+    fn authenticate(
+        &mut self,
+        user: &str,
+        _: &str,
+        out: &mut dyn std::fmt::Write,
+    ) -> std::fmt::Result {
+        self.1.lock().unwrap().push(format!("{user}@{}", self.0));
+        out.write_str(self.0)
+    }
+    fn retry(&mut self, _: &str, token: &str, out: &mut dyn std::fmt::Write) -> std::fmt::Result {
+        out.write_str(token)
+    }
+}
+
+impl amps_host::ServerChooser for PerServer {
+    fn current_uri(&self) -> Option<&str> {
+        self.uris.get(self.current).map(String::as_str)
+    }
+    fn report_success(&mut self, _: &str) {}
+    fn report_failure(&mut self, _: &str, _: &dyn std::fmt::Display) {
+        self.current = (self.current + 1) % self.uris.len();
+    }
+    fn current_authenticator(&mut self) -> Option<&mut dyn amps_host::Authenticator> {
+        self.secrets
+            .get_mut(self.current)
+            .map(|s| s as &mut dyn amps_host::Authenticator)
+    }
+}
+
+fn the_chooser_supplies_each_servers_authenticator<A: Api>() {
+    use amps_broker::config::User;
+    let users = |pw: &str| amps_broker::Config {
+        users: vec![User {
+            name: "svc".into(),
+            password: pw.into(),
+            challenge: false,
+        }],
+        ..config()
+    };
+    let (first, second) = (
+        broker_with(users("first-pw")),
+        broker_with(users("second-pw")),
+    );
+    let at = |b: &amps_broker::ServerHandle| format!("tcp://svc@{}/amps/json", b.local_addr());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let chooser = PerServer {
+        uris: vec![at(&first), at(&second)],
+        secrets: vec![
+            Secret("first-pw", log.clone()),
+            Secret("second-pw", log.clone()),
+        ],
+        current: 0,
+    };
+    let c = A::build_ha(
+        A::ha_builder("per-server")
+            .server_chooser(chooser)
+            .delay_strategy(fixed(20)),
+    );
+    let st = states(&c);
+    c.connect_and_logon().unwrap();
+    // The first server is lost: the second one's own password gets the client back on.
+    first.shutdown();
+    until(&st, CS::Disconnected);
+    until(&st, CS::LoggedOn);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log.first().map(String::as_str),
+        Some("svc@first-pw"),
+        "{log:?}"
+    );
+    assert_eq!(
+        log.last().map(String::as_str),
+        Some("svc@second-pw"),
+        "{log:?}"
+    );
+    c.close().unwrap();
+}
+
 suite!(
+    the_chooser_supplies_each_servers_authenticator,
     recovery_states_in_order_and_subscriptions_come_back,
     failover_to_the_second_broker,
     a_broker_killed_mid_publish_loses_nothing,

@@ -269,7 +269,7 @@ impl Driver {
         };
         let mut password = String::new();
         self.st
-            .authenticator
+            .authenticator()
             .authenticate(user.unwrap_or(""), uri_password, &mut password)
             .map_err(|_| Error::new(ErrorKind::Authentication, "the authenticator failed"))?;
         let logon = Logon {

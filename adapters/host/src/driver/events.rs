@@ -161,7 +161,7 @@ impl State {
             }
             Event::LogonRetry { user_id, token } => {
                 let mut password = String::new();
-                let r = self.authenticator.retry(user_id, token, &mut password);
+                let r = self.authenticator().retry(user_id, token, &mut password);
                 if r.is_ok() {
                     return Some(After::LogonRetry {
                         user: user_id.to_owned(),
@@ -295,7 +295,7 @@ impl State {
             if let Some(c) = self.ha.as_mut().and_then(|h| h.chooser.as_mut()) {
                 c.report_success(&l.uri);
             }
-            self.authenticator.completed("", "");
+            self.authenticator().completed("", "");
             self.shared.set_seq_known();
             if let Some(r) = l.reply {
                 let _ = r.send(Ok(()));
@@ -317,10 +317,11 @@ impl State {
         if self.logon.as_ref().is_some_and(|l| l.id == id)
             && let Some(l) = self.logon.take()
         {
+            // The authenticator of the server that refused, before the chooser moves on.
+            self.authenticator().completed("", e.reason().unwrap_or(""));
             if let Some(c) = self.ha.as_mut().and_then(|h| h.chooser.as_mut()) {
                 c.report_failure(&l.uri, &e);
             }
-            self.authenticator.completed("", e.reason().unwrap_or(""));
             if let Some(r) = l.reply {
                 let _ = r.send(Err(e.clone()));
             }

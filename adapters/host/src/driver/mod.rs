@@ -553,6 +553,20 @@ impl State {
         amps_core::Instant::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
     }
 
+    /// The authenticator for the current server: the HA chooser's own for it, else the
+    /// client's.
+    fn authenticator(&mut self) -> &mut dyn Authenticator {
+        let from_chooser = self
+            .ha
+            .as_mut()
+            .and_then(|h| h.chooser.as_mut())
+            .and_then(|c| c.current_authenticator());
+        match from_chooser {
+            Some(a) => a,
+            None => &mut *self.authenticator,
+        }
+    }
+
     /// Report a problem to the exception listener and the event receivers (through the
     /// dispatch thread, in order with everything else).
     fn report(&mut self, e: Error) {
