@@ -78,6 +78,10 @@ pub trait Api:
     fn try_publish(&self, topic: &str, data: &[u8]) -> Result<()>;
     fn publish_command(&self, c: &Command<'_>) -> Result<()>;
     fn flush(&self) -> Result<()>;
+    fn flush_timeout(&self, t: Duration) -> Result<()>;
+    fn server_version(&self) -> Option<amps_host::ServerVersion>;
+    fn uri(&self) -> Option<String>;
+    fn ack(&self, topic: &str, bookmark: &str) -> Result<()>;
     fn publish_flush(&self, t: Duration) -> Result<()>;
     fn unpersisted_count(&self) -> usize;
 

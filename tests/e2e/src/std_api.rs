@@ -82,6 +82,18 @@ impl Api for StdApi {
     fn flush(&self) -> Result<()> {
         self.c.flush()
     }
+    fn flush_timeout(&self, t: Duration) -> Result<()> {
+        self.c.flush_timeout(t)
+    }
+    fn server_version(&self) -> Option<amps_host::ServerVersion> {
+        self.c.server_version()
+    }
+    fn uri(&self) -> Option<String> {
+        self.c.uri()
+    }
+    fn ack(&self, topic: &str, bookmark: &str) -> Result<()> {
+        self.c.ack(topic, bookmark)
+    }
     fn publish_flush(&self, t: Duration) -> Result<()> {
         self.c.publish_flush(t)
     }

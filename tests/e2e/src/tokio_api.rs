@@ -99,6 +99,18 @@ impl Api for TokioApi {
     fn flush(&self) -> Result<()> {
         block(self.c.flush())
     }
+    fn flush_timeout(&self, t: Duration) -> Result<()> {
+        block(self.c.flush_timeout(t))
+    }
+    fn server_version(&self) -> Option<amps_host::ServerVersion> {
+        self.c.server_version()
+    }
+    fn uri(&self) -> Option<String> {
+        self.c.uri()
+    }
+    fn ack(&self, topic: &str, bookmark: &str) -> Result<()> {
+        self.c.ack(topic, bookmark)
+    }
     fn publish_flush(&self, t: Duration) -> Result<()> {
         block(self.c.publish_flush(t))
     }

@@ -322,7 +322,33 @@ fn credentials_never_reach_errors_events_or_debug_output<A: Api>() {
     }
 }
 
+/// The server's version from the logon ack, and the connection string without its password.
+fn server_version_and_uri_describe_the_connection<A: Api>() {
+    let b = broker();
+    let c = A::build(A::builder("version"));
+    assert!(c.server_version().is_none(), "no version before a logon");
+    assert!(c.uri().is_none(), "no uri before a connection");
+    let with_password = format!("tcp://alice:s3cr3t@{}/amps/json", b.local_addr());
+    c.connect(&with_password).unwrap();
+    c.logon().unwrap();
+    let v = c.server_version().expect("the logon ack names the version");
+    assert_eq!(v.as_str(), "5.3.5.0");
+    assert_eq!(v.number(), Some(5_030_500));
+    let uri = c.uri().expect("connected");
+    assert!(!uri.contains("s3cr3t"), "{uri}");
+    assert!(
+        uri.contains("alice") && uri.contains(&b.local_addr().to_string()),
+        "{uri}"
+    );
+    // Both stay readable after the connection ends, describing the last one.
+    c.disconnect().unwrap();
+    assert_eq!(c.server_version().unwrap().as_str(), "5.3.5.0");
+    assert!(c.uri().is_some_and(|u| !u.contains("s3cr3t")));
+    c.close().unwrap();
+}
+
 suite!(
+    server_version_and_uri_describe_the_connection,
     credentials_never_reach_errors_events_or_debug_output,
     connect_logon_publish_subscribe_round_trip,
     connection_errors_have_their_kinds,

@@ -450,7 +450,23 @@ fn close_returns_in_time_while_a_handler_is_stuck<A: Api>() {
     drop(release_tx);
 }
 
+fn flush_with_a_timeout_ends_at_it_when_the_server_never_answers<A: Api>() {
+    let srv = ScriptServer::start(|mut s| {
+        s.accept_logon();
+        s.expect("flush");
+        s.drain();
+    });
+    // The command timeout stays at its 30 s default: the flush's own limit must end it.
+    let c = A::build(A::builder("mute-flush"));
+    c.connect(&srv.uri()).unwrap();
+    c.logon().unwrap();
+    let e = within(LIMIT, "flush", || c.flush_timeout(LIMIT).unwrap_err());
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    close(&c);
+}
+
 suite!(
+    flush_with_a_timeout_ends_at_it_when_the_server_never_answers,
     close_returns_in_time_while_a_handler_is_stuck,
     a_server_that_never_answers_the_logon,
     a_server_that_closes_in_the_middle_of_a_frame,

@@ -216,7 +216,43 @@ fn acks_are_batched_by_size_and_flushed_by_timeout<A: Api>() {
     p.close().unwrap();
 }
 
+/// `ack(topic, bookmark)` settles messages known only by their bookmarks (kept across a
+/// restart of the consumer's logic, say), batched like the other acks.
+fn ack_by_topic_and_bookmark_settles_messages_without_them<A: Api>() {
+    let b = broker();
+    let c: A = client(&b, "qb");
+    let p: A = client(&b, "qbp");
+    let mut s = c
+        .execute(&Command::subscribe("jobs").options("max_backlog=2"))
+        .unwrap();
+    publish_jobs(&p, 2);
+    let bookmarks: Vec<String> = (0..2)
+        .map(|_| {
+            s.next_msg()
+                .bookmark()
+                .expect("a queue bookmark")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(depth(&b), 2);
+    for bm in &bookmarks {
+        c.ack("jobs", bm).unwrap();
+    }
+    until_drained(&b, &c);
+    // A bookmark the client does not hold changes nothing and is no error.
+    publish_jobs(&p, 1);
+    let held = s.next_msg();
+    c.ack("jobs", &bookmarks[0]).unwrap();
+    c.flush().unwrap();
+    assert_eq!(depth(&b), 1);
+    held.ack().unwrap();
+    until_drained(&b, &c);
+    c.close().unwrap();
+    p.close().unwrap();
+}
+
 suite!(
+    ack_by_topic_and_bookmark_settles_messages_without_them,
     backlog_limits_deliveries_and_ack_removes_messages,
     cancel_returns_a_message_and_expire_removes_it,
     auto_ack_acks_handled_messages_and_cancels_failed_ones,
