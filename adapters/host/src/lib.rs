@@ -135,6 +135,7 @@ mod events;
 mod handler;
 mod inbox;
 mod listeners;
+mod lock;
 mod message;
 pub mod msgtypes;
 pub mod net;

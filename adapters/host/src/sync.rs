@@ -18,11 +18,7 @@ use atomic_waker::AtomicWaker;
 
 use crate::error::{Error, Result};
 
-/// Lock a mutex, recovering from poisoning: every state behind these locks is plain data that
-/// stays consistent between statements (a panic elsewhere cannot leave it half-written).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub(crate) use crate::lock::lock;
 
 /// Wait on `cv` until `deadline` (or forever). Returns the guard.
 fn wait_until<'a, T>(

@@ -12,7 +12,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::task::Waker;
 use std::time::Instant;
 
-use crate::sync::lock;
+use crate::lock::lock;
 
 struct Entry {
     at: Instant,
