@@ -485,6 +485,10 @@ impl Sim {
                     Event::Error(SessionError::GaveUp) => {
                         cl.errors.push("gave up reconnecting".into())
                     }
+                    // The heartbeat deadline passed without a complete frame: what a
+                    // partition or a stalled link injected by the simulation does. The session
+                    // ends the connection and reconnects; the invariants judge the outcome.
+                    Event::Error(SessionError::Silent) => {}
                     Event::Error(e) => cl.errors.push(format!("session error: {e}")),
                     Event::LogonRetry { .. } => cl.errors.push("unexpected logon challenge".into()),
                     _ => {}
