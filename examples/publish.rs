@@ -15,13 +15,21 @@ use std::time::{Duration, Instant};
 use amps_examples::{client_name, server};
 use amps_std::{Client, DefaultServerChooser, HaClient};
 
+/// Messages published without an argument.
+pub(crate) const DEFAULT_COUNT: u32 = 100_000;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: u32 = match std::env::args().nth(1) {
         Some(n) => n
             .parse()
             .map_err(|_| format!("COUNT must be a number, not `{n}`"))?,
-        None => 100_000,
+        None => DEFAULT_COUNT,
     };
+    run(count)
+}
+
+/// Publish `count` messages, then 1000 reliable ones.
+pub(crate) fn run(count: u32) -> Result<(), Box<dyn std::error::Error>> {
     let server = server(amps_broker::Config::default())?;
 
     // 1. A plain client: publish() returns once the message is queued; the I/O thread batches

@@ -20,12 +20,17 @@ const SENSORS: u32 = 16;
 /// Readings above this are "hot": the subscription's content filter selects them.
 const HOT: u32 = 90;
 
-struct Args {
-    count: u32,
+/// Readings published without `--count`.
+pub(crate) const DEFAULT_COUNT: u32 = 5000;
+
+/// What the command line sets.
+pub(crate) struct Args {
+    /// Readings to publish.
+    pub(crate) count: u32,
 }
 
 fn args() -> Result<Args, String> {
-    let mut count = 5000;
+    let mut count = DEFAULT_COUNT;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -81,7 +86,7 @@ async fn connect(uri: &str, name: &str) -> amps_tokio::Result<Client> {
     Ok(client)
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (uri, _broker) = server().await?;
     let publisher = connect(&uri, "quickstart-publisher").await?;
     let watcher = connect(&uri, "quickstart-watcher").await?;

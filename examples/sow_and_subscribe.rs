@@ -21,7 +21,7 @@ fn next(stream: &mut MessageStream) -> Result<amps_std::Message, Box<dyn std::er
     Ok(stream.next().ok_or("the stream ended")??)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = amps_broker::Config::default();
     config.sow.push(SowTopic {
         topic: "van_location".into(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use amps_examples::{client_name, server};
 use amps_std::{Client, Command};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = server(amps_broker::Config::default())?;
     let subscriber = Client::new(client_name("subscriber"))?;
     subscriber.connect(&server.uri)?;
