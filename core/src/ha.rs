@@ -178,6 +178,12 @@ pub trait ServerChooser {
     fn error(&self) -> &str {
         "no server available"
     }
+    /// The authenticator for the server [`ServerChooser::current_uri`] names, when that server
+    /// needs its own (the Python client's `get_current_authenticator`); `None` (the default):
+    /// the client's authenticator.
+    fn current_authenticator(&mut self) -> Option<&mut dyn Authenticator> {
+        None
+    }
 }
 
 /// A list of connection strings: arrays, slices and vectors of anything string-like.

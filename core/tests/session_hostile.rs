@@ -274,3 +274,76 @@ fn a_command_waiting_for_completion_times_out_even_after_processed() {
         "{evs:?}"
     );
 }
+
+/// Log on with the server saying it persisted up to `s`; the events of the exchange.
+fn logon_at(h: &mut H, s: u64) -> Vec<Ev> {
+    h.logon_with_seq(s)
+}
+
+#[test]
+fn a_server_that_lost_persisted_publishes_is_refused_with_error_on_publish_gap() {
+    for on in [false, true] {
+        let mut cfg = config("pub-1");
+        cfg.error_on_publish_gap = on;
+        let mut h = H::new(&cfg);
+        logon_at(&mut h, 0);
+        for i in 0..3u8 {
+            h.s.publish(h.now, "t", &[b'0' + i]).unwrap();
+        }
+        h.tx();
+        h.feed(r#"{"c":"ack","a":"persisted","status":"success","s":3}"#);
+        assert_eq!(h.s.unpersisted_count(), 0);
+        h.s.handle_closed(h.now, amps_core::session::TransportClosed::PeerClosed);
+        h.events();
+        // Another server, which never received messages 1..=3 from this client.
+        let evs = logon_at(&mut h, 1);
+        let failed = evs.iter().find_map(|e| e.failed_kind());
+        if on {
+            assert_eq!(
+                failed,
+                Some(amps_core::session::FailureKind::PublishGap),
+                "{evs:?}"
+            );
+            assert!(evs.contains(&Ev::Close), "the connection is given up");
+        } else {
+            assert_eq!(failed, None, "{evs:?}");
+        }
+        // A server that has them all is accepted either way.
+        if on {
+            let evs = logon_at(&mut h, 3);
+            assert_eq!(evs.iter().find_map(|e| e.failed_kind()), None, "{evs:?}");
+        }
+    }
+}
+
+#[test]
+fn a_restored_store_knows_what_was_persisted() {
+    let mut cfg = config("pub-1");
+    cfg.error_on_publish_gap = true;
+    let lim = cfg.limits;
+    // A store that numbered up to 5 and holds 4 and 5: 1..=3 were persisted before.
+    let mut store = amps_core::session::heap_publish_store(&lim);
+    use amps_core::store::PublishStore;
+    for seq in [4u64, 5] {
+        store.store(seq, b"\0\0\0\x01x").unwrap();
+    }
+    let mut h = H {
+        s: amps_core::session::Session::new(
+            &cfg,
+            amps_core::session::Parts::heap(
+                &lim,
+                store,
+                amps_core::session::heap_bookmark_store(64),
+            ),
+        )
+        .unwrap(),
+        now: amps_core::Instant::ZERO,
+        chunk: 0,
+    };
+    let evs = logon_at(&mut h, 2);
+    assert_eq!(
+        evs.iter().find_map(|e| e.failed_kind()),
+        Some(amps_core::session::FailureKind::PublishGap),
+        "{evs:?}"
+    );
+}

@@ -90,6 +90,15 @@ impl<C: Adapter> ClientBuilder<C> {
         self
     }
 
+    /// Refuse a server that has not persisted publishes this client already saw persisted by
+    /// another server or before a restart (the Python client's `set_error_on_publish_gap`):
+    /// its logon fails with `PublishStoreGap` and an HA client moves on to the next server.
+    /// Off by default; needs a publish store.
+    pub fn error_on_publish_gap(mut self, on: bool) -> Self {
+        self.settings.error_on_publish_gap = on;
+        self
+    }
+
     /// A publish store: publishes are numbered, kept until persisted and replayed after a
     /// reconnect.
     pub fn publish_store(mut self, store: impl PublishStore + Send + 'static) -> Self {

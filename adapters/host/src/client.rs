@@ -22,7 +22,8 @@ use crate::handler::{self, HandlerResult};
 use crate::inbox::{PubKind, Refused};
 use crate::listeners::ListenerId;
 use crate::message::{FailedWrite, Message};
-use crate::op::{Op, Target};
+use crate::op::{FlushKind, Op, Target};
+use crate::params::Params;
 use crate::shared::{Shared, Status};
 use crate::stream::{StreamCore, StreamShared};
 use crate::sync::{Pending, Ticket, lock, reply_pair};
@@ -86,13 +87,6 @@ impl WeakHandle {
     /// The client, if it still exists.
     pub fn upgrade(&self) -> Option<Handle> {
         self.inner.upgrade().map(|inner| Handle { inner })
-    }
-}
-
-fn with_filter<'a>(c: Command<'a>, filter: Option<&'a str>) -> Command<'a> {
-    match filter {
-        Some(f) => c.filter(f),
-        None => c,
     }
 }
 
@@ -352,6 +346,33 @@ impl Handle {
         self.shared().state()
     }
 
+    /// The version of the server, as its last logon ack gave it (`None` before the first
+    /// logon, or when the server did not say).
+    pub fn server_version(&self) -> Option<crate::version::ServerVersion> {
+        self.shared().server_version()
+    }
+
+    /// The connection string of the open (or last) connection, with its password masked
+    /// (the Python client's `get_uri()`).
+    pub fn uri(&self) -> Option<String> {
+        self.shared().uri()
+    }
+
+    /// Acknowledge a queue message by its topic and bookmark, without the message (the Python
+    /// client's `ack(topic, bookmark)`): batched with the other acks. Errors: the client is
+    /// closed.
+    pub fn ack(&self, topic: &str, bookmark: &str) -> Result<()> {
+        crate::control::ControlSink::control(
+            &**self.shared(),
+            crate::control::Control::Ack {
+                route: None,
+                topic: topic.to_owned(),
+                bookmark: bookmark.to_owned(),
+                how: amps_core::session::AckHow::Ack,
+            },
+        )
+    }
+
     /// Whether the client is logged on now.
     pub fn is_logged_on(&self) -> bool {
         self.shared().status() == Status::LoggedOn
@@ -482,13 +503,15 @@ impl Handle {
             .send_op(Op::PublishCommand(Box::new(OwnedCommand::new(command))))
     }
 
-    /// Wait until the server processed every command sent before.
-    pub fn flush(&self) -> Pending<()> {
+    /// Wait until the server processed every command sent before, at most `timeout` (`None`:
+    /// the client's command timeout).
+    pub fn flush(&self, timeout: Option<Duration>) -> Pending<()> {
         if let Err(e) = self.check_open() {
             return Pending::ready(Err(e));
         }
-        self.call("flush", self.timeouts().command, |reply| Op::Flush {
-            store: None,
+        let limit = timeout.unwrap_or(self.timeouts().command);
+        self.call("flush", limit, |reply| Op::Flush {
+            kind: FlushKind::Server(timeout),
             reply,
         })
     }
@@ -499,7 +522,7 @@ impl Handle {
             return Pending::ready(Err(e));
         }
         self.call("publish_flush", timeout, |reply| Op::Flush {
-            store: Some(timeout),
+            kind: FlushKind::Store(timeout),
             reply,
         })
     }
@@ -593,36 +616,50 @@ impl Handle {
         })
     }
 
-    /// Subscribe to `topic` (a name or a regular expression) with an optional filter.
-    pub fn subscribe(&self, topic: &str, filter: Option<&str>) -> Pending<StreamCore> {
-        self.execute(&with_filter(Command::subscribe(topic), filter), None)
+    /// Subscribe to `topic` (a name or a regular expression). `params`: a filter (`&str`,
+    /// `Option<&str>`) or [`Params`] with a sub id, options, bookmark, timeout.
+    pub fn subscribe<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Pending<StreamCore> {
+        self.execute(&params.into().apply(Command::subscribe(topic)), None)
     }
 
     /// Subscribe receiving only changed fields.
-    pub fn delta_subscribe(&self, topic: &str, filter: Option<&str>) -> Pending<StreamCore> {
-        self.execute(&with_filter(Command::delta_subscribe(topic), filter), None)
+    pub fn delta_subscribe<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Pending<StreamCore> {
+        self.execute(&params.into().apply(Command::delta_subscribe(topic)), None)
     }
 
     /// Query the State of the World of `topic`; the stream ends after the last record.
-    pub fn sow(&self, topic: &str, filter: Option<&str>) -> Pending<StreamCore> {
-        self.execute(&with_filter(Command::sow(topic), filter), None)
+    /// `params` may add `top_n`, `order_by`, `batch_size`, a bookmark (historical query).
+    pub fn sow<'a>(&self, topic: &'a str, params: impl Into<Params<'a>>) -> Pending<StreamCore> {
+        self.execute(&params.into().apply(Command::sow(topic)), None)
     }
 
     /// Query and subscribe atomically.
-    pub fn sow_and_subscribe(&self, topic: &str, filter: Option<&str>) -> Pending<StreamCore> {
+    pub fn sow_and_subscribe<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Pending<StreamCore> {
         self.execute(
-            &with_filter(Command::sow_and_subscribe(topic), filter),
+            &params.into().apply(Command::sow_and_subscribe(topic)),
             None,
         )
     }
 
     /// Query and delta-subscribe atomically.
-    pub fn sow_and_delta_subscribe(
+    pub fn sow_and_delta_subscribe<'a>(
         &self,
-        topic: &str,
-        filter: Option<&str>,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
     ) -> Pending<StreamCore> {
-        let cmd = with_filter(Command::sow_and_delta_subscribe(topic), filter);
+        let cmd = params.into().apply(Command::sow_and_delta_subscribe(topic));
         self.execute(&cmd, None)
     }
 
@@ -636,17 +673,58 @@ impl Handle {
         filter: Option<&str>,
         sub_id: Option<&str>,
     ) -> Pending<StreamCore> {
-        let mut cmd = with_filter(Command::subscribe(topic).bookmark(bookmark), filter);
+        let mut p = Params::from(filter).bookmark(bookmark);
         if let Some(s) = sub_id {
-            cmd = cmd.sub_id(s);
+            p = p.sub_id(s);
         }
-        self.execute(&cmd, None)
+        self.execute(&p.apply(Command::subscribe(topic)), None)
     }
 
-    /// Delete the SOW records of `topic` matching `filter`; answered with the stats ack
-    /// (`records_deleted()`, `matches()`).
-    pub fn sow_delete(&self, topic: &str, filter: &str) -> Pending<Message> {
-        self.collect(&Command::sow_delete(topic, filter))
+    /// A named command with `handler` receiving its messages on the dispatch thread instead
+    /// of a stream (the Python client's `subscribe(on_message, …)` forms): `kind` is the
+    /// command (`Subscribe`, `DeltaSubscribe`, `Sow`, `SowAndSubscribe`,
+    /// `SowAndDeltaSubscribe`). Answered with the subscription (or query) id.
+    pub fn named_with_handler<'a, F, R>(
+        &self,
+        kind: CommandKind,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Pending<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        let cmd = match kind {
+            CommandKind::Subscribe => Command::subscribe(topic),
+            CommandKind::DeltaSubscribe => Command::delta_subscribe(topic),
+            CommandKind::Sow => Command::sow(topic),
+            CommandKind::SowAndSubscribe => Command::sow_and_subscribe(topic),
+            CommandKind::SowAndDeltaSubscribe => Command::sow_and_delta_subscribe(topic),
+            other => {
+                return Pending::ready(Err(Error::usage(format!(
+                    "`{other}` has no handler form; use execute_async"
+                ))));
+            }
+        };
+        self.execute_async(&params.into().apply(cmd), handler)
+    }
+
+    /// Delete the SOW records of `topic` matching the filter; answered with the stats ack
+    /// (`records_deleted()`, `matches()`). `params`: the filter (`&str`) or [`Params`] with a
+    /// filter and options or a timeout.
+    pub fn sow_delete<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Pending<Message> {
+        let params = params.into();
+        if !params.has_filter() {
+            return Pending::ready(Err(Error::usage(
+                "sow_delete needs a filter (\"1=1\" deletes every record)",
+            )));
+        }
+        self.collect(&params.apply(Command::new(CommandKind::SowDelete).topic(topic)))
     }
 
     /// Delete the SOW records with these keys (comma-separated).

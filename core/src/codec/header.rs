@@ -223,8 +223,8 @@ struct Sp {
 ///
 /// Fields are kept as byte ranges into the header text (valid UTF-8, see `Text`) or, for strings
 /// that had escapes, into the decoded area of the scratch. `D` holds those positions: by value
-/// (a detached copy, a few hundred bytes, what [`Header::parse`] returns) or borrowed
-/// (a reference, a few dozen bytes, what a session's events carry).
+/// (`Detached`, a few hundred bytes, what [`Header::parse`] returns) or borrowed
+/// (`HeaderRef`, a few dozen bytes, what a session's events carry).
 #[derive(Clone, Copy)]
 pub struct Header<'a, D: HeaderFields = Detached> {
     raw: Text<'a>,

@@ -112,6 +112,11 @@ pub struct Config<'a> {
     pub ack_timeout: Duration,
     /// Logon options (`o`), e.g. `pretty` (protocol.md §6.1).
     pub logon_options: Option<&'a str>,
+    /// Refuse a server that has not persisted publishes this client already saw persisted
+    /// (by another server, or before a restart): the logon fails with
+    /// [`FailureKind::PublishGap`](super::FailureKind::PublishGap) and the reconnect policy
+    /// moves on. Off by default; only with a publish store.
+    pub error_on_publish_gap: bool,
     /// Seed of the PRNG for backoff jitter.
     pub seed: u64,
     /// Bounds.
@@ -132,6 +137,7 @@ impl<'a> Config<'a> {
             ack_batch_size: 1,
             ack_timeout: Duration::from_secs(1),
             logon_options: None,
+            error_on_publish_gap: false,
             seed: 0x5EED,
             limits: Limits::small(),
         }

@@ -83,6 +83,9 @@ pub enum FailureKind {
     Protocol,
     /// Status `retry` (RetryOperationException).
     Retry,
+    /// The server has not persisted publishes this client already saw persisted (with
+    /// `error_on_publish_gap`; PublishStoreGapException). Raised by the client, not the server.
+    PublishGap,
     /// Any other failure (CommandException).
     Other,
 }

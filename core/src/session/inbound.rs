@@ -407,6 +407,7 @@ impl<S: Storage> Core<S> {
                 }
             } else {
                 self.pstore.discard_up_to(seq);
+                self.persisted_seq = self.persisted_seq.max(seq);
                 self.queue.push(Queued::Persisted(seq));
                 self.complete_flushes();
                 self.pump(now);

@@ -221,15 +221,34 @@ impl<S: Storage> Core<S> {
             self.generation,
             msg.seq().unwrap_or(0)
         );
+        let server_seq = msg.seq().unwrap_or(0);
+        if let Some(known) = self.publish_gap(server_seq) {
+            use core::fmt::Write;
+            let mut why = crate::util::FixedStr::<96>::EMPTY;
+            let _ = write!(
+                why,
+                "publish gap: the server has persisted up to {server_seq}, this client saw up to {known} persisted"
+            );
+            self.logon_failed(
+                now,
+                CommandError::Failed {
+                    kind: FailureKind::PublishGap,
+                    reason: super::ReasonText::new(why.as_str()),
+                },
+            );
+            return;
+        }
         self.logon_deadline = None;
+        self.server_version =
+            crate::util::FixedStr::new(msg.version().unwrap_or("")).unwrap_or_default();
         self.state = State::Recovering;
         self.attempt = 0;
         self.outage_start = None;
         self.reconnect.reset();
         // Publish store reconciliation (protocol.md §8.4): drop what the server has, replay the
         // rest, continue numbering after the larger of the two.
-        let server_seq = msg.seq().unwrap_or(0);
         if self.pstore.is_enabled() {
+            self.persisted_seq = self.persisted_seq.max(server_seq);
             self.pstore.discard_up_to(server_seq);
             self.next_seq = server_seq
                 .max(self.pstore.last_seq())
@@ -256,6 +275,22 @@ impl<S: Storage> Core<S> {
         }
         self.recovery = Recovery::Replay;
         self.pump(now);
+    }
+
+    /// With `error_on_publish_gap`: the highest sequence number this client knows persisted,
+    /// when the server (which persisted up to `server_seq`) has not got that far. Known
+    /// persisted: what acks and earlier logons said, and what the store no longer holds
+    /// (everything below its first message; all it ever stored when it is empty).
+    fn publish_gap(&mut self, server_seq: u64) -> Option<u64> {
+        if !self.error_on_publish_gap || !self.pstore.is_enabled() {
+            return None;
+        }
+        let from_store = match self.pstore.next_after(0) {
+            Some((first, _)) => first.saturating_sub(1),
+            None => self.pstore.last_seq(),
+        };
+        let known = self.persisted_seq.max(from_store);
+        (server_seq < known).then_some(known)
     }
 
     /// The logon failed: report it and end the connection. A refusal of the credentials

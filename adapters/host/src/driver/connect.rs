@@ -76,6 +76,7 @@ impl Driver {
                     self.st.io = Some(IoRequest::Close);
                 } else {
                     self.st.open = true;
+                    self.st.shared.set_uri(&c.uri);
                     self.st.uri = Some(c.uri);
                     self.st.user_disconnect = false;
                     self.st.skip_connected = true;
@@ -95,6 +96,7 @@ impl Driver {
             }
             (Some(Opening::Ha(uri)), Ok(())) => {
                 self.st.open = true;
+                self.st.shared.set_uri(&uri);
                 self.st.uri = Some(uri.clone());
                 match self.send_logon(now, &uri) {
                     Ok(id) => {
@@ -269,7 +271,7 @@ impl Driver {
         };
         let mut password = String::new();
         self.st
-            .authenticator
+            .authenticator()
             .authenticate(user.unwrap_or(""), uri_password, &mut password)
             .map_err(|_| Error::new(ErrorKind::Authentication, "the authenticator failed"))?;
         let logon = Logon {

@@ -176,6 +176,8 @@ struct State {
     done_pub_records: usize,
     /// Publishes refused while not connected, not yet reported.
     dropped_publishes: u64,
+    /// The publish store's count and first and last sequence numbers, when not empty.
+    unpersisted_range: Option<(usize, u64, u64)>,
     finished: bool,
     shut_down: bool,
 }
@@ -206,6 +208,7 @@ impl Driver {
             c.resubscribe = true;
         }
         c.ack_batch_size = s.ack_batch_size;
+        c.error_on_publish_gap = s.error_on_publish_gap;
         c.ack_timeout = s.ack_timeout.into();
         c.limits = s.limits;
         c.seed = seed();
@@ -256,6 +259,7 @@ impl Driver {
                 done_pub: 0,
                 done_pub_records: 0,
                 dropped_publishes: 0,
+                unpersisted_range: None,
                 finished: false,
                 shut_down: false,
             },
@@ -436,11 +440,25 @@ impl Driver {
         self.st.close_conn();
     }
 
+    /// Mirror the publish store's count for the handles, and what it holds for a
+    /// `publish_flush` timeout.
+    fn mirror_store(&mut self) {
+        let n = self.session.unpersisted_count();
+        self.st.shared.set_unpersisted(n);
+        self.st.unpersisted_range = if n == 0 {
+            None
+        } else {
+            let last = amps_core::store::PublishStore::last_seq(self.session.publish_store());
+            amps_core::store::PublishStore::next_after(self.session.publish_store_mut(), 0)
+                .map(|(first, _)| (n, first, last))
+        };
+    }
+
     /// Tell the inbox and the handles how far the driver got.
     fn report_progress(&mut self) {
-        let st = &mut self.st;
         // The store's count first: a publish is never counted in neither place.
-        st.shared.set_unpersisted(self.session.unpersisted_count());
+        self.mirror_store();
+        let st = &mut self.st;
         let (bytes, records) = (
             std::mem::take(&mut st.done_pub),
             std::mem::take(&mut st.done_pub_records),
@@ -533,6 +551,20 @@ impl State {
     fn now(&self) -> amps_core::Instant {
         let us = self.origin.elapsed().as_micros();
         amps_core::Instant::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+    }
+
+    /// The authenticator for the current server: the HA chooser's own for it, else the
+    /// client's.
+    fn authenticator(&mut self) -> &mut dyn Authenticator {
+        let from_chooser = self
+            .ha
+            .as_mut()
+            .and_then(|h| h.chooser.as_mut())
+            .and_then(|c| c.current_authenticator());
+        match from_chooser {
+            Some(a) => a,
+            None => &mut *self.authenticator,
+        }
     }
 
     /// Report a problem to the exception listener and the event receivers (through the
