@@ -2,21 +2,28 @@
 //! EPOCH (everything the log holds, then live), from a bookmark taken from a message (what
 //! came after it), and from NOW (only what comes next); then a file-backed bookmark store
 //! (amps-fs, through the builder's `file_backed`) with which a subscriber restarted under the
-//! same name resumes from MOST_RECENT: after the last message it discarded, with no gap.
+//! same name resumes from MOST_RECENT: after the last message it discarded, with no gap; and a
+//! memory bookmark store whose resume points a recovery-point adapter keeps in a SOW topic of
+//! the server, so a restarted subscriber resumes with nothing on disk.
 //!
 //! ```text
 //! cargo run -p amps-examples --example bookmark_replay
 //! AMPS_URI=tcp://host:9007/amps/json cargo run -p amps-examples --example bookmark_replay
 //! ```
 //!
-//! Needs the transaction-logged topic `events` (the in-process broker has it); the stores live
-//! in a temporary directory removed at the end. Every event carries the run's id and every
+//! Needs the transaction-logged topic `events` and the SOW topic `/ADMIN/bookmark_store` keyed
+//! by `/clientName` and `/subId` (the in-process broker is given it); the file stores live in
+//! a temporary directory removed at the end. Every event carries the run's id and every
 //! subscription filters on it, so messages of earlier runs in a server's log are left out.
 
 use std::time::Duration;
 
+use amps_broker::config::SowTopic;
 use amps_examples::{client_name, server};
-use amps_std::{Client, HaClient, Message, MessageStream, bookmark};
+use amps_std::{
+    Client, HaClient, MemoryBookmarkStore, Message, MessageStream, RECOVERY_TOPIC,
+    RecoveryPointStore, SowRecoveryPointAdapter, bookmark,
+};
 
 const TOPIC: &str = "events";
 
@@ -82,8 +89,27 @@ fn durable_subscriber(
     Ok(client)
 }
 
+/// A subscriber whose resume points `keeper` keeps in the server's recovery topic: its own
+/// bookmark store is in memory and starts empty on every run.
+fn recovering_subscriber(name: &str, uri: &str, keeper: &Client) -> amps_std::Result<Client> {
+    let adapter = SowRecoveryPointAdapter::new(keeper, name)?;
+    let store = RecoveryPointStore::new(MemoryBookmarkStore::<_>::new(vec![0; 1 << 16]), adapter)?;
+    let client = Client::builder(name).bookmark_store(store).build()?;
+    client.connect(uri)?;
+    client.logon()?;
+    Ok(client)
+}
+
 pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let server = server(amps_broker::Config::default())?;
+    let mut config = amps_broker::Config::default();
+    config.sow.push(SowTopic {
+        topic: RECOVERY_TOPIC.into(),
+        key: vec!["/clientName".into(), "/subId".into()],
+        logged: false,
+        expiration: Default::default(),
+        message_type: Default::default(),
+    });
+    let server = server(config)?;
     let filter = this_run();
     let filter = Some(filter.as_str());
     let publisher = connect(&server.uri, "recorder")?;
@@ -155,6 +181,34 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     audit.prune()?;
     audit.close()?;
     println!("resumed at event 4: no gap, nothing processed twice");
+
+    // 5. A memory store with recovery points kept by the server: another client (`keeper`,
+    //    never the tracked one) writes each subscription's resume point to RECOVERY_TOPIC.
+    let keeper = connect(&server.uri, "keeper")?;
+    let name = client_name("ledger");
+    let ledger = recovering_subscriber(&name, &server.uri, &keeper)?;
+    let mut s = ledger.bookmark_subscribe(TOPIC, bookmark::MOST_RECENT, filter, Some("ledger"))?;
+    println!("memory store + recovery points, first run (processes and discards events 0..6):");
+    for _ in 0..6 {
+        let m = next(&mut s)?;
+        println!("    processed {}", m.data_str().unwrap_or(""));
+        m.discard()?;
+    }
+    drop(s);
+    // Hands the last resume point to the adapter; the keeper's flush makes sure the server
+    // stored it before this process "ends".
+    ledger.sync_stores()?;
+    keeper.flush()?;
+    ledger.close()?;
+    let ledger = recovering_subscriber(&name, &server.uri, &keeper)?;
+    let mut s = ledger.bookmark_subscribe(TOPIC, bookmark::MOST_RECENT, filter, Some("ledger"))?;
+    println!("after the restart, with an empty memory store (MOST_RECENT from the adapter):");
+    let resumed = take(&mut s, 3)?;
+    expect(&resumed, 6..9)?;
+    drop(s);
+    ledger.close()?;
+    keeper.close()?;
+    println!("resumed at event 6 from the recovery point the server kept");
     publisher.close()?;
     Ok(())
 }
