@@ -44,8 +44,8 @@ pub(crate) async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reader = connect(&server.uri, "slow-reader").await?;
 
     // Three subscriptions to the same prices: every tick, conflated, conflated from the start.
-    let mut every = reader.subscribe(TOPIC, Some(FILTER)).await?;
-    let mut latest = reader.subscribe(TOPIC, Some(FILTER)).await?.conflate();
+    let mut every = reader.subscribe(TOPIC, FILTER).await?;
+    let mut latest = reader.subscribe(TOPIC, FILTER).await?.conflate();
     let mut latest_too = reader
         .execute_with(
             &Command::subscribe(TOPIC).filter(FILTER),

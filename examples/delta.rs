@@ -72,10 +72,8 @@ pub(crate) async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A delta subscription, and a query + delta subscription: the current record in full,
     // then only changes.
-    let mut changes = blotter.delta_subscribe(TOPIC, Some(KEY_FILTER)).await?;
-    let mut view = blotter
-        .sow_and_delta_subscribe(TOPIC, Some(KEY_FILTER))
-        .await?;
+    let mut changes = blotter.delta_subscribe(TOPIC, KEY_FILTER).await?;
+    let mut view = blotter.sow_and_delta_subscribe(TOPIC, KEY_FILTER).await?;
     loop {
         let m = next(&mut view).await?;
         match m.command() {
@@ -115,7 +113,7 @@ pub(crate) async fn main() -> Result<(), Box<dyn std::error::Error>> {
     check_delta(&m, "150", &["MSFT", "410.5", "filled"])?;
 
     // The SOW holds the merged record.
-    let mut sow = blotter.sow(TOPIC, Some(KEY_FILTER)).await?;
+    let mut sow = blotter.sow(TOPIC, KEY_FILTER).await?;
     let mut record = None;
     while let Some(m) = sow.recv().await {
         let m = m?;

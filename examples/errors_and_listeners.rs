@@ -82,7 +82,7 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     c.logon()?;
     expect_kind(
         "bad filter",
-        c.subscribe("orders", Some("/qty = = (")),
+        c.subscribe("orders", "/qty = = ("),
         ErrorKind::BadFilter,
     )?;
     expect_kind(

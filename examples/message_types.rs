@@ -60,7 +60,7 @@ fn show(fields: FixShredder<'_>) -> String {
 fn fix(uri: &str) -> Result<(), Box<dyn std::error::Error>> {
     let c = connect(uri, "fix")?;
     // Tag 55 is the symbol, 54 the side, 38 the quantity.
-    let mut msft = c.subscribe("fix-orders", Some("/55 = 'MSFT'"))?;
+    let mut msft = c.subscribe("fix-orders", "/55 = 'MSFT'")?;
     for (sym, qty) in [("IBM", "5"), ("MSFT", "10")] {
         let mut order = FixMessage::new();
         order.append(55, sym)?.append(54, "1")?.append(38, qty)?;
@@ -83,7 +83,7 @@ fn fix(uri: &str) -> Result<(), Box<dyn std::error::Error>> {
 
 fn nvfix(uri: &str) -> Result<(), Box<dyn std::error::Error>> {
     let c = connect(uri, "nvfix")?;
-    let mut buys = c.subscribe("nvfix-orders", Some("/side = 'buy'"))?;
+    let mut buys = c.subscribe("nvfix-orders", "/side = 'buy'")?;
     for side in ["sell", "buy"] {
         let mut order = FixMessage::new();
         order

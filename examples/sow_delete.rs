@@ -27,7 +27,7 @@ fn order(n: u32) -> String {
 
 /// The example's records now, in the order the SOW returns them.
 async fn records(client: &Client) -> amps_tokio::Result<Vec<Message>> {
-    let mut sow = client.sow(TOPIC, Some(MINE)).await?;
+    let mut sow = client.sow(TOPIC, MINE).await?;
     let mut out = Vec::new();
     while let Some(m) = sow.recv().await {
         let m = m?;
