@@ -1,9 +1,10 @@
 //! Errors and listeners with the blocking client (amps-std): every failure is one `Error`
 //! whose `kind()` is matched (a bad filter, a bad topic regex, a refused logon, connection
 //! errors), and what has no caller to return to goes to listeners: the exception listener
-//! (a failing message handler), the connection state listener, the failed-write handler (a
+//! (a failing handler of `subscribe_with_handler`), the connection state listener, the failed-write handler (a
 //! publish the server refused), the last-chance handler (a message nothing else handles), and
-//! the same reports as events from `client.events()`.
+//! the same reports as events from `client.events()`. For a report it also shows
+//! `client.uri()` (the password masked) and `client.server_version()`.
 //!
 //! ```text
 //! cargo run -p amps-examples --example errors_and_listeners
@@ -80,6 +81,14 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     c.connect(&server.uri)?;
     c.logon()?;
+    // What to put in a report: where the client is connected (the password masked) and to
+    // which server version.
+    println!(
+        "  connected to {} (server version {})",
+        c.uri().unwrap_or_default(),
+        c.server_version()
+            .map_or_else(|| "unknown".to_owned(), |v| v.as_str().to_owned())
+    );
     expect_kind(
         "bad filter",
         c.subscribe("orders", "/qty = = ("),
@@ -145,7 +154,7 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A message handler that fails: the error goes to the exception listener, the handler
     // keeps receiving.
     let (ok_tx, ok_rx) = mpsc::channel();
-    client.execute_async(&Command::subscribe("alerts"), move |m| {
+    client.subscribe_with_handler("alerts", None, move |m| {
         if m.data().starts_with(b"bad") {
             return Err(format!(
                 "cannot handle {}",
