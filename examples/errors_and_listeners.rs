@@ -1,10 +1,10 @@
 //! Errors and listeners with the blocking client (amps-std): every failure is one `Error`
 //! whose `kind()` is matched (a bad filter, a bad topic regex, a refused logon, connection
-//! errors), and what has no caller to return to goes to listeners: the exception listener
-//! (a failing handler of `subscribe_with_handler`), the connection state listener, the failed-write handler (a
-//! publish the server refused), the last-chance handler (a message nothing else handles), and
-//! the same reports as events from `client.events()`. For a report it also shows
-//! `client.uri()` (the password masked) and `client.server_version()`.
+//! errors), and what has no caller to return to goes to listeners: the exception listener (a
+//! failing handler of `subscribe_with_handler`), the connection state listener, the
+//! failed-write handler (a publish the server refused), the last-chance handler (a message
+//! nothing else handles), and the same reports as events from `client.events()`. For a report
+//! it also shows `client.uri()` (the password masked) and `client.server_version()`.
 //!
 //! ```text
 //! cargo run -p amps-examples --example errors_and_listeners
