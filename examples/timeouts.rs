@@ -1,6 +1,7 @@
 //! Timeouts with the blocking client (amps-std): the default deadlines every waiting call
 //! has (`DEFAULT_*_TIMEOUT`), `command_timeout` on the builder for calls that set none
-//! themselves, a per-command `Command::timeout` that takes precedence (shorter or longer), and
+//! themselves, a per-command timeout (`Command::timeout`, or `Params::timeout` for the named
+//! methods) that takes precedence (shorter or longer), `flush_timeout`, and
 //! the `TimedOut` error a call fails with when its deadline passes, here against a broker
 //! whose acks are delayed.
 //!
@@ -19,7 +20,7 @@ use amps_examples::{client_name, server};
 use amps_std::{
     Client, Command, DEFAULT_CLOSE_TIMEOUT, DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_CONNECT_AND_LOGON_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOGON_TIMEOUT, ErrorKind,
-    MemoryPublishStore,
+    MemoryPublishStore, Params,
 };
 
 /// The builder's limit for calls that set none.
@@ -81,11 +82,18 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     drop(patient);
 
-    // The builder's command timeout for a call that sets none.
+    // The builder's command timeout for a call that sets none, and flush_timeout's own.
     expect_timeout("flush (the builder's 300 ms)", || client.flush())?;
-    // A per-command timeout shorter than the builder's; the subscription is withdrawn.
-    expect_timeout("subscribe with its own 100 ms timeout", || {
+    expect_timeout("flush_timeout(100 ms)", || {
+        client.flush_timeout(Duration::from_millis(100))
+    })?;
+    // A per-command timeout shorter than the builder's, on a Command or through the named
+    // method's Params; the subscription is withdrawn.
+    expect_timeout("subscribe with its own 100 ms timeout (Command)", || {
         client.execute(&Command::subscribe("slow").timeout(Duration::from_millis(100)))
+    })?;
+    expect_timeout("subscribe with its own 100 ms timeout (Params)", || {
+        client.subscribe("slow", Params::new().timeout(Duration::from_millis(100)))
     })?;
     // publish_flush takes its deadline as an argument.
     client.publish("events", r#"{"n":1}"#)?;
