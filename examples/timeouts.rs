@@ -1,9 +1,9 @@
 //! Timeouts with the blocking client (amps-std): the default deadlines every waiting call
 //! has (`DEFAULT_*_TIMEOUT`), `command_timeout` on the builder for calls that set none
 //! themselves, a per-command timeout (`Command::timeout`, or `Params::timeout` for the named
-//! methods) that takes precedence (shorter or longer), `flush_timeout`, and
-//! the `TimedOut` error a call fails with when its deadline passes, here against a broker
-//! whose acks are delayed.
+//! methods) that takes precedence (shorter or longer), `flush_timeout`, and the `TimedOut`
+//! error a call fails with when its deadline passes, here against a broker whose acks are
+//! delayed.
 //!
 //! ```text
 //! cargo run -p amps-examples --example timeouts
