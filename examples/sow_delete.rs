@@ -11,7 +11,7 @@
 //! id starts with `del-`, which it deletes at the end.
 
 use amps_examples::{client_name, server_async};
-use amps_tokio::{Client, CommandKind, ErrorKind, Message};
+use amps_tokio::{Client, CommandKind, ErrorKind, Message, Params};
 
 const TOPIC: &str = "orders";
 const MINE: &str = "/id LIKE '^del-'";
@@ -25,9 +25,11 @@ fn order(n: u32) -> String {
     format!(r#"{{"id":"del-{n}","qty":{},"status":"{status}"}}"#, n * 10)
 }
 
-/// The example's records now, in the order the SOW returns them.
+/// The example's records now, ordered by id (a query's options go in `Params`).
 async fn records(client: &Client) -> amps_tokio::Result<Vec<Message>> {
-    let mut sow = client.sow(TOPIC, MINE).await?;
+    let mut sow = client
+        .sow(TOPIC, Params::filter(MINE).order_by("/id"))
+        .await?;
     let mut out = Vec::new();
     while let Some(m) = sow.recv().await {
         let m = m?;
@@ -93,7 +95,7 @@ pub(crate) async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|m| m.data_str().unwrap_or("").to_owned())
         .collect();
     println!("left in the SOW: {}", left.join(", "));
-    if left.len() != 2 {
+    if left != [order(6), order(8)] {
         return Err(format!("expected del-6 and del-8 to be left, got {left:?}").into());
     }
 
