@@ -1,6 +1,7 @@
-//! High availability : a publisher and a subscriber fail over from one
-//! broker to another. The publisher's memory store replays what the first broker had not
-//! acknowledged; the subscriber's handler subscription is re-entered on the second broker.
+//! High availability with the blocking client (amps-std): a publisher and a subscriber fail
+//! over from one broker to another. The publisher's memory store replays what the first
+//! broker had not acknowledged; the subscriber's handler subscription is re-entered on the
+//! second broker.
 //!
 //! ```text
 //! cargo run -p amps-examples --example failover

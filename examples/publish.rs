@@ -1,6 +1,6 @@
 //! Publishing with the blocking client (amps-std): fire-and-forget publishes batched by the
 //! I/O thread, a `flush()` barrier, then reliable publishing through an HA client's publish
-//! store with `publish_flush` and `unpersisted_count` (seeds: "Publishing", "Publish stores").
+//! store with `publish_flush` and `unpersisted_count` (user guide: "Publishing", "Publish stores").
 //!
 //! ```text
 //! cargo run --release -p amps-examples --example publish [-- COUNT]

@@ -1,6 +1,6 @@
-//! A queue worker (seeds: "Using queues"): a subscription with a backlog, auto-ack when the
-//! handler returns (a failing handler returns its message to the queue), and acks batched by
-//! size and by time.
+//! A queue worker with the blocking client (amps-std; user guide: "Using queues"): a
+//! subscription with a backlog, auto-ack when the handler returns (a failing handler returns
+//! its message to the queue), and acks batched by size and by time.
 //!
 //! ```text
 //! cargo run -p amps-examples --example queue_worker

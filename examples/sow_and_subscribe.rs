@@ -1,5 +1,5 @@
-//! State of the World and subscribe, atomically (seeds: "SOW and subscribe", the delivery van
-//! example): the current position of every active van, then live updates, with out-of-focus
+//! State of the World and subscribe, atomically, with the blocking client (amps-std; user
+//! guide: "SOW and subscribe", the delivery van example): the current position of every active van, then live updates, with out-of-focus
 //! notices when a van leaves the filter or is deleted from the SOW.
 //!
 //! ```text

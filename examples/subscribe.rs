@@ -1,6 +1,6 @@
 //! Subscribing with the blocking client (amps-std): a content-filtered `MessageStream`
 //! iterated on the calling thread, and a message handler on the client's dispatch thread
-//! (seeds: "Subscriptions", "Content filtering", "Asynchronous message processing").
+//! (user guide: "Subscriptions", "Content filtering", "Asynchronous message processing").
 //!
 //! ```text
 //! cargo run -p amps-examples --example subscribe
