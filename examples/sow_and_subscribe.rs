@@ -1,6 +1,7 @@
 //! State of the World and subscribe, atomically, with the blocking client (amps-std; user
-//! guide: "SOW and subscribe", the delivery van example): the current position of every active van, then live updates, with out-of-focus
-//! notices when a van leaves the filter or is deleted from the SOW.
+//! guide: "SOW and subscribe", the delivery van example): the current position of every
+//! active van, then live updates, with out-of-focus notices when a van leaves the filter or is
+//! deleted from the SOW.
 //!
 //! ```text
 //! cargo run -p amps-examples --example sow_and_subscribe
