@@ -72,10 +72,11 @@ pub(crate) fn run(count: u32) -> Result<(), Box<dyn std::error::Error>> {
         reliable.unpersisted_count()
     );
     reliable.publish_flush(Duration::from_secs(10))?;
-    println!(
-        "publish_flush done; unpersisted now: {}",
-        reliable.unpersisted_count()
-    );
+    let left = reliable.unpersisted_count();
+    println!("publish_flush done; unpersisted now: {left}");
+    if left != 0 {
+        return Err(format!("{left} publishes were not acknowledged after publish_flush").into());
+    }
     reliable.close()?;
     Ok(())
 }
