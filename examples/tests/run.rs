@@ -81,3 +81,28 @@ run_main!(
     heartbeats,
     timeouts,
 );
+
+/// An example added to Cargo.toml but not to this file would never run: every `[[example]]`
+/// must have its module here.
+#[test]
+fn every_example_is_run() {
+    let manifest = include_str!("../Cargo.toml");
+    let this = include_str!("run.rs");
+    let mut names = Vec::new();
+    let mut in_example = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_example = line == "[[example]]";
+        } else if in_example && let Some(v) = line.strip_prefix("name = ") {
+            names.push(v.trim_matches('"'));
+        }
+    }
+    // Sixteen when this was written: fewer means the manifest was not read right.
+    assert!(names.len() >= 16, "the examples in Cargo.toml: {names:?}");
+    for name in names {
+        assert!(
+            this.contains(&format!("mod {name};")),
+            "the example `{name}` is not run by tests/run.rs"
+        );
+    }
+}
