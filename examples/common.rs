@@ -3,7 +3,8 @@
 //! Every example talks to the server named by the environment variable `AMPS_URI` (for
 //! example `tcp://127.0.0.1:9007/amps/json`), or, when it is not set, to an `amps-broker`
 //! started in-process on a free loopback port. A server named by `AMPS_URI` must have the
-//! topics the example documents.
+//! topics the example documents. Examples that need the in-process broker's fault hooks (to
+//! refuse a logon, delay acks, silence heartbeats) skip those steps with such a server.
 
 use amps_broker::{Config, ServerHandle};
 
@@ -30,6 +31,25 @@ pub fn server(config: Config) -> Result<Server, String> {
         return Ok(Server { uri, broker: None });
     }
     let broker = start_broker(config)?;
+    let uri = uri_of(&broker);
+    println!("started an in-process amps-broker at {uri}");
+    Ok(Server {
+        uri,
+        broker: Some(broker),
+    })
+}
+
+/// [`server`] for async examples: the in-process broker runs on the caller's tokio runtime
+/// (a runtime of its own cannot be started or dropped inside another).
+pub async fn server_async(config: Config) -> Result<Server, String> {
+    if let Ok(uri) = std::env::var("AMPS_URI") {
+        println!("using the server at {uri} (AMPS_URI)");
+        return Ok(Server { uri, broker: None });
+    }
+    let addr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+    let broker = amps_broker::Server::start(config, addr)
+        .await
+        .map_err(|e| format!("starting the broker: {e}"))?;
     let uri = uri_of(&broker);
     println!("started an in-process amps-broker at {uri}");
     Ok(Server {

@@ -1,6 +1,7 @@
-//! High availability : a publisher and a subscriber fail over from one
-//! broker to another. The publisher's memory store replays what the first broker had not
-//! acknowledged; the subscriber's handler subscription is re-entered on the second broker.
+//! High availability with the blocking client (amps-std): a publisher and a subscriber fail
+//! over from one broker to another. The publisher's memory store replays what the first
+//! broker had not acknowledged; the subscriber's handler subscription is re-entered on the
+//! second broker.
 //!
 //! ```text
 //! cargo run -p amps-examples --example failover
@@ -31,7 +32,7 @@ fn ha(role: &str, uris: &[String]) -> Result<HaClient, amps_std::Error> {
     Ok(c)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut brokers = Vec::new();
     let uris: Vec<String> = match std::env::var("AMPS_URIS") {
         Ok(list) => list.split(',').map(str::to_owned).collect(),
@@ -61,35 +62,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     publisher.connect_and_logon()?;
 
+    let wait = Duration::from_secs(30);
+    let mut received = 0;
+    let mut ticks = std::collections::BTreeSet::new();
     for i in 0..MESSAGES {
         if i == MESSAGES / 2
             && let Some(first) = brokers.first()
         {
+            // What the first broker delivered is lost with it if the subscriber has not taken
+            // it yet: wait for the first half before pulling the plug.
+            while ticks.len() < i as usize {
+                ticks.insert(rx.recv_timeout(wait)?);
+                received += 1;
+            }
             println!("shutting down the first broker after {i} messages");
             first.shutdown();
-            // Wait until both clients lost the first broker and are back on the second, so
-            // the subscriber misses nothing (publishing while disconnected works too: the
-            // store keeps the messages). The channels also hold the states of the first
-            // connection, hence the two waits each.
-            let wait = Duration::from_secs(30);
+            // Wait until both clients lost the first broker and are back on the second
+            // (publishing while disconnected works too: the store keeps the messages). The
+            // channels also hold the states of the first connection, hence the two waits each.
             for states in [&state_rx, &sub_state_rx] {
                 while states.recv_timeout(wait)? != ConnectionState::Disconnected {}
                 while states.recv_timeout(wait)? != ConnectionState::Resubscribed {}
             }
+            // Resubscribed means the subscription was sent again; once a flush comes back the
+            // second broker has processed it, so the subscriber misses no later tick.
+            subscriber.flush()?;
         }
         publisher.publish("prices", format!(r#"{{"tick":{i}}}"#))?;
     }
-    publisher.publish_flush(Duration::from_secs(30))?;
+    publisher.publish_flush(wait)?;
     println!(
         "publisher done; unpersisted messages: {}",
         publisher.unpersisted_count()
     );
 
-    let mut received = 0;
-    let mut ticks = std::collections::BTreeSet::new();
-    while let Ok(tick) = rx.recv_timeout(Duration::from_millis(500)) {
-        received += 1;
-        ticks.insert(tick);
+    while ticks.len() < MESSAGES as usize {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(tick) => {
+                received += 1;
+                ticks.insert(tick);
+            }
+            Err(_) => break,
+        }
     }
     // A tick the first broker delivered but had not yet acknowledged as persisted is replayed
     // to the second one (the brokers do not replicate), so it can arrive twice.
@@ -98,6 +112,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          brokers",
         ticks.len()
     );
+    if ticks.len() < MESSAGES as usize && !brokers.is_empty() {
+        return Err(format!("{} ticks were lost", MESSAGES as usize - ticks.len()).into());
+    }
     publisher.close()?;
     subscriber.close()?;
     Ok(())

@@ -1,6 +1,6 @@
 //! Publishing with the blocking client (amps-std): fire-and-forget publishes batched by the
 //! I/O thread, a `flush()` barrier, then reliable publishing through an HA client's publish
-//! store with `publish_flush` and `unpersisted_count` (seeds: "Publishing", "Publish stores").
+//! store with `publish_flush` and `unpersisted_count` (user guide: "Publishing", "Publish stores").
 //!
 //! ```text
 //! cargo run --release -p amps-examples --example publish [-- COUNT]
@@ -15,13 +15,21 @@ use std::time::{Duration, Instant};
 use amps_examples::{client_name, server};
 use amps_std::{Client, DefaultServerChooser, HaClient};
 
+/// Messages published without an argument.
+pub(crate) const DEFAULT_COUNT: u32 = 100_000;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: u32 = match std::env::args().nth(1) {
         Some(n) => n
             .parse()
             .map_err(|_| format!("COUNT must be a number, not `{n}`"))?,
-        None => 100_000,
+        None => DEFAULT_COUNT,
     };
+    run(count)
+}
+
+/// Publish `count` messages, then 1000 reliable ones.
+pub(crate) fn run(count: u32) -> Result<(), Box<dyn std::error::Error>> {
     let server = server(amps_broker::Config::default())?;
 
     // 1. A plain client: publish() returns once the message is queued; the I/O thread batches
@@ -64,10 +72,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         reliable.unpersisted_count()
     );
     reliable.publish_flush(Duration::from_secs(10))?;
-    println!(
-        "publish_flush done; unpersisted now: {}",
-        reliable.unpersisted_count()
-    );
+    let left = reliable.unpersisted_count();
+    println!("publish_flush done; unpersisted now: {left}");
+    if left != 0 {
+        return Err(format!("{left} publishes were not acknowledged after publish_flush").into());
+    }
     reliable.close()?;
     Ok(())
 }

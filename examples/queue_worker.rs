@@ -1,6 +1,6 @@
-//! A queue worker (seeds: "Using queues"): a subscription with a backlog, auto-ack when the
-//! handler returns (a failing handler returns its message to the queue), and acks batched by
-//! size and by time.
+//! A queue worker with the blocking client (amps-std; user guide: "Using queues"): a
+//! subscription with a backlog, auto-ack when the handler returns (a failing handler returns
+//! its message to the queue), and acks batched by size and by time.
 //!
 //! ```text
 //! cargo run -p amps-examples --example queue_worker
@@ -18,7 +18,7 @@ use amps_std::{Client, Command};
 
 const JOBS: u32 = 30;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = amps_broker::Config::default();
     config.queues[0].max_backlog = 10;
     let server = server(config)?;
@@ -76,6 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             left = b.inspect(|e| e.queue_depth("jobs")).flatten().unwrap_or(0);
         }
         println!("messages left in the queue: {left}");
+        if left != 0 {
+            return Err(format!("{left} messages were never acknowledged").into());
+        }
     }
     worker.close()?;
     producer.close()?;

@@ -20,12 +20,17 @@ const SENSORS: u32 = 16;
 /// Readings above this are "hot": the subscription's content filter selects them.
 const HOT: u32 = 90;
 
-struct Args {
-    count: u32,
+/// Readings published without `--count`.
+pub(crate) const DEFAULT_COUNT: u32 = 5000;
+
+/// What the command line sets.
+pub(crate) struct Args {
+    /// Readings to publish.
+    pub(crate) count: u32,
 }
 
 fn args() -> Result<Args, String> {
-    let mut count = 5000;
+    let mut count = DEFAULT_COUNT;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -81,8 +86,8 @@ async fn connect(uri: &str, name: &str) -> amps_tokio::Result<Client> {
     Ok(client)
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let (uri, _broker) = server().await?;
+pub(crate) async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let (uri, broker) = server().await?;
     let publisher = connect(&uri, "quickstart-publisher").await?;
     let watcher = connect(&uri, "quickstart-watcher").await?;
 
@@ -135,7 +140,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("received {got} hot readings (expected {expected_hot})");
 
     // 3. Query the State of the World: the latest reading of each sensor in alarm.
-    let mut sow = watcher.sow(TOPIC, Some("/status = 'alarm'")).await?;
+    let mut sow = watcher.sow(TOPIC, "/status = 'alarm'").await?;
     let mut alarms = 0;
     while let Some(m) = sow.recv().await {
         let m = m?;
@@ -151,6 +156,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if got != expected_hot {
         return Err(format!("expected {expected_hot} hot readings, got {got}").into());
     }
+    // The SOW keeps each sensor's last reading. (A server named by AMPS_URI may also hold
+    // readings of earlier runs.)
+    let last_in_alarm = (0..SENSORS)
+        .filter(|&s| {
+            (0..args.count)
+                .rev()
+                .find(|i| i % SENSORS == s)
+                .is_some_and(|i| reading(i).2 == "alarm")
+        })
+        .count();
+    if broker.is_some() && alarms != last_in_alarm {
+        return Err(
+            format!("expected {last_in_alarm} sensors in alarm, the SOW has {alarms}").into(),
+        );
+    }
+    drop(broker);
     Ok(())
 }
 

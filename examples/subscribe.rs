@@ -1,6 +1,6 @@
 //! Subscribing with the blocking client (amps-std): a content-filtered `MessageStream`
 //! iterated on the calling thread, and a message handler on the client's dispatch thread
-//! (seeds: "Subscriptions", "Content filtering", "Asynchronous message processing").
+//! (user guide: "Subscriptions", "Content filtering", "Asynchronous message processing").
 //!
 //! ```text
 //! cargo run -p amps-examples --example subscribe
@@ -13,9 +13,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use amps_examples::{client_name, server};
-use amps_std::{Client, Command};
+use amps_std::Client;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = server(amps_broker::Config::default())?;
     let subscriber = Client::new(client_name("subscriber"))?;
     subscriber.connect(&server.uri)?;
@@ -25,12 +25,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     publisher.logon()?;
 
     // A stream with a content filter: the server sends only messages from mom.
-    let mut from_mom = subscriber.subscribe("messages", Some("/sender = 'mom'"))?;
+    let mut from_mom = subscriber.subscribe("messages", "/sender = 'mom'")?;
     println!("subscribed to `messages` with filter /sender = 'mom'");
 
     // A handler sees every message, on the dispatch thread.
     let (tx, rx) = mpsc::channel();
-    let sub_id = subscriber.execute_async(&Command::subscribe("messages"), move |m| {
+    let sub_id = subscriber.subscribe_with_handler("messages", None, move |m| {
         let _ = tx.send(String::from_utf8_lossy(m.data()).into_owned());
     })?;
     println!("handler subscription `{sub_id}` sees everything");
@@ -45,11 +45,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for _ in 0..senders.iter().filter(|s| **s == "mom").count() {
         let m = from_mom.next().ok_or("the stream ended early")??;
-        println!("stream (filtered): {}", m.data_str().unwrap_or(""));
+        let data = m.data_str().unwrap_or("");
+        println!("stream (filtered): {data}");
+        if !data.contains(r#""sender":"mom""#) {
+            return Err(format!("the filter let through {data}").into());
+        }
     }
+    let mut all = Vec::new();
     for _ in 0..senders.len() {
         let data = rx.recv_timeout(Duration::from_secs(10))?;
         println!("handler (all):     {data}");
+        all.push(data);
+    }
+    // Both subscriptions got everything in order; once a flush comes back no late message can
+    // still be on its way to the filtered stream.
+    subscriber.flush()?;
+    if !from_mom.is_empty() {
+        return Err("the filtered stream got more than mom's messages".into());
+    }
+    let expected: Vec<String> = (0..senders.len()).map(|i| format!("message {i}")).collect();
+    if !all
+        .iter()
+        .zip(&expected)
+        .all(|(d, e)| d.contains(e.as_str()))
+    {
+        return Err(format!("the handler got {all:?}, out of order or not all").into());
     }
 
     subscriber.unsubscribe(&sub_id)?;
