@@ -1,7 +1,7 @@
-//! High-availability policy, sans-IO (seeds: "HAClient", "ServerChooser", "DelayStrategy",
-//! "Authenticator"): how long to wait before reconnecting, which server to try, and what
-//! password to send. The session applies the delay strategy; adapters own the chooser and the
-//! authenticator and consult them when the session asks for a connection.
+//! High-availability policy, sans-IO (AMPS Python client guide: "HAClient", "ServerChooser",
+//! "DelayStrategy", "Authenticator"): how long to wait before reconnecting, which server to try,
+//! and what password to send. The session applies the delay strategy; adapters own the chooser and
+//! the authenticator and consult them when the session asks for a connection.
 
 use core::fmt;
 
@@ -18,7 +18,7 @@ pub trait DelayStrategy {
     fn reset(&mut self);
 }
 
-/// The same delay before every attempt (seeds: `FixedDelayStrategy`).
+/// The same delay before every attempt (Python client: `FixedDelayStrategy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FixedDelayStrategy {
     /// Wait before each attempt (default 200 ms).
@@ -46,7 +46,7 @@ impl DelayStrategy for FixedDelayStrategy {
     fn reset(&mut self) {}
 }
 
-/// Exponential backoff with jitter (seeds: `ExponentialDelayStrategy`): `initial`, then
+/// Exponential backoff with jitter (Python client: `ExponentialDelayStrategy`): `initial`, then
 /// `initial * multiplier^n`, capped at `max_delay`, plus a uniform random `0..=jitter`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ExponentialDelayStrategy {
@@ -164,7 +164,7 @@ impl DelayStrategy for ReconnectPolicy {
     }
 }
 
-/// Chooses the server to connect to (seeds: `ServerChooser`). The HA client calls
+/// Chooses the server to connect to (Python client: `ServerChooser`). The HA client calls
 /// [`ServerChooser::current_uri`] before each attempt and reports the outcome.
 pub trait ServerChooser {
     /// The connection string to try now; `None` when no server is available (the session then
@@ -174,7 +174,7 @@ pub trait ServerChooser {
     fn report_success(&mut self, uri: &str);
     /// The connection to `uri` failed; `reason` says why.
     fn report_failure(&mut self, uri: &str, reason: &dyn fmt::Display);
-    /// Why no server is available (seeds: `get_error`).
+    /// Why no server is available (Python client: `get_error`).
     fn error(&self) -> &str {
         "no server available"
     }
@@ -231,7 +231,7 @@ impl<T: AsRef<str>> UriList for alloc::vec::Vec<T> {
     }
 }
 
-/// Rotates through a list of connection strings (seeds: `DefaultServerChooser`): stays on a
+/// Rotates through a list of connection strings (Python client: `DefaultServerChooser`): stays on a
 /// server while it works, moves to the next one after a failure. Works over any [`UriList`]:
 /// `[&str; N]`, `&[&str]`, `Vec<String>`. Its `Debug` output shows the connection strings with
 /// their passwords masked.
@@ -297,7 +297,7 @@ impl<L: UriList> ServerChooser for DefaultServerChooser<L> {
     }
 }
 
-/// Produces the credential sent at logon and answers challenges (seeds: `Authenticator`).
+/// Produces the credential sent at logon and answers challenges (Python client: `Authenticator`).
 pub trait Authenticator {
     /// Write the password for the first logon of `user`; `uri_password` is the one from the URI.
     fn authenticate(
@@ -306,14 +306,14 @@ pub trait Authenticator {
         uri_password: &str,
         out: &mut dyn fmt::Write,
     ) -> fmt::Result;
-    /// The server answered with status `retry` and `token` (protocol.md §8.2): write the
+    /// The server answered with status `retry` and `token` (docs/protocol.md §8.2): write the
     /// credential for the next logon.
     fn retry(&mut self, user: &str, token: &str, out: &mut dyn fmt::Write) -> fmt::Result;
     /// The logon finished (successfully or not); `reason` is the server's text, if any.
     fn completed(&mut self, _user: &str, _reason: &str) {}
 }
 
-/// Sends the password from the URI, and the server's token back on a retry (seeds:
+/// Sends the password from the URI, and the server's token back on a retry (Python client:
 /// `DefaultAuthenticator`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultAuthenticator;

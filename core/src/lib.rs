@@ -80,8 +80,8 @@
     clippy::alloc_instead_of_core,
     clippy::std_instead_of_alloc
 )]
-// Nothing derived from input may panic (design.md §2): indexing, unwrap and friends are denied in
-// the library; the few sites indexing fixed tables by enum discriminants carry a justified allow.
+// Nothing derived from input may panic: indexing, unwrap and friends are denied in the library; the
+// few sites indexing fixed tables by enum discriminants carry a justified allow.
 #![cfg_attr(
     not(test),
     warn(

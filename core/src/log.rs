@@ -1,6 +1,6 @@
-//! One private logging macro family (design.md §2): routes to `defmt` or `log` when those
-//! features are on, to nothing otherwise, so call sites carry no `cfg`. Arguments must be
-//! integers or `&str` (formattable by both back ends).
+//! One private logging macro family: routes to `defmt` or `log` when those features are on, to
+//! nothing otherwise, so call sites carry no `cfg`. Arguments must be integers or `&str`
+//! (formattable by both back ends).
 
 macro_rules! debug {
     ($($arg:tt)*) => {{

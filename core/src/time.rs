@@ -1,8 +1,8 @@
 //! The core's own clock types.
 //!
-//! The core never reads a clock (design.md §2): every input carries `now` as an [`Instant`], a
-//! count of microseconds since an origin the adapter chooses (process start, boot, a virtual
-//! clock in the simulator). All arithmetic saturates, so no input can make it panic.
+//! The core never reads a clock: every input carries `now` as an [`Instant`], a count of
+//! microseconds since an origin the adapter chooses (process start, boot, a virtual clock in the
+//! simulator). All arithmetic saturates, so no input can make it panic.
 
 use core::fmt;
 use core::ops::{Add, AddAssign, Sub};

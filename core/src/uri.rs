@@ -1,4 +1,5 @@
-//! Connection strings (seeds: "Connection strings", "Transport options"; protocol.md §1.5, §8.2).
+//! Connection strings (AMPS Python client guide: "Connection strings", "Transport options";
+//! docs/protocol.md §1.5, §8.2).
 //!
 //! ```text
 //! tcp://user:password@host:9007/amps/json?tcp_nodelay=true&tcp_sndbuf=1048576
@@ -15,7 +16,7 @@
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// The scheme: how bytes travel (protocol.md §1.5).
+/// The scheme: how bytes travel (docs/protocol.md §1.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Transport {
@@ -59,11 +60,11 @@ impl fmt::Display for Host<'_> {
     }
 }
 
-/// The protocol from the path (seeds: "Protocol").
+/// The protocol from the path (AMPS Python client guide: "Protocol").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Protocol<'a> {
-    /// `amps`: JSON headers, length-prefixed frames (protocol.md §1). The only one this client
+    /// `amps`: JSON headers, length-prefixed frames (docs/protocol.md §1). The only one this client
     /// speaks; the others parse so that a connect can fail with a clear error.
     Amps,
     /// Legacy `fix`.
@@ -134,7 +135,8 @@ impl fmt::Display for Secret<'_> {
     }
 }
 
-/// Transport options from the query string, validated (seeds: "Transport options").
+/// Transport options from the query string, validated (AMPS Python client guide: "Transport
+/// options").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TransportOptions<'a> {
@@ -155,7 +157,7 @@ pub struct TransportOptions<'a> {
     /// `path` of the Unix socket (required for `unix`, refused otherwise); percent-escapes are
     /// not decoded (see [`percent_decode_into`]).
     pub path: Option<&'a str>,
-    /// `pretty`: logon option (protocol.md §6.1).
+    /// `pretty`: logon option (docs/protocol.md §6.1).
     pub pretty: bool,
 }
 
@@ -228,7 +230,7 @@ pub enum OptionProblem {
     Missing,
 }
 
-/// A connection string that cannot be used (seeds: InvalidUriException,
+/// A connection string that cannot be used (Python client: InvalidUriException,
 /// TransportTypeException, InvalidTransportOptionsException).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -1,6 +1,6 @@
 //! A corpus of malformed input: every entry yields its specific typed error, never a panic
-//! (protocol.md §1.4; issue: truncated, oversized, bad JSON, wrong types, deep nesting,
-//! invalid UTF-8).
+//! (docs/protocol.md §1.4). It covers truncated and oversized frames, bad JSON, wrong types, deep
+//! nesting and invalid UTF-8.
 
 use amps_core::codec::{
     DecodeError, Field, FrameDecoder, Malformed, Message, Scratch, split_frame,

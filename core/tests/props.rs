@@ -51,7 +51,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         proptest::collection::vec(any::<u8>(), 0..64),
     )
         .prop_map(|(kind, mut strs, ints, acks, data)| {
-            // Required fields (protocol.md §6) so the command validates.
+            // Required fields (docs/protocol.md §6) so the command validates.
             strs[0].get_or_insert_with(|| "name".into()); // client_name
             strs[1].get_or_insert_with(|| "topic".into()); // topic
             strs[2].get_or_insert_with(|| "sub".into()); // sub_id

@@ -222,7 +222,7 @@ fn queue_acks_batch_capped_by_backlog_timeout_and_cancel() {
             r#"{"c":"sow_delete","t":"jobs","bm":"7|45|","o":"expire"}"#
         ]
     );
-    // Acking a message of a non-queue subscription does nothing (seeds).
+    // Acking a message of a non-queue subscription does nothing, as in the Python client.
     let plain = h.s.execute(h.now, &Command::subscribe("events")).unwrap();
     h.tx();
     h.s.ack(h.now, plain, "events", "1|1|", AckHow::Ack)
@@ -266,7 +266,8 @@ fn publish_store_numbers_keeps_and_trims_and_publish_flush_waits_for_it() {
     let f = h.s.publish_flush(h.now, d(10_000)).unwrap();
     let tx = h.tx();
     assert_eq!(field(&tx[0], "c"), "flush");
-    // Every ack the flush waits for is requested: a server sends only those (protocol.md §5.1).
+    // Every ack the flush waits for is requested: a server sends only those (docs/protocol.md
+    // §5.1).
     assert_eq!(field(&tx[0], "a"), "processed,persisted");
     // The flush's own ack is not enough while the store holds messages.
     h.feed(&format!(

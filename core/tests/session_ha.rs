@@ -121,12 +121,13 @@ fn publish_store_is_trimmed_by_the_logon_ack_and_replayed_in_order() {
     h.feed(r#"{"c":"ack","a":"persisted","status":"success","s":2}"#);
     h.s.handle_closed(h.now, TransportClosed::PeerClosed);
     h.events();
-    // While disconnected, publishes are kept (seeds) and numbered on.
+    // While disconnected, publishes are kept (as the Python client keeps them) and numbered on.
     assert_eq!(h.s.publish(h.now, "orders", b"6"), Ok(Some(6)));
     assert_eq!(h.s.unpersisted_count(), 4);
     h.at(1_000);
     assert!(h.s.poll_connect(h.now).is_some());
-    // The server has everything up to 3 (§8.4): 4, 5, 6 are replayed, in order, once.
+    // The server has everything up to 3 (docs/protocol.md §8.4): 4, 5, 6 are replayed, in order,
+    // once.
     let evs = h.logon_with_seq(3);
     let tx = h.tx();
     let seqs: Vec<_> = tx

@@ -69,7 +69,7 @@ fn logon_failures_map_to_kinds_and_do_not_reconnect() {
         assert_eq!(failed.failed_kind(), Some(kind));
         assert!(evs.contains(&Ev::Close));
         assert_eq!(states(&evs), vec![CS::Disconnected]);
-        // No automatic retry with the same credentials (protocol.md §8.2).
+        // No automatic retry with the same credentials (docs/protocol.md §8.2).
         h.at(60_000);
         assert_eq!(h.s.poll_connect(h.now), None);
         assert_eq!(h.s.poll_timeout(), None);

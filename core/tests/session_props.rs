@@ -1,6 +1,6 @@
-//! Property tests of the session (issue 4 item 5): identical events however the input is
-//! chunked; command ids never reused within a generation; the publish store never exceeds its
-//! capacity whatever is published and acknowledged.
+//! Property tests of the session: identical events however the input is chunked; command ids never
+//! reused within a generation; the publish store never exceeds its capacity whatever is published
+//! and acknowledged.
 
 mod common;
 use std::collections::HashSet;
@@ -198,7 +198,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// A logged-on session fed arbitrary bytes, frames and operations never panics, never drops
-    /// an event, and stays within every bound (design.md §5 fuzz target, as a property).
+    /// an event, and stays within every bound (the session fuzz target, as a property).
     #[test]
     fn arbitrary_input_and_operations_never_break_the_session(ops in proptest::collection::vec(op(), 1..80)) {
         let mut cfg = config("pub-1");

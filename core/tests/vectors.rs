@@ -1,4 +1,4 @@
-//! Every test vector of protocol.md §18: each frame decodes with the documented meaning, its
+//! Every test vector of docs/protocol.md §18: each frame decodes with the documented meaning, its
 //! prefix matches its length, and every client-to-server frame is reproduced byte for byte by
 //! the `Command` builder (V5 uses the long name `publish`, which we decode but never send).
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Section sizes of the firmware image and each crate's share of .text (issue 8, item 4).
+"""Section sizes of the firmware image and each crate's share of .text.
 
 Usage: size-report.py FULL_ELF BASELINE_ELF
 

@@ -151,7 +151,7 @@ fn publishes(c: &mut Criterion) {
                 while let Some(k) = s.poll_transmit(now, &mut out) {
                     black_box(k);
                 }
-                // The server persists the batch (one conflated ack, protocol.md §8.4).
+                // The server persists the batch (one conflated ack, docs/protocol.md §8.4).
                 let last = s.next_seq() - 1;
                 let ack = format!(r#"{{"c":"ack","a":"persisted","status":"success","s":{last}}}"#);
                 s.handle_bytes(now, &frame(&ack)).unwrap();
@@ -209,7 +209,7 @@ fn subscriber(c: &mut Criterion) {
                                 bms.push(d.bookmark().unwrap_or("").to_string());
                             }
                         }
-                        // The application processed them: discard (seeds: `discard()`).
+                        // The application processed them: discard (Python client: `discard()`).
                         for bm in bms.drain(..) {
                             s.discard(id, &bm).unwrap();
                         }

@@ -1,10 +1,10 @@
-//! Crash tests (issue 7, item 4): a child process (`amps-fs-crash-child`) publishes through a
-//! `FilePublishStore`, or consumes a bookmark subscription through a `FileBookmarkStore`,
-//! against amps-broker, and is killed with SIGKILL at random points. After every kill:
+//! Crash tests: a child process (`amps-fs-crash-child`) publishes through a `FilePublishStore`, or
+//! consumes a bookmark subscription through a `FileBookmarkStore`, against amps-broker, and is
+//! killed with SIGKILL at random points. After every kill:
 //!
 //! - publisher: every message the store accepted is either persisted in the broker exactly once
-//!   (sequence dedupe, protocol.md §8.4) or still in the store, whose frames are intact; at the
-//!   end the broker's transaction log holds every sequence number exactly once.
+//!   (sequence dedupe, docs/protocol.md §8.4) or still in the store, whose frames are intact; at
+//!   the end the broker's transaction log holds every sequence number exactly once.
 //! - subscriber: the next run resumes right after the last message it discarded (no gap, no
 //!   duplicate of a discarded message, §10.2).
 //!
@@ -167,7 +167,7 @@ fn client(addr: SocketAddr, name: &str) -> Conn<Plain> {
 /// What the broker's transaction log holds, from a bookmark subscription from EPOCH.
 struct Verifier {
     conn: Conn<Plain>,
-    /// The publisher's bookmark prefix (`<publisher id>|`, protocol.md §8.3, §10.3).
+    /// The publisher's bookmark prefix (`<publisher id>|`, docs/protocol.md §8.3, §10.3).
     prefix: String,
     /// Sequence number → times seen.
     seen: BTreeMap<u64, u32>,

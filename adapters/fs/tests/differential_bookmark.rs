@@ -40,7 +40,7 @@ fn bm(i: usize) -> String {
         15 => format!("7|{}|", "9".repeat(130)), // above MAX_BOOKMARK
         // More publishers than the memory store keeps high-water marks for.
         16..=25 => format!("{}|{}|", 100 + i % 10, i / 3),
-        // Opaque forms (protocol.md §10.1, §17).
+        // Opaque forms (docs/protocol.md §10.1, §17).
         26 => "1|2|3|".into(),
         _ => "20261121T120000Z".into(),
     }

@@ -1,7 +1,7 @@
-//! `FilePublishStore` answers every call as `MemoryPublishStore` does (the issue's "reproduce
-//! exactly"), across random operation sequences with the store closed and reopened in between,
-//! with segments small enough that rotation and deletion happen all the time. The store runs
-//! on the in-memory file layer of the power-loss tests: every new segment is fsynced, and on a
+//! `FilePublishStore` answers every call as `MemoryPublishStore` does (file stores reproduce the
+//! in-memory stores exactly), across random operation sequences with the store closed and reopened
+//! in between, with segments small enough that rotation and deletion happen all the time. The store
+//! runs on the in-memory file layer of the power-loss tests: every new segment is fsynced, and on a
 //! shared disk thousands of those would be most of this test's time.
 
 #[path = "power_loss/simfs.rs"]

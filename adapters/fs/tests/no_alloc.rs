@@ -1,5 +1,5 @@
-//! No heap allocation per message once the stores are warm (design.md §6: hot paths allocate
-//! nothing per message), shown by a counting allocator: storing, replaying and discarding
+//! No heap allocation per message once the stores are warm (the project's rule: hot paths
+//! allocate nothing per message), shown by a counting allocator: storing, replaying and discarding
 //! publishes, and logging and discarding bookmarks, under `Never` and `Every` (the timed-sync
 //! thread is not counted; only the measuring thread is).
 

@@ -341,8 +341,9 @@ fn prune_shrinks_the_log_and_an_interrupted_prune_leaves_the_old_log() {
     s.persisted("sub-1", "18446744073709551557|00000000000000000900|")
         .unwrap();
     let before = s.log_bytes();
-    // Seeds: "roughly 70 bytes ... plus the length of the subscription ID" per bookmark
-    // record; here a received and a discarded record per message, with 42-byte bookmarks.
+    // The AMPS Python client guide: "roughly 70 bytes ... plus the length of the subscription ID"
+    // per bookmark record; here a received and a discarded record per message, with 42-byte
+    // bookmarks.
     assert!(
         before / 1000 <= 2 * (70 + 5),
         "{} bytes per message",

@@ -34,7 +34,7 @@ pub enum ErrorKind {
     MessageType,
     /// Client name in use (NameInUseException).
     NameInUse,
-    /// No permission (an AuthenticationException subtype in the seeds' servers).
+    /// No permission (an AuthenticationException subtype in the Python client).
     NotEntitled,
     /// Retry the operation (RetryOperationException).
     RetryOperation,

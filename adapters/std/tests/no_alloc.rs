@@ -1,7 +1,6 @@
-//! design.md §6: the publish hot path allocates nothing per message. A counting global
-//! allocator watches a burst of publishes to a minimal server (a thread that answers the
-//! logon, then reads and discards without allocating), after a warm-up that fills the
-//! client's buffer pools.
+//! The publish hot path allocates nothing per message. A counting global allocator watches a burst
+//! of publishes to a minimal server (a thread that answers the logon, then reads and discards
+//! without allocating), after a warm-up that fills the client's buffer pools.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};

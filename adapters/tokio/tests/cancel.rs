@@ -1,6 +1,6 @@
-//! Backpressure and cancel-safety (issue 6 items 2, 3): `publish` waits when the publish
-//! window is full and `try_publish` errors; futures dropped at any await point lose nothing,
-//! duplicate nothing, and leave the client working.
+//! Backpressure and cancel-safety: `publish` waits when the publish window is full and
+//! `try_publish` errors; futures dropped at any await point lose nothing, duplicate nothing, and
+//! leave the client working.
 
 mod common;
 use std::future::Future;

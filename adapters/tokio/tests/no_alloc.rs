@@ -1,6 +1,6 @@
-//! The publish hot path allocates nothing per message (design.md §6): after a warm-up that
-//! grows the buffers, 50 000 publishes into a byte sink cost a bounded number of allocations
-//! in the whole process (client task, driver task, runtime), not one per message.
+//! The publish hot path allocates nothing per message: after a warm-up that grows the buffers, 50
+//! 000 publishes into a byte sink cost a bounded number of allocations in the whole process (client
+//! task, driver task, runtime), not one per message.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};

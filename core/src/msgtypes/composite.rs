@@ -1,7 +1,7 @@
-//! Composite messages (protocol.md §16; seeds: `CompositeMessageBuilder`,
-//! `CompositeMessageParser`). The byte layout of parts is not documented: our convention, kept
-//! in this one place, is that each part is a u32 big-endian length followed by that many bytes.
-//! The parser exposes the parts it finds; the builder writes parts in order.
+//! Composite messages (docs/protocol.md §16; Python client: `CompositeMessageBuilder`,
+//! `CompositeMessageParser`). The byte layout of parts is not documented: our convention, kept in
+//! this one place, is that each part is a u32 big-endian length followed by that many bytes. The
+//! parser exposes the parts it finds; the builder writes parts in order.
 
 use core::fmt;
 

@@ -1,6 +1,6 @@
-//! FIX and NVFIX payloads (protocol.md §16): `tag=value` fields separated by a byte (SOH, 0x01,
-//! by default). FIX tags are numbers; NVFIX tags are any bytes except `=` and the separator.
-//! The seeds' FIXBuilder/NVFIXBuilder and FIXShredder/NVFIXShredder in one pair of types.
+//! FIX and NVFIX payloads (docs/protocol.md §16): `tag=value` fields separated by a byte (SOH,
+//! 0x01, by default). FIX tags are numbers; NVFIX tags are any bytes except `=` and the separator.
+//! The Python client's FIXBuilder/NVFIXBuilder and FIXShredder/NVFIXShredder in one pair of types.
 
 use core::fmt;
 
@@ -31,7 +31,8 @@ impl fmt::Display for FixError {
 
 impl core::error::Error for FixError {}
 
-/// Builds a FIX or NVFIX payload into a caller buffer (seeds: `FIXBuilder`, `NVFIXBuilder`).
+/// Builds a FIX or NVFIX payload into a caller buffer (Python client: `FIXBuilder`,
+/// `NVFIXBuilder`).
 ///
 /// ```
 /// use amps_core::msgtypes::FixBuilder;
@@ -123,7 +124,7 @@ impl<'b> FixBuilder<'b> {
     }
 }
 
-/// Iterates the `(tag, value)` fields of a FIX or NVFIX payload (seeds: `FIXShredder`,
+/// Iterates the `(tag, value)` fields of a FIX or NVFIX payload (Python client: `FIXShredder`,
 /// `NVFIXShredder`). A trailing separator is optional (§16); fields without `=` are skipped.
 ///
 /// ```
@@ -156,7 +157,7 @@ impl<'a> FixShredder<'a> {
         self.into_iter().find(|(t, _)| *t == tag).map(|(_, v)| v)
     }
 
-    /// All fields as a map (the seeds' `to_map`); the first of a repeated tag wins.
+    /// All fields as a map (the Python client's `to_map`); the first of a repeated tag wins.
     #[cfg(feature = "alloc")]
     pub fn to_map(self) -> alloc::collections::BTreeMap<&'a [u8], &'a [u8]> {
         let mut m = alloc::collections::BTreeMap::new();

@@ -1,6 +1,7 @@
-//! Message-type helpers (seeds: "Utilities"; protocol.md §16): building and shredding FIX and
-//! NVFIX payloads, and building and parsing composite messages. Builders write into any
-//! [`core::fmt::Write`]-like byte sink without allocating; shredders iterate borrowed fields.
+//! Message-type helpers (AMPS Python client guide: "Utilities"; docs/protocol.md §16): building and
+//! shredding FIX and NVFIX payloads, and building and parsing composite messages. Builders write
+//! into any [`core::fmt::Write`]-like byte sink without allocating; shredders iterate borrowed
+//! fields.
 
 mod composite;
 mod fix;

@@ -72,7 +72,7 @@ impl<S: Storage> Core<S> {
         let mut out = *cmd;
         out = out.command_id(cid);
 
-        // Acks the session needs on top of the application's (protocol.md §5.1).
+        // Acks the session needs on top of the application's (docs/protocol.md §5.1).
         let mut waiting = cmd.ack;
         if kind.is_subscribe() || kind.is_sow_query() || kind == CommandKind::Unsubscribe {
             waiting = waiting.with(AckType::Processed);
@@ -96,7 +96,7 @@ impl<S: Storage> Core<S> {
         if kind.is_sow_query() && cmd.query_id.is_none() {
             out = out.query_id(cid);
         }
-        // A replace updates an existing route (protocol.md §6.4); otherwise ids must be new.
+        // A replace updates an existing route (docs/protocol.md §6.4); otherwise ids must be new.
         let existing = out.sub_id.and_then(|s| self.route_by_key(rs::SUB_ID, s));
         if makes_route && existing.is_some() && !is_replace {
             return Err(CommandError::DuplicateId);
@@ -106,7 +106,7 @@ impl<S: Storage> Core<S> {
             return Err(CommandError::TooManyCommands);
         }
 
-        // MOST_RECENT never goes on the wire (protocol.md §10.1): resolve it from the bookmark
+        // MOST_RECENT never goes on the wire (docs/protocol.md §10.1): resolve it from the bookmark
         // store, or EPOCH without state. The route keeps `recent` so re-entries resolve again.
         let mut recent_buf = [0u8; 256];
         let route_bookmark = out.bookmark;
@@ -245,7 +245,7 @@ impl<S: Storage> Core<S> {
         }
     }
 
-    /// Unsubscribe the subscription or query `handle` (seeds: `unsubscribe(sub_id)`).
+    /// Unsubscribe the subscription or query `handle` (Python client: `unsubscribe(sub_id)`).
     pub(super) fn unsubscribe(
         &mut self,
         now: Instant,
@@ -350,7 +350,7 @@ impl<S: Storage> Core<S> {
         Ok(Some(seq))
     }
 
-    /// Flush and wait for the publish store to drain (seeds: `publish_flush(timeout)`):
+    /// Flush and wait for the publish store to drain (Python client: `publish_flush(timeout)`):
     /// [`super::Event::Completed`] once the flush is acked and nothing is unpersisted, or
     /// [`super::Event::Failed`] with `TimedOut` after `timeout`.
     pub(super) fn publish_flush(
@@ -366,7 +366,7 @@ impl<S: Storage> Core<S> {
             return Ok(id);
         }
         // `processed` reports a refused flush; it is requested on the wire like every ack the
-        // command waits for, since a server sends only requested acks (protocol.md §5.1).
+        // command waits for, since a server sends only requested acks (docs/protocol.md §5.1).
         let acks = if self.pstore.is_enabled() {
             AckTypes::of(AckType::Persisted)
         } else {
@@ -383,9 +383,9 @@ impl<S: Storage> Core<S> {
         Ok(id)
     }
 
-    /// Acknowledge a queue message (protocol.md §11; seeds: `message.ack()`): `Ack` is batched
-    /// up to the configured batch size, capped by the subscription's backlog, and flushed by
-    /// size or after the ack timeout; `Cancel` and `Expire` go out at once. No effect for
+    /// Acknowledge a queue message (docs/protocol.md §11; Python client: `message.ack()`): `Ack` is
+    /// batched up to the configured batch size, capped by the subscription's backlog, and flushed
+    /// by size or after the ack timeout; `Cancel` and `Expire` go out at once. No effect for
     /// messages that are not from a queue subscription.
     pub(super) fn ack(
         &mut self,
@@ -505,7 +505,7 @@ impl<S: Storage> Core<S> {
         }
     }
 
-    /// The application processed a message of a bookmark subscription (seeds: `discard()`):
+    /// The application processed a message of a bookmark subscription (Python client: `discard()`):
     /// the resume point may advance past it.
     pub(super) fn discard(
         &mut self,

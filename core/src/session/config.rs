@@ -4,7 +4,7 @@ use crate::codec::DEFAULT_MAX_FRAME;
 use crate::ha::ReconnectPolicy;
 use crate::time::Duration;
 
-/// Heartbeats (protocol.md §9; seeds: `set_heartbeat(interval, timeout)`).
+/// Heartbeats (docs/protocol.md §9; Python client: `set_heartbeat(interval, timeout)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeartbeatConfig {
     /// The interval N sent as `start,N`, in whole seconds (at least 1).
@@ -23,7 +23,7 @@ impl HeartbeatConfig {
     }
 }
 
-/// Bounds on everything a session keeps (design.md §2: every buffer, table and store has one).
+/// Bounds on everything a session keeps: every buffer, table and store has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest frame accepted from the server (header + payload).
@@ -82,7 +82,7 @@ impl Limits {
         }
     }
 
-    /// The protocol's own maximum (protocol.md §1.4: 200 MB).
+    /// The protocol's own maximum (docs/protocol.md §1.4: 200 MB).
     pub const fn protocol_max_frame() -> u32 {
         DEFAULT_MAX_FRAME
     }
@@ -91,7 +91,7 @@ impl Limits {
 /// How a session behaves. Strings are copied at construction.
 #[derive(Clone, Copy, Debug)]
 pub struct Config<'a> {
-    /// The client name (protocol.md §8.3): unique per server, stable across restarts of the
+    /// The client name (docs/protocol.md §8.3): unique per server, stable across restarts of the
     /// same logical publisher. 1..=128 bytes.
     pub client_name: &'a str,
     /// Sent as `version` at logon.
@@ -106,11 +106,12 @@ pub struct Config<'a> {
     pub reconnect: ReconnectPolicy,
     /// Re-enter async subscriptions after a reconnect (the HA client's subscription manager).
     pub resubscribe: bool,
-    /// Queue acks batched before sending (seeds: `set_ack_batch_size`; default 1, no batching).
+    /// Queue acks batched before sending (Python client: `set_ack_batch_size`; default 1, no
+    /// batching).
     pub ack_batch_size: u32,
-    /// Longest time a queue ack waits in a batch (seeds: `set_ack_timeout`; default 1 s).
+    /// Longest time a queue ack waits in a batch (Python client: `set_ack_timeout`; default 1 s).
     pub ack_timeout: Duration,
-    /// Logon options (`o`), e.g. `pretty` (protocol.md §6.1).
+    /// Logon options (`o`), e.g. `pretty` (docs/protocol.md §6.1).
     pub logon_options: Option<&'a str>,
     /// Refuse a server that has not persisted publishes this client already saw persisted
     /// (by another server, or before a restart): the logon fails with
@@ -145,7 +146,7 @@ impl<'a> Config<'a> {
 }
 
 /// What the adapter knows about the connection it just opened (from the URI and the
-/// authenticator), for the logon (protocol.md §6.1). `Debug` leaves the password out.
+/// authenticator), for the logon (docs/protocol.md §6.1). `Debug` leaves the password out.
 #[derive(Clone, Copy, Default)]
 pub struct Logon<'a> {
     /// `user_id`.

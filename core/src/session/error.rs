@@ -1,5 +1,5 @@
-//! Errors of the session (design.md §2: one enum per operation, `Copy + Eq`, hand-written
-//! `Display`) and the mapping of server failure reasons to error kinds (protocol.md §15).
+//! Errors of the session (one enum per operation, `Copy + Eq`, hand-written `Display`) and the
+//! mapping of server failure reasons to error kinds (docs/protocol.md §15).
 
 use core::fmt;
 
@@ -52,8 +52,8 @@ impl fmt::Display for ReasonText {
     }
 }
 
-/// What a server failure means (protocol.md §15), so adapters can expose matchable variants
-/// (the seeds' exception types).
+/// What a server failure means (docs/protocol.md §15), so adapters can expose matchable variants
+/// (the Python client's exception types).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FailureKind {
@@ -91,8 +91,8 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// Map a failure ack (protocol.md §15): status `retry` is [`FailureKind::Retry`]; otherwise
-    /// the reason is matched case-insensitively by substring, in the table's order.
+    /// Map a failure ack (docs/protocol.md §15): status `retry` is [`FailureKind::Retry`];
+    /// otherwise the reason is matched case-insensitively by substring, in the table's order.
     pub fn classify(reason: &str, is_retry: bool) -> FailureKind {
         if is_retry {
             return FailureKind::Retry;
@@ -141,7 +141,7 @@ impl FailureKind {
 #[non_exhaustive]
 pub enum CommandError {
     /// The server answered with a failure (or `retry`) ack. The connection survives, except
-    /// for logon failures, after which the server closes it (protocol.md §8.2).
+    /// for logon failures, after which the server closes it (docs/protocol.md §8.2).
     Failed {
         /// Classified reason.
         kind: FailureKind,
@@ -206,7 +206,7 @@ pub enum PublishError {
     /// The transmit buffer is full (no publish store): drain `poll_transmit` and retry.
     WouldBlock,
     /// Not logged on and no publish store to keep the message, or never logged on yet (the
-    /// server's sequence number is unknown, protocol.md §8.4).
+    /// server's sequence number is unknown, docs/protocol.md §8.4).
     NotConnected,
     /// The message does not fit the buffers or the store at all.
     TooLarge,
@@ -285,7 +285,7 @@ pub enum SessionError {
     /// Input that could not be decoded: a broken frame length closes the connection, a bad
     /// header skips its message (see [`DecodeError`] for each case).
     Decode(DecodeError),
-    /// A failure ack without a `cid` (protocol.md §1.4): a command could not be read by the
+    /// A failure ack without a `cid` (docs/protocol.md §1.4): a command could not be read by the
     /// server. The connection survives (the server may close it).
     Protocol {
         /// Classified reason.

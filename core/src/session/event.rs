@@ -7,10 +7,10 @@ use crate::time::Duration;
 use super::error::{CommandError, FailureKind, SessionError};
 use super::tables::CommandId;
 
-/// The states the seeds' connection-state listener sees, in this order during a (re)connect:
-/// Connected, LoggedOn, HeartbeatInitiated (if heartbeats are set), PublishReplayed (if a
-/// publish store is set), Resubscribed (if resubscription is on). Disconnected on loss; Shutdown
-/// when the session will not reconnect again.
+/// The states the Python client's connection-state listener sees, in this order during a
+/// (re)connect: Connected, LoggedOn, HeartbeatInitiated (if heartbeats are set), PublishReplayed
+/// (if a publish store is set), Resubscribed (if resubscription is on). Disconnected on loss;
+/// Shutdown when the session will not reconnect again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ConnectionState {
@@ -50,7 +50,7 @@ pub enum State {
 }
 
 /// A message for a subscription or query: a publish delivery, one record of a `sow` batch, an
-/// `oof`, or `group_begin`/`group_end` (protocol.md §7). Borrows the session's buffers.
+/// `oof`, or `group_begin`/`group_end` (docs/protocol.md §7). Borrows the session's buffers.
 #[derive(Clone, Copy, Debug)]
 pub struct Delivery<'a> {
     /// The application's handle of the subscription or query (stable across re-entries).
@@ -148,12 +148,12 @@ pub enum Event<'a> {
     /// A message for a subscription or query.
     Delivery(Delivery<'a>),
     /// The server persisted every sequenced command up to `up_to`; the publish store dropped
-    /// them (seeds: `unpersisted_count` went down).
+    /// them (Python client: `unpersisted_count` went down).
     Persisted {
         /// Highest sequence number persisted.
         up_to: u64,
     },
-    /// The server refused a sequenced command (seeds: `failed_write_handler`).
+    /// The server refused a sequenced command (Python client: `failed_write_handler`).
     FailedWrite {
         /// Its sequence number.
         seq: u64,
@@ -164,9 +164,9 @@ pub enum Event<'a> {
         /// The command as stored, when a publish store holds it.
         stored: Option<&'a [u8]>,
     },
-    /// A message nothing else handles (seeds: `last_chance_message_handler`).
+    /// A message nothing else handles (Python client: `last_chance_message_handler`).
     LastChance(MessageRef<'a>),
-    /// The server challenged the logon (status `retry`, protocol.md §8.2): answer with
+    /// The server challenged the logon (status `retry`, docs/protocol.md §8.2): answer with
     /// `handle_logon_retry` and the authenticator's `retry` credential.
     LogonRetry {
         /// `user_id` from the ack.
@@ -174,7 +174,7 @@ pub enum Event<'a> {
         /// The challenge token (`pw` of the ack).
         token: &'a str,
     },
-    /// A problem that is not a command's failure (seeds: exception listener).
+    /// A problem that is not a command's failure (Python client: exception listener).
     Error(SessionError),
     /// With [`crate::ha::ReconnectPolicy::External`]: the session needs the wait before its
     /// next connection attempt. Answer with `Session::handle_reconnect_delay`.

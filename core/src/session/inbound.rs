@@ -1,4 +1,4 @@
-//! Turning received frames into events (protocol.md §5, §7): ack routing by `cid`, persisted
+//! Turning received frames into events (docs/protocol.md §5, §7): ack routing by `cid`, persisted
 //! acks for the publish store, deliveries by `sub_id`/`sids`, `sow` records one per event,
 //! group begin/end, `oof`, heartbeats, and everything unroutable to the last-chance event.
 //!
@@ -375,7 +375,7 @@ impl<S: Storage> Core<S> {
         let cid = msg.command_id().and_then(|c| c.trim().parse::<u64>().ok());
         let idx = cid.and_then(|c| self.pending.items().iter().position(|p| p.id.cid == c));
 
-        // Logon (protocol.md §8).
+        // Logon (docs/protocol.md §8).
         if let (Some(i), Some(logon)) = (idx, self.logon_id)
             && self.pending.items().get(i).is_some_and(|p| p.id == logon)
         {
@@ -387,7 +387,7 @@ impl<S: Storage> Core<S> {
             return None;
         }
 
-        // The publish store (protocol.md §8.4): persisted acks are matched by `s`, not `cid`.
+        // The publish store (docs/protocol.md §8.4): persisted acks are matched by `s`, not `cid`.
         if ack == Some(AckType::Persisted)
             && self.pstore.is_enabled()
             && let Some(seq) = msg.seq()
@@ -417,7 +417,7 @@ impl<S: Storage> Core<S> {
 
         let Some(i) = idx else {
             if failed && cid.is_none() {
-                // A command the server could not read (protocol.md §1.4).
+                // A command the server could not read (docs/protocol.md §1.4).
                 let reason = msg.reason().unwrap_or("");
                 self.queue.push(Queued::Error(SessionError::Protocol {
                     kind: FailureKind::classify(reason, status == Some(Status::Retry)),
@@ -623,7 +623,7 @@ impl<S: Storage> Core<S> {
         Step::Queued(Queued::Failed(p.report, err))
     }
 
-    /// Time out one command whose deadline passed (seeds: unsubscribe, then TimedOut).
+    /// Time out one command whose deadline passed (Python client: unsubscribe, then TimedOut).
     fn expire_next(&mut self, now: crate::time::Instant) -> Step {
         let Some(i) = self
             .pending

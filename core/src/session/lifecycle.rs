@@ -1,5 +1,6 @@
 //! Connecting, logon, recovery (publish replay, resubscription), heartbeats, timers and
-//! disconnects (protocol.md §8, §9; seeds: HAClient reconnect steps, connection states).
+//! disconnects (docs/protocol.md §8, §9; Python client: HAClient reconnect steps, connection
+//! states).
 
 use crate::codec::{AckStats, AckType, Command, CommandKind, MessageRef, options};
 use crate::ha::DelayStrategy;
@@ -91,8 +92,8 @@ impl<S: Storage> Core<S> {
         }
     }
 
-    /// The transport is open: send the logon (protocol.md §6.1). Returns the logon command's id;
-    /// its outcome arrives as [`super::Event::Completed`] or [`super::Event::Failed`].
+    /// The transport is open: send the logon (docs/protocol.md §6.1). Returns the logon command's
+    /// id; its outcome arrives as [`super::Event::Completed`] or [`super::Event::Failed`].
     pub(super) fn handle_connected(
         &mut self,
         now: Instant,
@@ -245,8 +246,8 @@ impl<S: Storage> Core<S> {
         self.attempt = 0;
         self.outage_start = None;
         self.reconnect.reset();
-        // Publish store reconciliation (protocol.md §8.4): drop what the server has, replay the
-        // rest, continue numbering after the larger of the two.
+        // Publish store reconciliation (docs/protocol.md §8.4): drop what the server has, replay
+        // the rest, continue numbering after the larger of the two.
         if self.pstore.is_enabled() {
             self.persisted_seq = self.persisted_seq.max(server_seq);
             self.pstore.discard_up_to(server_seq);
@@ -295,8 +296,8 @@ impl<S: Storage> Core<S> {
 
     /// The logon failed: report it and end the connection. A refusal of the credentials
     /// (authentication, name in use, not entitled) stops reconnecting: retrying with the same
-    /// credentials cannot help (protocol.md §8.2). Anything else (a timeout, another reason) is
-    /// an ordinary lost connection and the reconnect policy applies.
+    /// credentials cannot help (docs/protocol.md §8.2). Anything else (a timeout, another reason)
+    /// is an ordinary lost connection and the reconnect policy applies.
     pub(super) fn logon_failed(&mut self, now: Instant, error: CommandError) {
         crate::log::warning!("amps: logon failed, generation {}", self.generation);
         if let Some(id) = self.logon_id.take() {
@@ -319,7 +320,8 @@ impl<S: Storage> Core<S> {
     }
 
     /// Send what recovery and the publish store have queued, as far as the transmit buffer
-    /// allows: replay first (protocol.md §8.4), then resubscriptions (seeds: HAClient steps).
+    /// allows: replay first (docs/protocol.md §8.4), then resubscriptions (Python client: HAClient
+    /// steps).
     pub(super) fn pump(&mut self, now: Instant) {
         if !self.is_logged_on() {
             return;
@@ -534,14 +536,14 @@ impl<S: Storage> Core<S> {
         self.schedule_reconnect(now);
     }
 
-    /// Close the connection and stop reconnecting (seeds: `disconnect()`); `start` resumes.
+    /// Close the connection and stop reconnecting (Python client: `disconnect()`); `start` resumes.
     pub(super) fn disconnect(&mut self, now: Instant) {
         self.halted = true;
         self.next_attempt = None;
         self.end_connection(now, true);
     }
 
-    /// Close for good (seeds: `close()`): the connection ends, nothing reconnects, every
+    /// Close for good (Python client: `close()`): the connection ends, nothing reconnects, every
     /// command fails, [`ConnectionState::Shutdown`] is reported.
     pub(super) fn close(&mut self, now: Instant) {
         self.halted = true;
@@ -583,7 +585,8 @@ impl<S: Storage> Core<S> {
             return;
         }
         if self.hb_deadline.is_some_and(|t| t <= now) && self.is_logged_on() {
-            // No complete frame for the whole timeout: the connection is dead (protocol.md §9).
+            // No complete frame for the whole timeout: the connection is dead (docs/protocol.md
+            // §9).
             self.queue.push(Queued::Error(SessionError::Silent));
             self.end_connection(now, true);
             return;
@@ -609,7 +612,7 @@ impl<S: Storage> Core<S> {
         }
     }
 
-    /// A server heartbeat arrived. protocol.md §9 has the client answer every one, and §17.11
+    /// A server heartbeat arrived. docs/protocol.md §9 has the client answer every one, and §17.11
     /// has servers answer every client beat: together they would ping-pong forever. Our
     /// convention: answer unless a beat went out within the last half interval (any traffic
     /// proves liveness to the server anyway).

@@ -1,5 +1,4 @@
-//! The sans-IO session (design.md §2): one [`Session`] drives a client connection's whole life,
-//! across reconnects.
+//! The sans-IO session: one [`Session`] drives a client connection's whole life, across reconnects.
 //!
 //! # Call order
 //!
@@ -71,7 +70,7 @@ use io::{RxBuf, TxBuf};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Exec {
     /// Re-enter this subscription after a reconnect (an async subscription with a handler; the
-    /// seeds' SubscriptionManager does not re-enter streams).
+    /// Python client's SubscriptionManager does not re-enter streams).
     pub resubscribe: bool,
 }
 
@@ -92,7 +91,7 @@ pub struct ConnectRequest {
     pub attempt: u32,
 }
 
-/// What a queue acknowledgement does (protocol.md §11).
+/// What a queue acknowledgement does (docs/protocol.md §11).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AckHow {
     /// Processed: remove the message from the queue (batched).
@@ -203,7 +202,8 @@ enum Recovery {
     Resubscribe { next: usize },
 }
 
-/// Queue acks waiting to be sent as one `sow_delete` (protocol.md §11; seeds: ack batching).
+/// Queue acks waiting to be sent as one `sow_delete` (docs/protocol.md §11; Python client: ack
+/// batching).
 struct AckBatch {
     topic: FixedStr<256>,
     bookmarks: FixedStr<2048>,
@@ -460,7 +460,7 @@ impl<S: Storage> Session<S> {
         self.core.routes.items().len()
     }
 
-    /// Unpersisted entries in the publish store (the seeds' `unpersisted_count`).
+    /// Unpersisted entries in the publish store (the Python client's `unpersisted_count`).
     pub fn unpersisted_count(&self) -> usize {
         crate::store::PublishStore::unpersisted_count(&self.core.pstore)
     }
@@ -533,8 +533,8 @@ impl<S: Storage> Session<S> {
 
     // ----------------------------------------------------------------------------- settings
 
-    /// Start, change or stop heartbeats (seeds: `set_heartbeat(interval, timeout)`). When logged
-    /// on, the new `start,N` is sent at once.
+    /// Start, change or stop heartbeats (Python client: `set_heartbeat(interval, timeout)`). When
+    /// logged on, the new `start,N` is sent at once.
     pub fn set_heartbeat(
         &mut self,
         now: Instant,
@@ -564,17 +564,17 @@ impl<S: Storage> Session<S> {
         Ok(())
     }
 
-    /// Queue acks batched before sending (seeds: `set_ack_batch_size`).
+    /// Queue acks batched before sending (Python client: `set_ack_batch_size`).
     pub fn set_ack_batch_size(&mut self, n: u32) {
         self.core.ack_batch_size = n.max(1);
     }
 
-    /// Longest time a queue ack waits in a batch (seeds: `set_ack_timeout`).
+    /// Longest time a queue ack waits in a batch (Python client: `set_ack_timeout`).
     pub fn set_ack_timeout(&mut self, t: Duration) {
         self.core.ack_timeout = t;
     }
 
-    /// The reconnect policy (seeds: `set_reconnect_delay_strategy`).
+    /// The reconnect policy (Python client: `set_reconnect_delay_strategy`).
     pub fn set_reconnect(&mut self, policy: ReconnectPolicy) {
         self.core.reconnect = policy;
     }
@@ -620,8 +620,8 @@ impl<S: Storage> Session<S> {
         self.leave();
     }
 
-    /// The transport is open: send the logon (protocol.md §6.1). Returns the logon command's id;
-    /// its outcome arrives as [`Event::Completed`] or [`Event::Failed`].
+    /// The transport is open: send the logon (docs/protocol.md §6.1). Returns the logon command's
+    /// id; its outcome arrives as [`Event::Completed`] or [`Event::Failed`].
     pub fn handle_connected(
         &mut self,
         now: Instant,
@@ -652,7 +652,7 @@ impl<S: Storage> Session<S> {
             return Err(InputError::NotConnected);
         }
         let n = self.rx.push(input);
-        // A complete frame of any kind proves the server alive (protocol.md §9); bytes that
+        // A complete frame of any kind proves the server alive (docs/protocol.md §9); bytes that
         // never complete a frame do not.
         if n > 0
             && self.rx.frames_completed()
@@ -682,14 +682,14 @@ impl<S: Storage> Session<S> {
         self.leave();
     }
 
-    /// Close the connection and stop reconnecting (seeds: `disconnect()`); `start` resumes.
+    /// Close the connection and stop reconnecting (Python client: `disconnect()`); `start` resumes.
     pub fn disconnect(&mut self, now: Instant) {
         self.enter(now);
         self.core.disconnect(now);
         self.leave();
     }
 
-    /// Close for good (seeds: `close()`): the connection ends, nothing reconnects, every
+    /// Close for good (Python client: `close()`): the connection ends, nothing reconnects, every
     /// command fails, [`ConnectionState::Shutdown`] is reported.
     pub fn close(&mut self, now: Instant) {
         self.enter(now);
@@ -724,7 +724,7 @@ impl<S: Storage> Session<S> {
         self.core.execute_with(now, cmd, exec)
     }
 
-    /// Unsubscribe the subscription or query `handle` (seeds: `unsubscribe(sub_id)`).
+    /// Unsubscribe the subscription or query `handle` (Python client: `unsubscribe(sub_id)`).
     pub fn unsubscribe(
         &mut self,
         now: Instant,
@@ -734,7 +734,7 @@ impl<S: Storage> Session<S> {
         self.core.unsubscribe(now, handle)
     }
 
-    /// Publish `data` to `topic` (protocol.md §6.2). With a publish store the message is
+    /// Publish `data` to `topic` (docs/protocol.md §6.2). With a publish store the message is
     /// numbered, kept until persisted, and replayed after reconnects: the result is its sequence
     /// number; this also works while disconnected once the session has logged on once (the
     /// server's last sequence number is then known, §8.4). Without a store it is sent as is.
@@ -761,14 +761,14 @@ impl<S: Storage> Session<S> {
         self.core.publish_command(now, cmd)
     }
 
-    /// Send a `flush` (protocol.md §6.10): completes when every earlier command was processed.
+    /// Send a `flush` (docs/protocol.md §6.10): completes when every earlier command was processed.
     pub fn flush(&mut self, now: Instant) -> Result<CommandId, CommandError> {
         self.enter(now);
         self.core
             .execute_with(now, &crate::codec::Command::flush(), Exec::default())
     }
 
-    /// Flush and wait for the publish store to drain (seeds: `publish_flush(timeout)`):
+    /// Flush and wait for the publish store to drain (Python client: `publish_flush(timeout)`):
     /// [`Event::Completed`] once the flush is acked and nothing is unpersisted, or
     /// [`Event::Failed`] with `TimedOut` after `timeout`.
     pub fn publish_flush(
@@ -780,9 +780,9 @@ impl<S: Storage> Session<S> {
         self.core.publish_flush(now, timeout)
     }
 
-    /// Acknowledge a queue message (protocol.md §11; seeds: `message.ack()`): `Ack` is batched
-    /// up to the configured batch size, capped by the subscription's backlog, and flushed by
-    /// size or after the ack timeout; `Cancel` and `Expire` go out at once. No effect for
+    /// Acknowledge a queue message (docs/protocol.md §11; Python client: `message.ack()`): `Ack` is
+    /// batched up to the configured batch size, capped by the subscription's backlog, and flushed
+    /// by size or after the ack timeout; `Cancel` and `Expire` go out at once. No effect for
     /// messages that are not from a queue subscription.
     pub fn ack(
         &mut self,
@@ -811,7 +811,7 @@ impl<S: Storage> Session<S> {
     }
 
     /// Under auto-ack, what an adapter calls when the application is done with a queue message
-    /// (seeds: handler returned → ack; handler failed → cancel).
+    /// (Python client: handler returned → ack; handler failed → cancel).
     pub fn handled(
         &mut self,
         now: Instant,
@@ -836,7 +836,7 @@ impl<S: Storage> Session<S> {
         self.core.flush_acks(now);
     }
 
-    /// The application processed a message of a bookmark subscription (seeds: `discard()`):
+    /// The application processed a message of a bookmark subscription (Python client: `discard()`):
     /// the resume point may advance past it.
     pub fn discard(&mut self, route: CommandId, bookmark: &str) -> Result<(), StoreError> {
         self.core.discard(route, bookmark)

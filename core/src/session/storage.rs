@@ -1,5 +1,5 @@
-//! Where a session keeps its state, chosen by one type parameter (design.md §2: "capacities are
-//! const generics hidden behind one type parameter or caller-provided slices").
+//! Where a session keeps its state, chosen by one type parameter: without `alloc`, capacities are
+//! const generics hidden behind that parameter, or caller-provided slices.
 //!
 //! [`Storage`] names the buffer and table types; [`Parts`] carries the instances into
 //! [`crate::session::Session::new`]. With `alloc`, [`HeapStorage`] sizes everything from the

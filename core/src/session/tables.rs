@@ -86,7 +86,7 @@ pub struct Pending {
     pub(crate) processed: bool,
 }
 
-/// Route flag: re-enter on reconnect (an async subscription, seeds: SubscriptionManager).
+/// Route flag: re-enter on reconnect (an async subscription, Python client: SubscriptionManager).
 pub(crate) const RESUBSCRIBE: u8 = 1;
 /// Route flag: track bookmarks in the bookmark store, resume from MOST_RECENT.
 pub(crate) const BOOKMARKS: u8 = 2;
@@ -127,7 +127,7 @@ pub struct Route {
     pub(crate) acks: AckTypes,
     pub(crate) timeout: Option<Duration>,
     pub(crate) flags: u8,
-    /// Effective queue backlog from the subscribe ack (§11); 0 when unknown.
+    /// Effective queue backlog from the subscribe ack (docs/protocol.md §11); 0 when unknown.
     pub(crate) backlog: u32,
     /// The serial of the last delivery routed here: a delivery naming the route twice in its
     /// `sids` is delivered once.

@@ -1,6 +1,6 @@
 //! The bookmark store: which messages of each bookmark subscription were received and which the
 //! application discarded (processed), so a resubscription resumes with no gap and no duplicate
-//! (protocol.md §10; seeds: "BookmarkStore", `discard()`, MOST_RECENT).
+//! (docs/protocol.md §10; AMPS Python client guide: "BookmarkStore", `discard()`, MOST_RECENT).
 
 use crate::codec::BookmarkId;
 use crate::session::StoreError;
@@ -19,7 +19,7 @@ pub trait BookmarkStore {
     /// A message with `bookmark` arrived for `sub_id`. `Ok(true)`: deliver it. `Ok(false)`: it
     /// was already discarded (a duplicate after a resume); drop it.
     fn log(&mut self, sub_id: &str, bookmark: &str) -> Result<bool, StoreError>;
-    /// The application finished with the message (the seeds' `discard()`).
+    /// The application finished with the message (the Python client's `discard()`).
     fn discard(&mut self, sub_id: &str, bookmark: &str) -> Result<(), StoreError>;
     /// The server reports `bookmark` persisted for the subscription (persisted ack, §10.2).
     fn persisted(&mut self, sub_id: &str, bookmark: &str) -> Result<(), StoreError>;
@@ -31,8 +31,8 @@ pub trait BookmarkStore {
     fn sync(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
-    /// Drop what the resume points no longer need (seeds: `prune()`; file stores rewrite their
-    /// log). A no-op for memory stores, which prune as they go.
+    /// Drop what the resume points no longer need (Python client: `prune()`; file stores rewrite
+    /// their log). A no-op for memory stores, which prune as they go.
     fn prune(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -91,7 +91,8 @@ impl<S: BookmarkStore + ?Sized> BookmarkStore for alloc::boxed::Box<S> {
 
 /// Longest sub_id a [`MemoryBookmarkStore`] keeps.
 pub const MAX_SUB_ID: usize = 64;
-/// Longest bookmark a [`MemoryBookmarkStore`] keeps (protocol.md bookmarks are ~40 bytes).
+/// Longest bookmark a [`MemoryBookmarkStore`] keeps (bookmarks of the forms in docs/protocol.md
+/// §10.1 are ~40 bytes).
 pub const MAX_BOOKMARK: usize = 128;
 
 #[derive(Clone, Copy, Debug)]

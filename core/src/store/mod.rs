@@ -1,6 +1,6 @@
-//! Publish and bookmark stores (seeds: "Publish stores", "Bookmark stores"; protocol.md §8.4,
-//! §10). The traits are what the session needs; the memory stores here are bounded and work
-//! without `alloc`; `amps-fs` implements the same traits on disk.
+//! Publish and bookmark stores (AMPS Python client guide: "Publish stores", "Bookmark stores";
+//! docs/protocol.md §8.4, §10). The traits are what the session needs; the memory stores here are
+//! bounded and work without `alloc`; `amps-fs` implements the same traits on disk.
 
 mod bookmark;
 mod publish;

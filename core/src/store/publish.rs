@@ -1,6 +1,6 @@
 //! The publish store: every sequenced command (publish, delta_publish, sow_delete) is kept as
 //! its encoded frame until the server acknowledges it as persisted, and replayed in sequence
-//! order after a reconnect (protocol.md §8.4; seeds: "PublishStore").
+//! order after a reconnect (docs/protocol.md §8.4; AMPS Python client guide: "PublishStore").
 
 use crate::session::StoreError;
 
@@ -24,7 +24,7 @@ pub trait PublishStore {
     fn next_after(&mut self, seq: u64) -> Option<(u64, &[u8])>;
     /// The frame stored under `seq`, if it is still there.
     fn get(&mut self, seq: u64) -> Option<&[u8]>;
-    /// Entries not yet persisted (the seeds' `unpersisted_count`).
+    /// Entries not yet persisted (the Python client's `unpersisted_count`).
     fn unpersisted_count(&self) -> usize;
     /// Bytes of entries not yet persisted.
     fn unpersisted_bytes(&self) -> usize;
@@ -287,7 +287,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> PublishStore for MemoryPublishStore<B> {
 
     fn discard(&mut self, seq: u64) {
         // Only the oldest entry can be removed from the ring. That is the case that occurs: the
-        // server splits persisted runs at a failure (protocol.md §8.4), so by the time the
+        // server splits persisted runs at a failure (docs/protocol.md §8.4), so by the time the
         // failure ack for `seq` arrives, everything before it has been discarded. An entry that
         // is not the oldest stays and is replayed; the server drops it as a duplicate.
         let front = self.iter_offsets().next().map(|(_, s, _)| s);

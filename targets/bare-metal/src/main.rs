@@ -1,8 +1,7 @@
-//! Bare-metal telemetry firmware self-test (issue 8, item 4): a `no_std`, no-alloc image for
-//! thumbv7em-none-eabihf (QEMU `mps2-an386`, Cortex-M4) that publishes telemetry through
-//! amps-smoltcp to an in-image responder over a smoltcp loopback interface, survives a cut
-//! link, shuts down with `publish_flush`, and exits through semihosting: 0 when the self-test
-//! passed, 1 otherwise.
+//! Bare-metal telemetry firmware self-test: a `no_std`, no-alloc image for thumbv7em-none-eabihf
+//! (QEMU `mps2-an386`, Cortex-M4) that publishes telemetry through amps-smoltcp to an in-image
+//! responder over a smoltcp loopback interface, survives a cut link, shuts down with
+//! `publish_flush`, and exits through semihosting: 0 when the self-test passed, 1 otherwise.
 //!
 //! Every buffer is a `static` (cortex-m's `singleton!`), so the image's `.bss` is the whole
 //! memory budget; there is no heap.
@@ -110,7 +109,7 @@ fn run() -> Result<selftest::Report, Failure> {
     let missing = Failure::Timeout("static buffers");
     let net = network().ok_or(missing)?;
     // The session: heartbeats every second, exponential reconnect backoff, a 4 KiB / 32
-    // message publish window (protocol.md §8.4), frames up to 1 KiB.
+    // message publish window (docs/protocol.md §8.4), frames up to 1 KiB.
     let mut config = Config::new("fw-sensor-1");
     config.heartbeat = Some(HeartbeatConfig::new(1));
     config.reconnect = ReconnectPolicy::Exponential(ExponentialDelayStrategy::new(

@@ -1,4 +1,4 @@
-//! The in-image responder: just enough of a server (protocol.md) for the self-test, on
+//! The in-image responder: just enough of a server (docs/protocol.md) for the self-test, on
 //! listening sockets of the same interface. The full amps-broker needs std; this speaks the
 //! subset the client uses, with amps-core's codec on both sides of the wire:
 //!

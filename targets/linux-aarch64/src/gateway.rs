@@ -1,7 +1,7 @@
 //! The gateway's run: an HA client with a file-backed publish store publishes `count`
-//! samples at `rate`, then shuts down cleanly with `publish_flush` (seeds: "publish_flush",
-//! "File-backed stores"; protocol.md §8.4: every message stays in the store until the server
-//! has persisted it, and is replayed after a reconnect or a restart).
+//! samples at `rate`, then shuts down cleanly with `publish_flush` (AMPS Python client guide:
+//! "publish_flush", "File-backed stores"; docs/protocol.md §8.4: every message stays in the store
+//! until the server has persisted it, and is replayed after a reconnect or a restart).
 
 use std::fmt;
 use std::sync::Arc;

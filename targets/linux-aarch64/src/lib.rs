@@ -1,10 +1,10 @@
 //! # amps-telemetry-gateway
 //!
-//! A telemetry gateway for an aarch64 Linux edge device (issue 8, item 3): it reads samples
-//! (load, memory, uptime from /proc), serializes each with serde-json-core into a fixed
-//! buffer, and publishes them through amps-std's [`amps_std::HaClient`] with amps-fs's
-//! file-backed publish store, heartbeats on, at a configurable rate and topic. It shuts down
-//! with `publish_flush` and succeeds only when every message is persisted.
+//! A telemetry gateway for an aarch64 Linux edge device: it reads samples (load, memory, uptime
+//! from /proc), serializes each with serde-json-core into a fixed buffer, and publishes them
+//! through amps-std's [`amps_std::HaClient`] with amps-fs's file-backed publish store, heartbeats
+//! on, at a configurable rate and topic. It shuts down with `publish_flush` and succeeds only when
+//! every message is persisted.
 //!
 //! ```text
 //! amps-telemetry-gateway tcp://127.0.0.1:9007/amps/json --count 50 --rate 20 --topic telemetry

@@ -1,6 +1,6 @@
-//! Cost of the broker's per-message filter work (protocol.md §13, §12, §16), each next to a
+//! Cost of the broker's per-message filter work (docs/protocol.md §13, §12, §16), each next to a
 //! hand-written baseline doing the same check on the same `serde_json::Value`, so the ratio
-//! is meaningful on a noisy machine (design.md §6).
+//! is meaningful on a noisy machine.
 //!
 //! Needs `[[bench]] name = "filter" harness = false` in tests/broker/Cargo.toml; then
 //! `cargo bench -p amps-broker --bench filter`.

@@ -1,6 +1,6 @@
-//! Broker throughput (issue 3 item 6): small publishes from one publisher to one subscriber
-//! through the TCP server on loopback, next to a raw-socket baseline that moves the same
-//! bytes through a plain tokio relay with no protocol work (design.md §6: ratios in one run).
+//! Broker throughput: small publishes from one publisher to one subscriber through the TCP server
+//! on loopback, next to a raw-socket baseline that moves the same bytes through a plain tokio relay
+//! with no protocol work (ratios in one run, because the machines are noisy).
 //!
 //! `cargo bench -p amps-broker --bench throughput`
 

@@ -1,5 +1,5 @@
-//! Fault hooks for tests (issue 3, item 3): reachable from Rust through [`crate::Engine::faults`]
-//! and [`crate::ServerHandle::faults`], and from other processes through the control port
+//! Fault hooks for tests: reachable from Rust through [`crate::Engine::faults`] and
+//! [`crate::ServerHandle::faults`], and from other processes through the control port
 //! ([`Faults::apply_command`]).
 
 use amps_core::Duration;

@@ -1,7 +1,7 @@
 //! # amps-broker
 //!
-//! An in-memory broker that speaks the AMPS protocol as `protocol.md` documents it, so every
-//! client feature can be proven end to end without an AMPS server (design.md §4).
+//! An in-memory broker that speaks the AMPS protocol as `docs/protocol.md` documents it, so every
+//! client feature can be proven end to end without an AMPS server.
 //!
 //! - [`Engine`]: the sans-IO engine (connections, frames in, frames out, `now` passed in);
 //!   deterministic, so the simulator can run it.
@@ -9,7 +9,7 @@
 //!   binary.
 //! - [`Config`]: topics (SOW with key fields, queues, transaction-logged), users, limits; TOML.
 //! - [`Faults`]: fault hooks for tests, from Rust or from the control port.
-//! - [`filter`]: the content-filter language (protocol.md §13), JSON paths, delta merge and
+//! - [`filter`]: the content-filter language (docs/protocol.md §13), JSON paths, delta merge and
 //!   delta-subscribe diffs (§12).
 //!
 //! ## In-process
@@ -54,8 +54,8 @@
 //! | `restart` | drop every connection, keep SOW, transaction log, queues, sequences |
 //! | `clear` | clear every fault |
 //!
-//! Conventions where protocol.md is silent are listed in `docs/protocol-notes.md`
-//! ("Broker engine", "Failure reasons and limits (broker)").
+//! Conventions where the protocol is silent are listed in `docs/protocol.md` §23 ("Test broker
+//! choices": §23.1 engine, §23.2 failure reasons and limits).
 //!
 //! ## Limits
 //!

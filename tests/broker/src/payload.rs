@@ -1,4 +1,4 @@
-//! Payloads by message type (protocol.md §16): what a filter sees, SOW key values, delta merge
+//! Payloads by message type (docs/protocol.md §16): what a filter sees, SOW key values, delta merge
 //! (§12.1) and delta-subscribe output (§12.2). JSON operations go through [`crate::filter`];
 //! FIX/NVFIX merges are done here on the raw fields.
 
@@ -23,8 +23,8 @@ pub(crate) fn parse(mt: MessageType, data: &[u8]) -> Option<Value> {
     }
 }
 
-/// The key-field values of a record, as text (protocol.md §18 key convention). `None` when a key
-/// field is missing or not a scalar.
+/// The key-field values of a record, as text (docs/protocol.md §18 key convention). `None` when a
+/// key field is missing or not a scalar.
 pub(crate) fn key_values(doc: &Value, key: &[JsonPath]) -> Option<Vec<String>> {
     key.iter()
         .map(|path| {
@@ -40,8 +40,8 @@ pub(crate) fn key_paths(key: &[String]) -> Vec<JsonPath> {
     key.iter().filter_map(|k| JsonPath::parse(k).ok()).collect()
 }
 
-/// Merge a delta into a stored record (protocol.md §12.1; FIX: §16). `None` if either side does
-/// not parse: the delta is then stored as a plain publish.
+/// Merge a delta into a stored record (docs/protocol.md §12.1; FIX: §16). `None` if either side
+/// does not parse: the delta is then stored as a plain publish.
 pub(crate) fn merge(mt: MessageType, stored: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
     match mt {
         MessageType::Json => {
@@ -71,7 +71,7 @@ fn fix_fields(data: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 }
 
 /// FIX delta merge: fields of the delta replace stored ones in place, new ones are appended;
-/// every field ends with SOH (protocol.md §16 example).
+/// every field ends with SOH (docs/protocol.md §16 example).
 fn merge_fix(stored: &[u8], delta: &[u8]) -> Vec<u8> {
     let mut fields: Vec<(Vec<u8>, Vec<u8>)> = fix_fields(stored)
         .map(|(t, v)| (t.to_vec(), v.to_vec()))
@@ -92,7 +92,7 @@ fn merge_fix(stored: &[u8], delta: &[u8]) -> Vec<u8> {
     out
 }
 
-/// What a delta subscriber receives for an update (protocol.md §12.2): the key fields plus the
+/// What a delta subscriber receives for an update (docs/protocol.md §12.2): the key fields plus the
 /// changed fields, and whether anything besides the keys changed (for `no_empties`). `None` when
 /// no diff can be made (non-JSON): the full message is sent.
 pub(crate) fn delta_output(
@@ -108,7 +108,7 @@ pub(crate) fn delta_output(
     serde_json::to_vec(&d.value).ok().map(|b| (b, d.changed))
 }
 
-/// A compiled `orderby` (protocol.md §6.6).
+/// A compiled `orderby` (docs/protocol.md §6.6).
 #[derive(Debug, Clone)]
 pub(crate) struct Order(OrderBy);
 

@@ -1,5 +1,6 @@
 //! Writing server frames into growable buffers with amps-core's [`FrameWriter`], the identity
-//! conventions of protocol.md §18 (FNV-1a publisher ids and SOW keys) and the `ts` time format.
+//! conventions of docs/protocol.md §18 (FNV-1a publisher ids and SOW keys) and the `ts` time
+//! format.
 
 use amps_core::codec::{EncodeError, FrameWriter};
 
@@ -29,7 +30,7 @@ pub(crate) fn put_frame(out: &mut Vec<u8>, payload: &[u8], header: impl Fn(&mut 
     }
 }
 
-/// Append a bare JSON object (a `sow` record header, protocol.md §7.2) to `out`.
+/// Append a bare JSON object (a `sow` record header, docs/protocol.md §7.2) to `out`.
 pub(crate) fn put_object(out: &mut Vec<u8>, fields: impl Fn(&mut FrameWriter<'_>)) {
     let start = out.len();
     put_frame(out, &[], fields);
@@ -52,7 +53,8 @@ fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
-/// Publisher id of a client name (protocol.md §8.3, our convention: FNV-1a 64 of the UTF-8 name).
+/// Publisher id of a client name (docs/protocol.md §8.3, our convention: FNV-1a 64 of the UTF-8
+/// name).
 ///
 /// ```
 /// assert_eq!(amps_broker::publisher_id("pub-1"), 3084015820777091662);
@@ -61,8 +63,8 @@ pub fn publisher_id(client_name: &str) -> u64 {
     fnv1a(FNV_OFFSET, client_name.as_bytes())
 }
 
-/// SOW key of a record (protocol.md §18 convention): FNV-1a 64 over the topic, then for each key
-/// field a 0x01 byte and the field's value text; decimal.
+/// SOW key of a record (docs/protocol.md §18 convention): FNV-1a 64 over the topic, then for each
+/// key field a 0x01 byte and the field's value text; decimal.
 ///
 /// ```
 /// assert_eq!(amps_broker::sow_key("orders", &["A1"]), "16666569833721932681");
@@ -76,7 +78,7 @@ pub fn sow_key<S: AsRef<str>>(topic: &str, values: &[S]) -> String {
     h.to_string()
 }
 
-/// A bookmark `<publisher id>|<seq>|` (protocol.md §10.3).
+/// A bookmark `<publisher id>|<seq>|` (docs/protocol.md §10.3).
 pub(crate) fn bookmark(publisher: u64, seq: u64) -> String {
     format!("{publisher}|{seq}|")
 }
@@ -105,7 +107,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Format microseconds since the Unix epoch as `YYYYMMDDTHHMMSS.ffffffZ` (protocol.md §7.1).
+/// Format microseconds since the Unix epoch as `YYYYMMDDTHHMMSS.ffffffZ` (docs/protocol.md §7.1).
 ///
 /// ```
 /// assert_eq!(amps_broker::format_ts(1_757_438_359_976_304), "20250909T171919.976304Z");

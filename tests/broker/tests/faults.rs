@@ -1,4 +1,4 @@
-//! Fault hooks (issue 3 item 3) reached through `ServerHandle` over TCP.
+//! Fault hooks reached through `ServerHandle` over TCP.
 
 mod common;
 

@@ -1,5 +1,5 @@
-//! `Filter::matches` allocates nothing per message for the common operators (design.md §6:
-//! hot paths allocate nothing; proven with a counting allocator).
+//! `Filter::matches` allocates nothing per message for the common operators (hot paths allocate
+//! nothing; proven with a counting allocator).
 
 // A global allocator needs `unsafe impl`; it only counts and forwards to `System`.
 #![allow(unsafe_code)]

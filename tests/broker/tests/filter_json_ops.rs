@@ -1,4 +1,4 @@
-//! JSON operations used by the engine: payload parsing (protocol.md §16), paths (§13.1),
+//! JSON operations used by the engine: payload parsing (docs/protocol.md §16), paths (§13.1),
 //! delta merge and diff (§12), orderby (§6.6), FIX/NVFIX payloads (§16).
 
 use std::cmp::Ordering;

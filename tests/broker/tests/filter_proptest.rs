@@ -109,7 +109,7 @@ fn operand() -> impl Strategy<Value = String> {
     })
 }
 
-/// Conditions built from the whole grammar of §13.1.
+/// Conditions built from the whole grammar of docs/protocol.md §13.1.
 fn condition() -> impl Strategy<Value = String> {
     let pred = prop_oneof![
         (

@@ -1,4 +1,4 @@
-//! Filter semantics beyond the documented vectors (protocol.md §13): comparison and
+//! Filter semantics beyond the documented vectors (docs/protocol.md §13): comparison and
 //! arithmetic rules, paths, arrays, functions, predicates, errors and limits.
 
 use amps_broker::filter::{Filter, FilterValue, MAX_NESTING, Truth, parse_json};

@@ -1,4 +1,4 @@
-//! The documented vectors of protocol.md §13.2 and §13.3, embedded here because CI runs from
+//! The documented vectors of docs/protocol.md §13.2 and §13.3, embedded here because CI runs from
 //! a fresh clone without the shared documents.
 
 use amps_broker::filter::{Filter, FilterValue, Truth};

@@ -1,4 +1,4 @@
-//! Heartbeats (protocol.md §9, V10) over TCP. Timing itself is pinned by the engine tests
+//! Heartbeats (docs/protocol.md §9, V10) over TCP. Timing itself is pinned by the engine tests
 //! with a virtual clock; here short intervals and waits on the events themselves.
 
 mod common;

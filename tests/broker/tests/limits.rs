@@ -65,7 +65,8 @@ fn a_compile_flood_does_not_hold_up_another_logon() {
     let b = broker();
     let mut attacker = Client::logon(b.local_addr(), "attacker");
     b.faults(|f| f.hold_compiles = true);
-    // The issue's pattern, 1,000 times: about 10 MiB of program each without limits.
+    // A pattern that compiles to a large program, 1,000 times: about 10 MiB of program each without
+    // limits.
     attacker.send_raw(&subscribes(r"\w{1,100}z", None, 1000));
     wait_for(&b, "the attacker waits for one compilation", |s| {
         s.parked_connections == 1 && s.compiles_pending == 1

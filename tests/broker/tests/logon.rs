@@ -1,4 +1,4 @@
-//! Logon (protocol.md §6.1, §8) over TCP with raw frames.
+//! Logon (docs/protocol.md §6.1, §8) over TCP with raw frames.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Publish, subscribe, filters, regex topics, replace, delta (protocol.md §6.2–§6.5, §6.9,
+//! Publish, subscribe, filters, regex topics, replace, delta (docs/protocol.md §6.2–§6.5, §6.9,
 //! §7.1, §12, §14, §16) over TCP with raw frames.
 
 mod common;

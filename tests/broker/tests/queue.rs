@@ -1,4 +1,4 @@
-//! Queues (protocol.md §11, V11) over TCP with raw frames.
+//! Queues (docs/protocol.md §11, V11) over TCP with raw frames.
 
 mod common;
 

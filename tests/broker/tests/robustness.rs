@@ -1,5 +1,5 @@
-//! Malformed, oversized and unknown input, floods and slow consumers (protocol.md §1.4, issue 3
-//! item 4): the documented failure ack or a disconnect with a reason, never a panic.
+//! Malformed, oversized and unknown input, floods and slow consumers (docs/protocol.md §1.4):
+//! the documented failure ack or a disconnect with a reason, never a panic.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! State of the World: sow, sow_and_subscribe, sow_delete, OOF (protocol.md §6.6–§6.8, §7.2–
+//! State of the World: sow, sow_and_subscribe, sow_delete, OOF (docs/protocol.md §6.6–§6.8, §7.2–
 //! §7.4, V7–V9) over TCP with raw frames.
 
 mod common;

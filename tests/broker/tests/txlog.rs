@@ -1,4 +1,4 @@
-//! Transaction log, bookmarks, replay, persisted acks, sequence dedupe (protocol.md §8.4, §10,
+//! Transaction log, bookmarks, replay, persisted acks, sequence dedupe (docs/protocol.md §8.4, §10,
 //! V4, V13) over TCP with raw frames.
 
 mod common;

@@ -2,8 +2,8 @@
 //!
 //! If anything in the dependency graph pulls in `std`, this fails to build: `std` brings its own
 //! `#[panic_handler]`, which collides with the one below. It is built for the host with
-//! `panic=abort` (see `.ci/run`); `../shared/tools/cross-check.sh` builds `amps-core` for a real
-//! bare-metal target.
+//! `panic=abort` (see `.ci/run`); `targets/run-checks.sh` builds `amps-core` for a real
+//! bare-metal target (thumbv7em-none-eabihf, with `-Zbuild-std=core`).
 #![no_std]
 #![no_main]
 // The C runtime calls `main` by its unmangled name; nothing else here is unsafe.

@@ -33,7 +33,7 @@ pub(crate) struct Subscriber {
     pub(crate) sub: Option<CommandId>,
     /// Every delivery, redeliveries included.
     pub(crate) got: Vec<u64>,
-    /// Processed and discarded (seeds: `discard()`).
+    /// Processed and discarded (Python client: `discard()`).
     pub(crate) discarded: BTreeSet<u64>,
     /// Work in progress: (done at, seq, bookmark). The application finishes messages late and
     /// out of order, so a disconnect finds some received but not yet discarded.
@@ -237,7 +237,7 @@ impl Client {
     }
 }
 
-/// The sequence number in a bookmark `<publisher>|<seq>|` (protocol.md §10.3).
+/// The sequence number in a bookmark `<publisher>|<seq>|` (docs/protocol.md §10.3).
 pub(crate) fn seq_of(bm: &str) -> Option<u64> {
     amps_core::codec::BookmarkId::new(bm).seq()
 }

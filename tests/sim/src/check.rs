@@ -1,4 +1,4 @@
-//! The invariants of issue 4, checked during and after every run.
+//! The simulator's invariants (listed in the crate docs), checked during and after every run.
 
 use std::collections::BTreeSet;
 
@@ -68,7 +68,7 @@ pub(crate) fn final_state(sim: &Sim) -> Result<(), String> {
         ));
     }
     // No publish lost once stored: every accepted sequence is in a broker's log, and no broker
-    // logged one twice (sequence dedupe, protocol.md §8.4).
+    // logged one twice (sequence dedupe, docs/protocol.md §8.4).
     let mut union = BTreeSet::new();
     for (b, log) in audits.iter().enumerate() {
         if !strictly_increasing(log) {

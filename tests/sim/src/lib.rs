@@ -1,14 +1,14 @@
 //! # amps-sim
 //!
-//! A deterministic simulator (design.md §5): client sessions of `amps-core` and one or two
-//! `amps-broker` engines in one process, connected by a virtual wire with latency, random
-//! splitting and coalescing, disconnects at any byte, silent black holes, broker restarts and
-//! failover between two brokers, under a virtual clock that jumps to the next deadline.
+//! A deterministic simulator: client sessions of `amps-core` and one or two `amps-broker` engines
+//! in one process, connected by a virtual wire with latency, random splitting and coalescing,
+//! disconnects at any byte, silent black holes, broker restarts and failover between two brokers,
+//! under a virtual clock that jumps to the next deadline.
 //!
 //! Everything random comes from one seed: the same seed produces a byte-identical trace. Each
-//! run checks the invariants of issue 4: no publish lost once the caller was told it is stored,
-//! no duplicate or gap delivered to a bookmark subscriber that discards, every command completes
-//! or fails, every bound respected.
+//! run checks these invariants: no publish lost once the caller was told it is stored, no duplicate
+//! or gap delivered to a bookmark subscriber that discards, every command completes or fails, every
+//! bound respected.
 //!
 //! ```
 //! let outcome = amps_sim::run(7, amps_sim::TraceMode::Digest).unwrap();

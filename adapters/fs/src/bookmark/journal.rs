@@ -7,7 +7,7 @@
 //! | `0x10` subscription | sub_id | a new subscription takes the slot |
 //! | `0x11` received | bookmark | a message was logged (appended to the window) |
 //! | `0x12` discarded | bookmark | the application discarded it |
-//! | `0x13` persisted | bookmark | the server's persisted ack (§10.2) |
+//! | `0x13` persisted | bookmark | the server's persisted ack (docs/protocol.md §10.2) |
 //! | `0x14` removed | (none) | the subscription was removed |
 //! | `0x15` resume | bookmark | (written by prune) the slot's resume point |
 //! | `0x16` received, discarded | bookmark | (written by prune) a discarded window entry |
@@ -15,7 +15,8 @@
 //!
 //! A received or discarded record is 11 bytes plus the bookmark: about 50 bytes for the
 //! usual 40-byte bookmark, and the sub_id is written once per subscription, not per message
-//! (the seeds budget "roughly 70 bytes ... plus the length of the subscription ID" per entry).
+//! (the AMPS Python client guide budgets "roughly 70 bytes ... plus the length of the subscription
+//! ID" per entry).
 
 use crate::record;
 

@@ -19,11 +19,11 @@ use crate::vfs::{Vfs, VfsFile, VfsLock};
 pub(crate) use index::Index;
 use journal::{T_DISCARDED, T_PERSISTED, T_RECEIVED, T_REMOVED, T_SUB};
 
-/// A durable bookmark store (the seeds' logged bookmark store): every message received on a
-/// bookmark subscription, every discard and every persisted ack is appended to a log before the
+/// A durable bookmark store (the Python client's logged bookmark store): every message received on
+/// a bookmark subscription, every discard and every persisted ack is appended to a log before the
 /// call returns, so after a crash the subscription resumes from MOST_RECENT with no gap and no
-/// duplicate of a discarded message (protocol.md §10; seeds: "BookmarkStore", `discard()`,
-/// file-backed stores).
+/// duplicate of a discarded message (docs/protocol.md §10; AMPS Python client guide:
+/// "BookmarkStore", `discard()`, file-backed stores).
 ///
 /// Answers every call exactly as [`amps_core::store::MemoryBookmarkStore`] does: the resume
 /// point is the last bookmark of the longest prefix of received messages that were all
@@ -209,8 +209,8 @@ impl FileBookmarkStore {
         &self.path
     }
 
-    /// The log's length in bytes (for a prune-by-size strategy, seeds: "when the store reaches
-    /// a specific size").
+    /// The log's length in bytes (for a prune-by-size strategy, AMPS Python client guide: "when the
+    /// store reaches a specific size").
     pub fn log_bytes(&self) -> u64 {
         self.log.len()
     }

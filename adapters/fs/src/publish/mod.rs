@@ -352,7 +352,7 @@ impl PublishStore for FilePublishStore {
 
     fn discard(&mut self, seq: u64) {
         // Like MemoryPublishStore: only the oldest entry is removed (the server splits
-        // persisted runs at a failure, protocol.md §8.4, so the failed one is the oldest by
+        // persisted runs at a failure, docs/protocol.md §8.4, so the failed one is the oldest by
         // then); any other stays and is replayed, and the server drops it as a duplicate.
         if self.entries.front().is_some_and(|e| e.seq == seq) {
             self.pop_front();

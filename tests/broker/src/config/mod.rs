@@ -1,9 +1,9 @@
-//! Broker configuration: topics, users, limits (design.md §4), from TOML or built in code.
+//! Broker configuration: topics, users, limits, from TOML or built in code.
 //!
 //! Every field has a default, so a TOML file only names what it changes. Without any file the
-//! broker serves the default set the quickstart and examples rely on (issue 3, item 1): a SOW
-//! topic `orders` keyed by `/id` and transaction-logged, a transaction-logged topic `events`, a
-//! queue `jobs`, and any other topic for plain publish/subscribe.
+//! broker serves the default set the quickstart and examples rely on: a SOW topic `orders` keyed by
+//! `/id` and transaction-logged, a transaction-logged topic `events`, a queue `jobs`, and any other
+//! topic for plain publish/subscribe.
 //!
 //! ```
 //! let cfg = amps_broker::Config::from_toml_str(r#"
@@ -28,7 +28,8 @@ use serde::Deserialize;
 
 pub use limits::{Limits, MIN_INPUT_QUEUE, fmt_bytes, fmt_duration, parse_bytes};
 
-/// A duration written as `"100ms"`, `"1s"`, `"2m"` (protocol.md §4 units) or a number of seconds.
+/// A duration written as `"100ms"`, `"1s"`, `"2m"` (docs/protocol.md §4 units) or a number of
+/// seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct ConfDuration(pub Duration);
 
@@ -49,7 +50,7 @@ impl<'de> Deserialize<'de> for ConfDuration {
     }
 }
 
-/// Payload format of a topic (protocol.md §16).
+/// Payload format of a topic (docs/protocol.md §16).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageType {
@@ -67,7 +68,7 @@ pub enum MessageType {
 }
 
 impl MessageType {
-    /// Parse a logon `mt` (protocol.md §6.1). Unknown → `None` (`invalid message type`).
+    /// Parse a logon `mt` (docs/protocol.md §6.1). Unknown → `None` (`invalid message type`).
     pub fn from_wire(s: &str) -> Option<MessageType> {
         Some(match s.to_ascii_lowercase().as_str() {
             "" | "json" => MessageType::Json,
@@ -104,7 +105,7 @@ impl std::fmt::Debug for User {
     }
 }
 
-/// A State-of-the-World topic (protocol.md §6.6, §18 key convention).
+/// A State-of-the-World topic (docs/protocol.md §6.6, §18 key convention).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SowTopic {
@@ -124,7 +125,7 @@ pub struct SowTopic {
     pub message_type: MessageType,
 }
 
-/// A queue topic (protocol.md §11).
+/// A queue topic (docs/protocol.md §11).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueTopic {
@@ -158,7 +159,8 @@ impl Default for QueueTopic {
     }
 }
 
-/// Limits on the heartbeat interval a client may ask for (protocol.md §9); requests are clamped.
+/// Limits on the heartbeat interval a client may ask for (docs/protocol.md §9); requests are
+/// clamped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeartbeatLimits {
@@ -210,7 +212,7 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The default set (issue 3 item 1; protocol.md §18 V4/V6/V11/V13).
+    /// The default set the quickstart and examples rely on (docs/protocol.md §18 V4/V6/V11/V13).
     fn default() -> Self {
         Config {
             version: "5.3.5.0".into(),
@@ -371,13 +373,13 @@ impl Config {
         v
     }
 
-    /// True when users are configured (protocol.md §8.2).
+    /// True when users are configured (docs/protocol.md §8.2).
     pub fn auth_enabled(&self) -> bool {
         !self.users.is_empty()
     }
 
     /// True when any topic is transaction-logged: publisher sequence dedupe and conflated
-    /// `persisted` acks apply (protocol.md §8.4), duplicate client names are resolved (§8.3).
+    /// `persisted` acks apply (docs/protocol.md §8.4), duplicate client names are resolved (§8.3).
     pub fn has_txlog(&self) -> bool {
         !self.transaction_log.is_empty() || self.sow.iter().any(|s| s.logged)
     }
@@ -409,7 +411,7 @@ mod tests {
     }
 
     #[test]
-    fn default_set_matches_the_issue() {
+    fn default_set_matches_the_documented_list() {
         let c = Config::default();
         assert_eq!(c.sow[0].topic, "orders");
         assert_eq!(c.sow[0].key, ["/id"]);

@@ -1,4 +1,4 @@
-//! Acknowledgements (protocol.md §5, §7.5, §8.4): the ack writer every command uses, the ack
+//! Acknowledgements (docs/protocol.md §5, §7.5, §8.4): the ack writer every command uses, the ack
 //! fault hooks, conflated `persisted` acks, and `flush` (§6.10).
 
 use amps_core::codec::{AckType, FrameWriter, Message};

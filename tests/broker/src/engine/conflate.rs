@@ -1,4 +1,4 @@
-//! Server-side conflation (protocol.md §4 option `conflation=<time>`): a subscription with an
+//! Server-side conflation (docs/protocol.md §4 option `conflation=<time>`): a subscription with an
 //! interval receives, once per interval, only the latest update of each SOW record that changed
 //! (keyed by SOW key; `conflation_key` is accepted and not applied). Non-SOW messages and `oof`
 //! notices are not conflated.

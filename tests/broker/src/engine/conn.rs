@@ -1,4 +1,4 @@
-//! One connection's state, the input loop (framing, protocol.md §1) and command dispatch.
+//! One connection's state, the input loop (framing, docs/protocol.md §1) and command dispatch.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -123,7 +123,7 @@ pub(super) enum Outcome {
 }
 
 impl Engine {
-    /// Frame and process input (protocol.md §1.1: any chunking).
+    /// Frame and process input (docs/protocol.md §1.1: any chunking).
     pub(super) fn input(&mut self, conn: ConnId, bytes: &[u8]) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -392,7 +392,7 @@ impl Engine {
 }
 
 /// The failure ack of a frame that does not decode: its `cid` when the header can be read,
-/// and the precise reason (see `docs/protocol-notes.md`, "Failure reasons and limits").
+/// and the precise reason (docs/protocol.md §23.2).
 fn malformed(body: &[u8], e: DecodeError) -> (Option<String>, String) {
     let field_reason = |f: Field| format!("bad field type: {}", f.wire_key());
     match e {

@@ -1,4 +1,4 @@
-//! Heartbeats (protocol.md §9): `start,N` / `beat` / `stop`, server beats every N seconds,
+//! Heartbeats (docs/protocol.md §9): `start,N` / `beat` / `stop`, server beats every N seconds,
 //! answers to each client beat, disconnect of a client silent for 2N after a server heartbeat.
 
 use amps_core::codec::options::{OptionsIter, parse_duration};

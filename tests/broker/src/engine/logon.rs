@@ -1,4 +1,4 @@
-//! `logon` (protocol.md §6.1, §8): authentication, client names, the sequence reconciliation
+//! `logon` (docs/protocol.md §6.1, §8): authentication, client names, the sequence reconciliation
 //! the logon ack carries.
 
 use amps_core::codec::options;

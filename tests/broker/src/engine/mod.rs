@@ -75,7 +75,8 @@ impl fmt::Display for ConnId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CloseReason {
-    /// Logon refused: bad credentials, refused by a fault, bad message type (§8.2).
+    /// Logon refused: bad credentials, refused by a fault, bad message type (docs/protocol.md
+    /// §8.2).
     LogonFailed,
     /// `name in use`: the client name belongs to another user's live connection (§8.3).
     NameInUse,
@@ -323,7 +324,7 @@ impl Engine {
         }
     }
 
-    /// Fault hooks (issue 3 item 3). Connection requests run at the next engine call.
+    /// Fault hooks for tests. Connection requests run at the next engine call.
     pub fn faults(&mut self) -> &mut Faults {
         &mut self.faults
     }

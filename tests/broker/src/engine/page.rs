@@ -1,4 +1,4 @@
-//! Paginated subscriptions (protocol.md §6.7): a `sow_and_subscribe` with `top_n` and `skip_n`
+//! Paginated subscriptions (docs/protocol.md §6.7): a `sow_and_subscribe` with `top_n` and `skip_n`
 //! keeps a window of the ordered query result; records entering it are delivered, records
 //! leaving it get an `oof` (`match` when pushed out or no longer matching, `deleted` /
 //! `expired` when removed).

@@ -1,4 +1,4 @@
-//! `publish` and `delta_publish` (protocol.md §6.2, §6.3): publisher sequence dedupe (§8.4),
+//! `publish` and `delta_publish` (docs/protocol.md §6.2, §6.3): publisher sequence dedupe (§8.4),
 //! fault injection, routing to plain, SOW and queue topics, transaction logging (§10.3), acks.
 
 use std::sync::Arc;

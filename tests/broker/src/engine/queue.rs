@@ -1,4 +1,4 @@
-//! Queues (protocol.md §11): one consumer per message, backlog per subscription, leases and
+//! Queues (docs/protocol.md §11): one consumer per message, backlog per subscription, leases and
 //! redelivery, acknowledgement / cancel / expire through `sow_delete` with bookmarks.
 
 use std::borrow::Cow;

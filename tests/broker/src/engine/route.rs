@@ -1,4 +1,4 @@
-//! Routing a message to subscriptions and writing deliveries and `oof` notices (protocol.md
+//! Routing a message to subscriptions and writing deliveries and `oof` notices (docs/protocol.md
 //! §7.1, §7.4, §12.2).
 
 use std::sync::Arc;

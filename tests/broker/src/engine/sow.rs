@@ -1,4 +1,4 @@
-//! State of the World (protocol.md §6.6–§6.8, §7.2, §7.3, §12.1): keyed records, queries with
+//! State of the World (docs/protocol.md §6.6–§6.8, §7.2, §7.3, §12.1): keyed records, queries with
 //! batching, ordering and paging, `sow_delete`, expiration.
 
 use std::borrow::Cow;

@@ -1,6 +1,6 @@
 //! `subscribe`, `delta_subscribe`, `sow_and_subscribe`, `sow_and_delta_subscribe`,
-//! `unsubscribe` (protocol.md §6.4, §6.5, §6.7, §6.9): options, topics (§14), replace, pause and
-//! resume, bookmark replay (§10.2).
+//! `unsubscribe` (docs/protocol.md §6.4, §6.5, §6.7, §6.9): options, topics (§14), replace, pause
+//! and resume, bookmark replay (§10.2).
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -144,7 +144,8 @@ impl SubOpts {
                 ("rate_max_gap", Some(v)) => {
                     options::parse_duration(v).ok_or(())?;
                 }
-                // Documented; accepted and not applied by this broker (see protocol-notes).
+                // Documented; accepted and not applied by this broker (docs/protocol.md §23.1,
+                // "Options").
                 ("rate" | "conflation_key" | "select" | "grouping" | "projection", Some(_)) => {}
                 _ => return Err(()),
             }

@@ -74,7 +74,7 @@ fn cfg() -> Config {
 
 #[test]
 fn heartbeat_timing_matches_the_observed_server() {
-    // §9: N=1, silent client: heartbeats at 1 s and 2 s, close at 3 s.
+    // docs/protocol.md §9: N=1, silent client: heartbeats at 1 s and 2 s, close at 3 s.
     let mut h = Harness::new(cfg());
     let c = h.logon("hb");
     h.send(c, Command::heartbeat_start(1));

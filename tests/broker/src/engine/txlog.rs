@@ -1,4 +1,4 @@
-//! The transaction log (protocol.md §10): an ordered, bounded list of logged messages with
+//! The transaction log (docs/protocol.md §10): an ordered, bounded list of logged messages with
 //! bookmarks `<publisher id>|<seq>|` (§10.3), and the resolution of every bookmark form (§10.1).
 
 use std::collections::{HashMap, VecDeque};

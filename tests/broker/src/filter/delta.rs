@@ -1,4 +1,4 @@
-//! JSON operations of delta messaging: the delta_publish merge (protocol.md §12.1) and the
+//! JSON operations of delta messaging: the delta_publish merge (docs/protocol.md §12.1) and the
 //! delta_subscribe diff (§12.2).
 
 use serde_json::{Map, Value};

@@ -1,4 +1,4 @@
-//! Evaluation of a compiled filter against a document (protocol.md §13.2).
+//! Evaluation of a compiled filter against a document (docs/protocol.md §13.2).
 //!
 //! Two entry points per node: `truth` (three-valued, used by logical operators and by
 //! [`Filter::matches`](super::Filter::matches)) and `value` (used by operands). Logical nodes

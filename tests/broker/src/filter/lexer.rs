@@ -1,4 +1,4 @@
-//! Tokens of the filter language (protocol.md §13.1).
+//! Tokens of the filter language (docs/protocol.md §13.1).
 
 use super::FilterError;
 use super::path::JsonPath;

@@ -1,4 +1,4 @@
-//! Content filters (protocol.md §13), JSON paths, orderby (§6.6), the JSON operations of
+//! Content filters (docs/protocol.md §13), JSON paths, orderby (§6.6), the JSON operations of
 //! delta messaging (§12), and the payload helpers the engine needs to run them (§16).
 //!
 //! ```
@@ -13,8 +13,9 @@
 //! document strings are borrowed and numbers are formatted on the stack. String functions
 //! (`UPPER`, `CONCAT`, …) allocate their results.
 //!
-//! Where protocol.md is silent the readings chosen are listed in `docs/protocol-notes.md`
-//! ("Content filters and JSON operations (broker)") and at the code that implements them.
+//! Where the protocol is silent the readings chosen are listed in docs/protocol.md (§12.3 JSON
+//! operations, §13.4 filter syntax, §13.5 filter semantics, §13.6 `orderby`) and at the code
+//! that implements them.
 
 mod delta;
 mod eval;
@@ -36,7 +37,7 @@ pub use parser::MAX_NESTING;
 pub use path::JsonPath;
 pub use value::Truth;
 
-/// A compiled content filter (protocol.md §13).
+/// A compiled content filter (docs/protocol.md §13).
 #[derive(Debug, Clone)]
 pub struct Filter {
     text: String,
@@ -81,7 +82,7 @@ pub enum FilterErrorKind {
     PatternTooLarge,
 }
 
-/// A filter, path or orderby that does not compile (`bad filter`, protocol.md §15).
+/// A filter, path or orderby that does not compile (`bad filter`, docs/protocol.md §15).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterError {
     /// Human-readable reason.

@@ -1,4 +1,4 @@
-//! Message types (protocol.md §16) as the filter engine sees them: JSON payloads with AMPS's
+//! Message types (docs/protocol.md §16) as the filter engine sees them: JSON payloads with AMPS's
 //! duplicate-key rule, FIX and NVFIX payloads read as JSON objects (so filters, SOW keys and
 //! orderby work on them unchanged), and the text of scalars used in SOW keys and comparisons.
 
@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-/// Parse a JSON payload; for duplicate keys the FIRST occurrence wins (protocol.md §16, the
+/// Parse a JSON payload; for duplicate keys the FIRST occurrence wins (docs/protocol.md §16, the
 /// AMPS default). Trailing non-whitespace is an error. Nesting depth is bounded by serde_json's
 /// recursion limit (128), so hostile payloads cannot overflow the stack.
 ///

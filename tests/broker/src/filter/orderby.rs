@@ -1,4 +1,4 @@
-//! Result ordering of SOW queries: `orderby` (protocol.md §6.6).
+//! Result ordering of SOW queries: `orderby` (docs/protocol.md §6.6).
 
 use core::cmp::Ordering;
 use std::borrow::Cow;

@@ -1,4 +1,4 @@
-//! Parser of the filter language (protocol.md §13.1) into an expression tree.
+//! Parser of the filter language (docs/protocol.md §13.1) into an expression tree.
 //!
 //! Grammar, loosest binding first (§13.1 precedence):
 //!

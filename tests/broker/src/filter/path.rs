@@ -1,4 +1,4 @@
-//! Identifiers: paths into a message (protocol.md §13.1).
+//! Identifiers: paths into a message (docs/protocol.md §13.1).
 //!
 //! Forms accepted:
 //!
@@ -34,7 +34,7 @@ pub(crate) enum Segment {
 }
 
 /// A compiled path into a JSON document: `/a/b`, `/data[0]`, `[/Not Xpath Name]`, `/0/name`
-/// (protocol.md §13.1).
+/// (docs/protocol.md §13.1).
 ///
 /// ```
 /// use amps_broker::filter::JsonPath;

@@ -1,5 +1,5 @@
 //! Values seen by the filter evaluator, and the comparison and arithmetic rules of
-//! protocol.md §13.2.
+//! docs/protocol.md §13.2.
 //!
 //! Document values are borrowed (`Val::Str` holds a `Cow`), so a filter over strings and
 //! numbers runs without allocating.

@@ -221,7 +221,7 @@ impl Client {
     }
 }
 
-/// A frame's bytes exactly as protocol.md §18 writes them: prefix from the hex length.
+/// A frame's bytes exactly as docs/protocol.md §18 writes them: prefix from the hex length.
 pub fn vector(hex_len: &str, text: &str) -> Vec<u8> {
     let len = u32::from_str_radix(hex_len, 16).unwrap();
     assert_eq!(len as usize, text.len(), "vector length");

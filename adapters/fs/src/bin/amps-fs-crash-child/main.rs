@@ -244,7 +244,8 @@ fn subscribe(
         matches!(ev, Ev::State(ConnectionState::LoggedOn))
     })?;
     let now = conn.now();
-    // MOST_RECENT: resolved from the bookmark store, EPOCH when it is empty (§10.1).
+    // MOST_RECENT: resolved from the bookmark store, EPOCH when it is empty (docs/protocol.md
+    // §10.1).
     let cmd = Command::subscribe("events")
         .sub_id("s1")
         .bookmark(MOST_RECENT);
