@@ -95,12 +95,14 @@
 
 mod client;
 mod drive;
+mod failover;
 mod log;
 pub mod loopback;
 mod storage;
 pub mod time;
 
 pub use client::{Client, Link, Options, Stats, UriUnsupported};
+pub use failover::Server;
 pub use storage::Buffers;
 
 /// The examples of the crate's README, compiled and run as doctests.
