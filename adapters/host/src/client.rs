@@ -22,7 +22,7 @@ use crate::handler::{self, HandlerResult};
 use crate::inbox::{PubKind, Refused};
 use crate::listeners::ListenerId;
 use crate::message::{FailedWrite, Message};
-use crate::op::{Op, Target};
+use crate::op::{FlushKind, Op, Target};
 use crate::params::Params;
 use crate::shared::{Shared, Status};
 use crate::stream::{StreamCore, StreamShared};
@@ -346,6 +346,33 @@ impl Handle {
         self.shared().state()
     }
 
+    /// The version of the server, as its last logon ack gave it (`None` before the first
+    /// logon, or when the server did not say).
+    pub fn server_version(&self) -> Option<crate::version::ServerVersion> {
+        self.shared().server_version()
+    }
+
+    /// The connection string of the open (or last) connection, with its password masked
+    /// (the Python client's `get_uri()`).
+    pub fn uri(&self) -> Option<String> {
+        self.shared().uri()
+    }
+
+    /// Acknowledge a queue message by its topic and bookmark, without the message (the Python
+    /// client's `ack(topic, bookmark)`): batched with the other acks. Errors: the client is
+    /// closed.
+    pub fn ack(&self, topic: &str, bookmark: &str) -> Result<()> {
+        crate::control::ControlSink::control(
+            &**self.shared(),
+            crate::control::Control::Ack {
+                route: None,
+                topic: topic.to_owned(),
+                bookmark: bookmark.to_owned(),
+                how: amps_core::session::AckHow::Ack,
+            },
+        )
+    }
+
     /// Whether the client is logged on now.
     pub fn is_logged_on(&self) -> bool {
         self.shared().status() == Status::LoggedOn
@@ -476,13 +503,15 @@ impl Handle {
             .send_op(Op::PublishCommand(Box::new(OwnedCommand::new(command))))
     }
 
-    /// Wait until the server processed every command sent before.
-    pub fn flush(&self) -> Pending<()> {
+    /// Wait until the server processed every command sent before, at most `timeout` (`None`:
+    /// the client's command timeout).
+    pub fn flush(&self, timeout: Option<Duration>) -> Pending<()> {
         if let Err(e) = self.check_open() {
             return Pending::ready(Err(e));
         }
-        self.call("flush", self.timeouts().command, |reply| Op::Flush {
-            store: None,
+        let limit = timeout.unwrap_or(self.timeouts().command);
+        self.call("flush", limit, |reply| Op::Flush {
+            kind: FlushKind::Server(timeout),
             reply,
         })
     }
@@ -493,7 +522,7 @@ impl Handle {
             return Pending::ready(Err(e));
         }
         self.call("publish_flush", timeout, |reply| Op::Flush {
-            store: Some(timeout),
+            kind: FlushKind::Store(timeout),
             reply,
         })
     }

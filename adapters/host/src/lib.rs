@@ -142,12 +142,14 @@ mod op;
 mod owned;
 mod params;
 mod queue;
+pub mod recovery;
 mod shared;
 #[cfg(feature = "fs")]
 mod stores;
 mod stream;
 mod sync;
 mod timer;
+mod version;
 
 pub use builder::ClientBuilder;
 pub use client::{Adapter, HaAdapter, Handle, WeakHandle};
@@ -167,8 +169,12 @@ pub use message::{AckHow, FailedWrite, Message};
 pub use net::{Direction, TlsConfig, TransportFilter};
 pub use params::Params;
 pub use queue::{Budget, OverflowPolicy};
+pub use recovery::{
+    RECOVERY_TOPIC, RecoveryPointAdapter, RecoveryPointStore, SowRecoveryPointAdapter,
+};
 pub use stream::StreamCore;
 pub use sync::{Deadline, Notify, Pending, Reply, Signal, Ticket, reply_pair, with_deadline};
+pub use version::ServerVersion;
 
 pub use amps_core::codec::{AckType, Command, CommandKind, OofReason, Status, bookmark, options};
 pub use amps_core::ha::{Authenticator, DefaultAuthenticator, DefaultServerChooser, ServerChooser};
@@ -185,6 +191,9 @@ pub use rustls;
 /// so a type has one name whichever client is used.
 pub mod api {
     pub use crate::msgtypes;
+    pub use crate::recovery::{
+        RECOVERY_TOPIC, RecoveryPointAdapter, RecoveryPointStore, SowRecoveryPointAdapter,
+    };
     pub use crate::{
         AckHow, AckType, Authenticator, BookmarkStore, ClientBuilder, ClientEvent, Command,
         CommandKind, ConnectionState, DEFAULT_CLOSE_TIMEOUT, DEFAULT_COMMAND_TIMEOUT,
@@ -194,7 +203,7 @@ pub mod api {
         ExponentialDelay, FailedWrite, FixedDelay, HandlerResult, Limits, ListenerId,
         MemoryBookmarkStore, MemoryPublishStore, Message, NoBookmarkStore, NoPublishStore,
         OofReason, OverflowPolicy, Params, PublishOptions, PublishStore, Result, ServerChooser,
-        Status, StreamOptions, TlsConfig, bookmark, options,
+        ServerVersion, Status, StreamOptions, TlsConfig, bookmark, options,
     };
 }
 

@@ -8,7 +8,7 @@ use amps_core::session::ConnectionState;
 use amps_host::{
     Adapter, Authenticator, ClientBuilder, Command, CommandKind, Driver, Error, ErrorKind,
     FailedWrite, HaAdapter, Handle, HandlerResult, ListenerId, Message, Params, PublishOptions,
-    Result, StreamOptions,
+    Result, ServerVersion, StreamOptions,
 };
 
 use crate::stream::{Events, MessageStream};
@@ -103,6 +103,23 @@ impl Client {
         self.handle.state()
     }
 
+    /// The version of the server, as its last logon ack gave it (`None` before the first
+    /// logon); [`ServerVersion::number`] compares versions.
+    pub fn server_version(&self) -> Option<ServerVersion> {
+        self.handle.server_version()
+    }
+
+    /// The connection string of the open (or last) connection, password masked.
+    pub fn uri(&self) -> Option<String> {
+        self.handle.uri()
+    }
+
+    /// Acknowledge a queue message by topic and bookmark, without the message (e.g. bookmarks
+    /// kept across a restart); batched with the other acks.
+    pub fn ack(&self, topic: &str, bookmark: &str) -> Result<()> {
+        self.handle.ack(topic, bookmark)
+    }
+
     /// Whether the client is logged on now.
     pub fn is_logged_on(&self) -> bool {
         self.handle.is_logged_on()
@@ -156,7 +173,12 @@ impl Client {
 
     /// Wait until the server processed every command sent before.
     pub fn flush(&self) -> Result<()> {
-        self.handle.flush().wait()
+        self.handle.flush(None).wait()
+    }
+
+    /// [`Client::flush`] with its own time limit instead of the command timeout.
+    pub fn flush_timeout(&self, timeout: Duration) -> Result<()> {
+        self.handle.flush(Some(timeout)).wait()
     }
 
     /// Flush, then wait until the publish store is empty, at most `timeout` (`TimedOut`).
@@ -540,6 +562,20 @@ impl HaClient {
     /// way.
     pub fn set_retry_on_disconnect(&self, on: bool) {
         self.client.handle.set_retry_on_disconnect(on);
+    }
+}
+
+/// The host-layer handle, for extensions that work with either client (e.g.
+/// [`amps_host::SowRecoveryPointAdapter`]).
+impl AsRef<Handle> for Client {
+    fn as_ref(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl AsRef<Handle> for HaClient {
+    fn as_ref(&self) -> &Handle {
+        &self.client.handle
     }
 }
 

@@ -404,7 +404,41 @@ impl<S: Storage> Core<S> {
         else {
             return Ok(());
         };
-        if !r.has(QUEUE) || bookmark.is_empty() {
+        if !r.has(QUEUE) {
+            return Ok(());
+        }
+        self.ack_queue_message(now, r.backlog, topic, bookmark, how)
+    }
+
+    /// Acknowledge a queue message by topic and bookmark, without its subscription (the
+    /// Python client's `Client.ack(topic, bookmark)`): batched like [`Core::ack`], capped by
+    /// the backlog of a queue subscription to `topic` if there is one.
+    pub(super) fn ack_by_topic(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        bookmark: &str,
+        how: AckHow,
+    ) -> Result<(), CommandError> {
+        let arena = self.arena.as_ref();
+        let backlog = self
+            .routes
+            .items()
+            .iter()
+            .find(|r| r.has(QUEUE) && r.str(arena, rs::TOPIC) == Some(topic))
+            .map_or(0, |r| r.backlog);
+        self.ack_queue_message(now, backlog, topic, bookmark, how)
+    }
+
+    fn ack_queue_message(
+        &mut self,
+        now: Instant,
+        backlog: u32,
+        topic: &str,
+        bookmark: &str,
+        how: AckHow,
+    ) -> Result<(), CommandError> {
+        if bookmark.is_empty() {
             return Ok(());
         }
         if how != AckHow::Ack {
@@ -421,7 +455,7 @@ impl<S: Storage> Core<S> {
         if self.acks.count > 0 && self.acks.topic.as_str() != topic {
             self.flush_acks(now);
         }
-        let target = match r.backlog {
+        let target = match backlog {
             0 => self.ack_batch_size,
             b => self.ack_batch_size.min(b),
         };

@@ -239,6 +239,8 @@ impl<S: Storage> Core<S> {
             return;
         }
         self.logon_deadline = None;
+        self.server_version =
+            crate::util::FixedStr::new(msg.version().unwrap_or("")).unwrap_or_default();
         self.state = State::Recovering;
         self.attempt = 0;
         self.outage_start = None;

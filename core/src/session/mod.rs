@@ -299,6 +299,8 @@ pub(crate) struct Core<S: Storage> {
     /// The highest publish sequence number known persisted by a server (publish store on).
     persisted_seq: u64,
     error_on_publish_gap: bool,
+    /// `version` of the last logon ack.
+    server_version: FixedStr<32>,
 }
 
 impl<S: Storage> Session<S> {
@@ -396,6 +398,7 @@ impl<S: Storage> Session<S> {
             msg_serial: 0,
             persisted_seq: 0,
             error_on_publish_gap: config.error_on_publish_gap,
+            server_version: FixedStr::EMPTY,
         };
         Ok(Session {
             record: None,
@@ -460,6 +463,12 @@ impl<S: Storage> Session<S> {
     /// Unpersisted entries in the publish store (the seeds' `unpersisted_count`).
     pub fn unpersisted_count(&self) -> usize {
         crate::store::PublishStore::unpersisted_count(&self.core.pstore)
+    }
+
+    /// The server's version as its last logon ack gave it (e.g. `5.3.5.0`); empty before
+    /// the first logon or when the server did not say.
+    pub fn server_version(&self) -> &str {
+        self.core.server_version.as_str()
     }
 
     /// The publish store.
@@ -791,6 +800,20 @@ impl<S: Storage> Session<S> {
     ) -> Result<(), CommandError> {
         self.enter(now);
         self.core.ack(now, route, topic, bookmark, how)
+    }
+
+    /// Acknowledge a queue message by its topic and bookmark, without the subscription that
+    /// received it (the Python client's `Client.ack(topic, bookmark)`; e.g. for bookmarks kept
+    /// across a restart). Batched like [`Session::ack`].
+    pub fn ack_by_topic(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        bookmark: &str,
+        how: AckHow,
+    ) -> Result<(), CommandError> {
+        self.enter(now);
+        self.core.ack_by_topic(now, topic, bookmark, how)
     }
 
     /// Under auto-ack, what an adapter calls when the application is done with a queue message

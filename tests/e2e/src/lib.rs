@@ -46,7 +46,9 @@ macro_rules! suite {
 }
 
 /// The client API, with blocking calls (see the crate docs).
-pub trait Api: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
+pub trait Api:
+    Clone + std::fmt::Debug + AsRef<amps_host::Handle> + Send + Sync + Sized + 'static
+{
     /// The plain client type.
     type C: Adapter + Clone + Send + Sync + 'static;
     /// The HA client type.

@@ -16,6 +16,12 @@ pub struct StdApi {
     ha: Option<amps_std::HaClient>,
 }
 
+impl AsRef<amps_host::Handle> for StdApi {
+    fn as_ref(&self) -> &amps_host::Handle {
+        self.c.as_ref()
+    }
+}
+
 impl Api for StdApi {
     type C = amps_std::Client;
     type H = amps_std::HaClient;

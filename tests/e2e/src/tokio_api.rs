@@ -33,6 +33,12 @@ pub struct TokioApi {
     ha: Option<amps_tokio::HaClient>,
 }
 
+impl AsRef<amps_host::Handle> for TokioApi {
+    fn as_ref(&self) -> &amps_host::Handle {
+        self.c.as_ref()
+    }
+}
+
 impl Api for TokioApi {
     type C = amps_tokio::Client;
     type H = amps_tokio::HaClient;

@@ -587,7 +587,78 @@ fn the_chooser_supplies_each_servers_authenticator<A: Api>() {
     c.close().unwrap();
 }
 
+fn recovery_points_in_a_sow_topic_resume_a_subscription_with_a_new_store<A: Api>() {
+    use amps_broker::config::SowTopic;
+    use amps_host::{MemoryBookmarkStore, RecoveryPointStore, SowRecoveryPointAdapter};
+    let mut cfg = config();
+    cfg.sow.push(SowTopic {
+        topic: amps_host::RECOVERY_TOPIC.into(),
+        key: vec!["/clientName".into(), "/subId".into()],
+        logged: false,
+        expiration: Default::default(),
+        message_type: Default::default(),
+    });
+    let b = broker_with(cfg);
+    // The adapter's own client: never the one whose points it keeps.
+    let keeper: A = client(&b, "keeper");
+    let me = name("tracked");
+    let build = || {
+        let adapter = SowRecoveryPointAdapter::new(&keeper, &me).unwrap();
+        // A memory store: nothing survives the client but what the adapter keeps.
+        let store =
+            RecoveryPointStore::new(MemoryBookmarkStore::<_>::new(vec![0; 1 << 16]), adapter)
+                .unwrap();
+        let c = A::build(ClientBuilder::<A::C>::new(me.clone()).bookmark_store(store));
+        c.connect(&uri(&b)).unwrap();
+        c.logon().unwrap();
+        c
+    };
+    let p: A = client(&b, "rp-pub");
+    let c = build();
+    let mut s = c
+        .bookmark_subscribe("events", bookmark::MOST_RECENT, None, Some("rp"))
+        .unwrap();
+    for i in 0..3 {
+        p.publish("events", format!("e{i}")).unwrap();
+    }
+    for i in 0..3 {
+        let m = s.next_msg();
+        assert_eq!(text(&m), format!("e{i}"));
+        m.discard().unwrap();
+    }
+    // The store has offered the last point to the adapter; the server has it.
+    c.sync_stores().unwrap();
+    keeper.flush().unwrap();
+    c.close().unwrap();
+    let saved = sow_records(&keeper, amps_host::RECOVERY_TOPIC, None);
+    assert_eq!(saved.len(), 1, "one record per subscription");
+    assert!(
+        text(&saved[0]).contains(r#""subId":"rp""#),
+        "{}",
+        text(&saved[0])
+    );
+    for i in 3..5 {
+        p.publish("events", format!("e{i}")).unwrap();
+    }
+    p.flush().unwrap();
+    // A new process: an empty store, the points recovered from the topic.
+    let c = build();
+    let mut s = c
+        .bookmark_subscribe("events", bookmark::MOST_RECENT, None, Some("rp"))
+        .unwrap();
+    assert_eq!(
+        text(&s.next_msg()),
+        "e3",
+        "resumed after the last discarded message"
+    );
+    assert_eq!(text(&s.next_msg()), "e4");
+    c.close().unwrap();
+    keeper.close().unwrap();
+    p.close().unwrap();
+}
+
 suite!(
+    recovery_points_in_a_sow_topic_resume_a_subscription_with_a_new_store,
     the_chooser_supplies_each_servers_authenticator,
     recovery_states_in_order_and_subscriptions_come_back,
     failover_to_the_second_broker,

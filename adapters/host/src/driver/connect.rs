@@ -76,6 +76,7 @@ impl Driver {
                     self.st.io = Some(IoRequest::Close);
                 } else {
                     self.st.open = true;
+                    self.st.shared.set_uri(&c.uri);
                     self.st.uri = Some(c.uri);
                     self.st.user_disconnect = false;
                     self.st.skip_connected = true;
@@ -95,6 +96,7 @@ impl Driver {
             }
             (Some(Opening::Ha(uri)), Ok(())) => {
                 self.st.open = true;
+                self.st.shared.set_uri(&uri);
                 self.st.uri = Some(uri.clone());
                 match self.send_logon(now, &uri) {
                     Ok(id) => {

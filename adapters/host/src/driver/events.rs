@@ -56,6 +56,7 @@ impl Driver {
                 n += 1;
                 let store_changed =
                     matches!(ev, Event::Persisted { .. } | Event::FailedWrite { .. });
+                let logged_on = matches!(ev, Event::State(ConnectionState::LoggedOn));
                 if let Some(a) = self.st.on_event(ev) {
                     after.push(a);
                 }
@@ -63,6 +64,12 @@ impl Driver {
                     // Before any later event answers a caller (a publish_flush), so the count
                     // it reads next is current.
                     self.mirror_store();
+                }
+                if logged_on {
+                    // Before the logon's caller is answered.
+                    self.st
+                        .shared
+                        .set_server_version(self.session.server_version());
                 }
             }
             for a in after.drain(..) {
@@ -354,16 +361,18 @@ impl State {
                 // The connection dropped under a flush: it means "everything before me is
                 // processed", so it is asked again on the next connection (after the publish
                 // store's replay) rather than failed, when the client reconnects by itself.
-                WaitReply::Flush(reply, store)
+                WaitReply::Flush(reply, kind)
                     if error == CommandError::Disconnected
                         && self.shared.ha
                         && self.shared.retry_on_disconnect()
                         && !self.user_disconnect =>
                 {
-                    self.user_q.push_front(Item::Op(Op::Flush { store, reply }));
+                    self.user_q.push_front(Item::Op(Op::Flush { kind, reply }));
                 }
                 // A publish_flush that ran out of time says what is still unpersisted.
-                other @ WaitReply::Flush(_, Some(_)) if error == CommandError::TimedOut => {
+                other @ WaitReply::Flush(_, crate::op::FlushKind::Store(_))
+                    if error == CommandError::TimedOut =>
+                {
                     let e = match self.unpersisted_range {
                         Some((n, first, last)) => e.clone().with_unpersisted(n, first, last),
                         None => e.clone(),
