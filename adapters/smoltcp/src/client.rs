@@ -25,8 +25,8 @@ pub struct Options<'a> {
     /// The server's address (smoltcp has no resolver: an IP literal): server 0, the first one
     /// tried.
     pub server: IpEndpoint,
-    /// Credentials and message type sent in the logon to [`Options::server`] (protocol.md
-    /// §6.1).
+    /// Credentials and message type sent in the logon to [`Options::server`] (docs/protocol.md,
+    /// section 6.1).
     pub logon: Logon<'a>,
     /// Servers to fail over to, each with its own logon: servers 1, 2, ... after
     /// [`Options::server`]. The client moves to the next one (wrapping) when a connection
@@ -360,6 +360,28 @@ mod tests {
         let shown = format!("{o:?} {o:#?}");
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.contains("alice"), "{shown}");
+    }
+
+    #[test]
+    fn failover_servers_from_connection_strings_keep_their_passwords_out_of_debug() {
+        let backup = Uri::parse("tcp://bob:hunter2@192.0.2.8:9008/amps/json").unwrap();
+        let failover = [Server::from_uri(&backup).unwrap()];
+        assert_eq!(
+            failover[0].endpoint,
+            IpEndpoint::new(IpAddress::v4(192, 0, 2, 8), 9008)
+        );
+        assert_eq!(failover[0].logon.user_id, Some("bob"));
+        assert_eq!(failover[0].logon.password, Some("hunter2"));
+        assert_eq!(
+            Server::from_uri(&Uri::parse("tcp://amps.example:9007/amps/json").unwrap())
+                .unwrap_err(),
+            UriUnsupported::Host
+        );
+        let mut o = Options::new((IpAddress::v4(192, 0, 2, 7), 9007));
+        o.failover = &failover;
+        let shown = format!("{o:?} {o:#?} {:?}", failover[0]);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("bob") && shown.contains("9008"), "{shown}");
     }
 
     #[test]

@@ -121,7 +121,7 @@ impl<S: Storage> Client<'_, S> {
             if self.rotation.observe(Seen::of(&ev), count, self.graceful) {
                 self.stats.failovers += 1;
                 log::warning!(
-                    "amps-smoltcp: logon not reached, failing over to server {}",
+                    "amps-smoltcp: no logon on this server, failing over to server {}",
                     self.rotation.current(count)
                 );
             }

@@ -19,7 +19,10 @@
 //! application calls [`Client::connect`](crate::Client::connect) again.
 
 use amps_core::session::{CommandError, CommandId, ConnectionState, Event, FailureKind, Logon};
+use amps_core::uri::Uri;
 use smoltcp::wire::IpEndpoint;
+
+use crate::client::{Options, UriUnsupported};
 
 /// A server to fail over to, with the logon it takes (its own credentials and message type).
 /// `Debug` leaves the password out.
@@ -38,6 +41,16 @@ impl<'a> Server<'a> {
             endpoint: endpoint.into(),
             logon,
         }
+    }
+
+    /// A server from a connection string such as `tcp://user:pw@192.0.2.8:9007/amps/json`,
+    /// with the rules of [`Options::from_uri`](crate::Options::from_uri).
+    pub fn from_uri(uri: &Uri<'a>) -> Result<Self, UriUnsupported> {
+        let o = Options::from_uri(uri)?;
+        Ok(Server {
+            endpoint: o.server,
+            logon: o.logon,
+        })
     }
 }
 
@@ -174,7 +187,8 @@ impl<I: Copy + PartialEq> Rotation<I> {
     }
 }
 
-/// A refusal of the credentials (protocol.md §8.2): the core stops reconnecting after one.
+/// A refusal of the credentials (docs/protocol.md, section 8.2): the core stops reconnecting
+/// after one.
 fn is_refusal(e: &CommandError) -> bool {
     matches!(
         e,
