@@ -263,6 +263,24 @@ impl<'a, S: Storage> Client<'a, S> {
         self.session.start(to_core(now));
     }
 
+    /// Answer a server's challenge ([`amps_core::session::Event::LogonRetry`], docs/protocol.md,
+    /// section 8.2) after [`Client::poll`] returned: log on again on the same connection with
+    /// `password` (the token or credential the challenge asks for), as `user_id` or the current
+    /// server's user. Use this rather than [`Session::handle_logon_retry`] so that failover
+    /// follows the answer's outcome (a refused answer moves to the next server at once).
+    pub fn answer_logon_retry(
+        &mut self,
+        now: Instant,
+        user_id: Option<&str>,
+        password: &str,
+    ) -> Result<CommandId, CommandError> {
+        let id = self
+            .session
+            .handle_logon_retry(to_core(now), user_id, password)?;
+        self.rotation.logging_on(id);
+        Ok(id)
+    }
+
     /// Publish `data` to `topic` (protocol.md §6.2). With a publish store in the session the
     /// message is numbered and kept until persisted, also across reconnects; the result is its
     /// sequence number. [`PublishError::WindowFull`] and [`PublishError::WouldBlock`] are

@@ -84,7 +84,8 @@
 //! - a connection lost after a successful logon is retried on the same server first; only a
 //!   failure of that retry moves on.
 //!
-//! Every logon sent is the logon of the server it goes to. Attempts are spaced by the
+//! Every logon sent is the logon of the server it goes to (a server's challenge,
+//! `Event::LogonRetry`, is answered with [`Client::answer_logon_retry`]). Attempts are spaced by the
 //! session's reconnect policy, except after a refused logon, which moves to the next server at
 //! once. When every server in turn has refused its logon, the client stops (retrying refused
 //! credentials cannot help, and the core does the same for a single server) until

@@ -107,6 +107,63 @@ fn a_refused_logon_moves_on_at_once_to_the_next_server() {
 }
 
 #[test]
+fn a_challenge_answered_and_refused_moves_on_at_once() {
+    // Server 0 challenges alice's logon; the token comes back wrong.
+    let mut w = World::with_brokers(vec![
+        BrokerSpec::new(BROKER_PORT).challenged_users(&[("alice", "alice-pw")]),
+        BrokerSpec::new(9008).users(&[("bob", "bob-pw")]),
+    ]);
+    let mut p = w.peer(PeerSpec {
+        logon: Some(logon("alice", "alice-pw")),
+        failover: servers(vec![Server::new(at(9008), logon("bob", "bob-pw"))]),
+        ..PeerSpec::new("dev-7", 50_600)
+    });
+    p.client.connect(w.now);
+    assert!(w.run_until(&mut [&mut p], Duration::from_secs(5), |_, p| {
+        p[0].challenge().is_some()
+    }));
+    let (user, token) = p.challenge().unwrap();
+    assert_eq!(user, "alice");
+    p.client
+        .answer_logon_retry(w.now, None, &format!("{token}-forged"))
+        .unwrap();
+    assert!(
+        w.run_until(&mut [&mut p], Duration::from_secs(5), |_, p| p[0]
+            .client
+            .is_ready()),
+        "{:?}",
+        p.events
+    );
+    assert_eq!(refused_logons(&p), 1, "{:?}", p.failures());
+    assert_eq!(p.client.current_server(), (1, at(9008)));
+    let stats = p.client.stats();
+    assert_eq!((stats.connects, stats.failovers), (2, 1), "{stats:?}");
+    assert!(w.now < Instant::from_millis(100), "ready at {}", w.now);
+
+    // The right answer logs on where the challenge came from.
+    let mut w = World::with_brokers(vec![
+        BrokerSpec::new(BROKER_PORT).challenged_users(&[("alice", "alice-pw")]),
+        BrokerSpec::new(9008),
+    ]);
+    let mut p = w.peer(PeerSpec {
+        logon: Some(logon("alice", "alice-pw")),
+        failover: servers(vec![Server::new(at(9008), logon("bob", "bob-pw"))]),
+        ..PeerSpec::new("dev-8", 50_700)
+    });
+    p.client.connect(w.now);
+    assert!(w.run_until(&mut [&mut p], Duration::from_secs(5), |_, p| {
+        p[0].challenge().is_some()
+    }));
+    let (_, token) = p.challenge().unwrap();
+    p.client.answer_logon_retry(w.now, None, &token).unwrap();
+    assert!(w.run_until(&mut [&mut p], Duration::from_secs(5), |_, p| {
+        p[0].client.is_ready()
+    }));
+    assert_eq!(p.client.current_server().0, 0);
+    assert_eq!(p.client.stats().failovers, 0);
+}
+
+#[test]
 fn when_every_server_refused_its_logon_the_client_waits_for_connect() {
     let mut w = World::with_brokers(vec![
         BrokerSpec::new(BROKER_PORT).users(&[("alice", "right")]),

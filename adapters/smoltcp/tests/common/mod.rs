@@ -42,6 +42,7 @@ pub enum Ev {
     Delivery { id: CommandId, data: String },
     Completed(CommandId),
     Failed(CommandId, CommandError),
+    LogonRetry { user: String, token: String },
     Other,
 }
 
@@ -72,6 +73,13 @@ impl Peer {
                 _ => None,
             })
             .collect()
+    }
+    /// The last challenge received (user, token).
+    pub fn challenge(&self) -> Option<(String, String)> {
+        self.events.iter().rev().find_map(|e| match e {
+            Ev::LogonRetry { user, token } => Some((user.clone(), token.clone())),
+            _ => None,
+        })
     }
     /// Every command failure reported, in order.
     pub fn failures(&self) -> Vec<CommandError> {
@@ -284,13 +292,23 @@ impl BrokerSpec {
     }
 
     /// Only these users (name, password) may log on.
-    pub fn users(mut self, users: &[(&str, &str)]) -> Self {
+    pub fn users(self, users: &[(&str, &str)]) -> Self {
+        self.users_with(users, false)
+    }
+
+    /// Only these users may log on, each after a challenge: the first logon is answered
+    /// `retry` with a token, which the client must send back as its password.
+    pub fn challenged_users(self, users: &[(&str, &str)]) -> Self {
+        self.users_with(users, true)
+    }
+
+    fn users_with(mut self, users: &[(&str, &str)], challenge: bool) -> Self {
         self.config.users = users
             .iter()
             .map(|(name, password)| User {
                 name: (*name).into(),
                 password: (*password).into(),
-                challenge: false,
+                challenge,
             })
             .collect();
         self
@@ -525,6 +543,10 @@ pub fn owned(e: Event<'_>) -> Ev {
         },
         Event::Completed { id, .. } => Ev::Completed(id),
         Event::Failed { id, error } => Ev::Failed(id, error),
+        Event::LogonRetry { user_id, token } => Ev::LogonRetry {
+            user: user_id.into(),
+            token: token.into(),
+        },
         _ => Ev::Other,
     }
 }
