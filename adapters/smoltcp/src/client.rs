@@ -13,18 +13,27 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
+use crate::failover::{Rotation, Server};
 use crate::time::{duration_to_core, to_core};
 
 /// First port of the IANA dynamic range, where local ports are picked from.
 const DYNAMIC_PORTS: u16 = 49152;
 
-/// How the client reaches its server.
+/// How the client reaches its servers.
 #[derive(Clone, Copy, Debug)]
 pub struct Options<'a> {
-    /// The server's address (smoltcp has no resolver: an IP literal).
+    /// The server's address (smoltcp has no resolver: an IP literal): server 0, the first one
+    /// tried.
     pub server: IpEndpoint,
-    /// Credentials and message type sent in the logon (protocol.md §6.1).
+    /// Credentials and message type sent in the logon to [`Options::server`] (docs/protocol.md,
+    /// section 6.1).
     pub logon: Logon<'a>,
+    /// Servers to fail over to, each with its own logon: servers 1, 2, ... after
+    /// [`Options::server`]. The client moves to the next one (wrapping) when a connection
+    /// attempt fails or a connection ends before its logon succeeded, and retries a connection
+    /// lost after a successful logon on the same server first (see [`Client::current_server`]
+    /// and the crate docs). Default empty: one server.
+    pub failover: &'a [Server<'a>],
     /// Local port of the first connection; each reconnect takes the next one, so a server
     /// still holding the previous connection (TIME-WAIT, or a half-open one after a link
     /// loss) never sees a reused 4-tuple. Defaults to the start of the dynamic range.
@@ -49,6 +58,7 @@ impl<'a> Options<'a> {
                 message_type: Some("json"),
                 options: None,
             },
+            failover: &[],
             first_local_port: DYNAMIC_PORTS,
             tcp_timeout: Some(Duration::from_secs(10)),
             nagle: false,
@@ -138,6 +148,9 @@ pub struct Stats {
     pub connect_failures: u32,
     /// Established connections that ended (peer close, reset, heartbeat silence, user close).
     pub disconnects: u32,
+    /// Moves to the next server ([`Options::failover`]): after a failed connection attempt
+    /// or a connection that ended before its logon succeeded. Always 0 with one server.
+    pub failovers: u32,
     /// Bytes handed to the session.
     pub bytes_in: u64,
     /// Bytes written into the socket.
@@ -159,6 +172,8 @@ pub struct Client<'a, S: Storage> {
     /// (after what the socket still holds) instead of a reset.
     pub(crate) graceful: bool,
     pub(crate) stats: Stats,
+    /// Which server, and how the current connection is doing (failover).
+    pub(crate) rotation: Rotation,
 }
 
 impl<'a, S: Storage> Client<'a, S> {
@@ -174,6 +189,7 @@ impl<'a, S: Storage> Client<'a, S> {
             link: Link::Idle,
             graceful: false,
             stats: Stats::default(),
+            rotation: Rotation::new(),
         }
     }
 
@@ -203,6 +219,35 @@ impl<'a, S: Storage> Client<'a, S> {
         self.stats
     }
 
+    /// The server the client is connected to, or will try next: its index (0 for
+    /// [`Options::server`], `i + 1` for `Options::failover[i]`) and its address.
+    pub fn current_server(&self) -> (usize, IpEndpoint) {
+        let i = self.rotation.current(self.server_count());
+        (i, self.server_at(i).endpoint)
+    }
+
+    /// How many servers the client rotates through (1 + the failover list).
+    pub fn server_count(&self) -> usize {
+        self.opts.failover.len().saturating_add(1)
+    }
+
+    /// Server `i` of the rotation (0: [`Options::server`]); an index past the end names
+    /// server 0.
+    pub(crate) fn server_at(&self, i: usize) -> Server<'a> {
+        match i.checked_sub(1).and_then(|j| self.opts.failover.get(j)) {
+            Some(s) => *s,
+            None => Server {
+                endpoint: self.opts.server,
+                logon: self.opts.logon,
+            },
+        }
+    }
+
+    /// The server to connect to now.
+    pub(crate) fn current(&self) -> Server<'a> {
+        self.server_at(self.rotation.current(self.server_count()))
+    }
+
     /// Whether the session is logged on and recovered.
     pub fn is_ready(&self) -> bool {
         self.session.state() == State::Ready
@@ -210,9 +255,30 @@ impl<'a, S: Storage> Client<'a, S> {
 
     /// Connect and log on at the next [`Client::poll`] (seeds: `connect` + `logon`; with a
     /// reconnect policy, the HA client's `connect_and_logon`: losses are recovered by itself).
+    /// With [`Options::failover`] the attempt goes to [`Client::current_server`]; servers
+    /// that refused their logon may be tried again.
     pub fn connect(&mut self, now: Instant) {
         self.graceful = false;
+        self.rotation.reset_refusals();
         self.session.start(to_core(now));
+    }
+
+    /// Answer a server's challenge ([`amps_core::session::Event::LogonRetry`], docs/protocol.md,
+    /// section 8.2) after [`Client::poll`] returned: log on again on the same connection with
+    /// `password` (the token or credential the challenge asks for), as `user_id` or the current
+    /// server's user. Use this rather than [`Session::handle_logon_retry`] so that failover
+    /// follows the answer's outcome (a refused answer moves to the next server at once).
+    pub fn answer_logon_retry(
+        &mut self,
+        now: Instant,
+        user_id: Option<&str>,
+        password: &str,
+    ) -> Result<CommandId, CommandError> {
+        let id = self
+            .session
+            .handle_logon_retry(to_core(now), user_id, password)?;
+        self.rotation.logging_on(id);
+        Ok(id)
     }
 
     /// Publish `data` to `topic` (protocol.md §6.2). With a publish store in the session the
@@ -312,6 +378,28 @@ mod tests {
         let shown = format!("{o:?} {o:#?}");
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.contains("alice"), "{shown}");
+    }
+
+    #[test]
+    fn failover_servers_from_connection_strings_keep_their_passwords_out_of_debug() {
+        let backup = Uri::parse("tcp://bob:hunter2@192.0.2.8:9008/amps/json").unwrap();
+        let failover = [Server::from_uri(&backup).unwrap()];
+        assert_eq!(
+            failover[0].endpoint,
+            IpEndpoint::new(IpAddress::v4(192, 0, 2, 8), 9008)
+        );
+        assert_eq!(failover[0].logon.user_id, Some("bob"));
+        assert_eq!(failover[0].logon.password, Some("hunter2"));
+        assert_eq!(
+            Server::from_uri(&Uri::parse("tcp://amps.example:9007/amps/json").unwrap())
+                .unwrap_err(),
+            UriUnsupported::Host
+        );
+        let mut o = Options::new((IpAddress::v4(192, 0, 2, 7), 9007));
+        o.failover = &failover;
+        let shown = format!("{o:?} {o:#?} {:?}", failover[0]);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("bob") && shown.contains("9008"), "{shown}");
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! application, in the order the core requires (core/src/session/mod.rs: input, then
 //! `poll_event`, then `poll_transmit`).
 
-use amps_core::session::{Event, Logon, State, Storage, TransportClosed};
+use amps_core::session::{Event, State, Storage, TransportClosed};
 use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 
 use crate::client::{Client, Link};
+use crate::failover::Seen;
 use crate::log;
 use crate::time::{earliest, to_core, to_net};
 
@@ -48,6 +49,15 @@ impl<S: Storage> Client<'_, S> {
             progress |= self.receive(now, sockets, &mut on_event);
         }
         self.reconcile(sockets);
+        // A refused logon moved to the next server, which is tried at once (the session
+        // halted after the refusal; only a session that reconnects by itself is restarted).
+        if self.rotation.take_restart()
+            && !self.graceful
+            && self.session.reconnect_policy().reconnects()
+            && self.session.state() == State::Disconnected
+        {
+            self.session.start(t);
+        }
         if self.link == Link::Idle
             && let Some(req) = self.session.poll_connect(t)
         {
@@ -97,15 +107,24 @@ impl<S: Storage> Client<'_, S> {
             .map(|at| if at > now { at - now } else { Duration::ZERO })
     }
 
-    /// Hand every queued event to `on_event`, acting on `CloseTransport` first.
+    /// Hand every queued event to `on_event`, acting on `CloseTransport` first and following
+    /// the logon's outcome for failover.
     fn drain<F: FnMut(Event<'_>)>(
         &mut self,
         sockets: &mut SocketSet<'_>,
         on_event: &mut F,
     ) -> bool {
         let mut any = false;
+        let count = self.server_count();
         while let Some(ev) = self.session.poll_event() {
             any = true;
+            if self.rotation.observe(Seen::of(&ev), count, self.graceful) {
+                self.stats.failovers += 1;
+                log::warning!(
+                    "amps-smoltcp: no logon on this server, failing over to server {}",
+                    self.rotation.current(count)
+                );
+            }
             let close = matches!(ev, Event::CloseTransport);
             on_event(ev);
             if close {
@@ -129,12 +148,16 @@ impl<S: Storage> Client<'_, S> {
             Link::Connecting if sock.may_send() => {
                 log::info!("amps-smoltcp: connected");
                 self.link = Link::Open;
-                let logon: Logon<'_> = self.opts.logon;
-                if self.session.handle_connected(t, &logon).is_err() {
-                    // The session is shut down or already connected: it does not want this
-                    // connection.
-                    sock.abort();
-                    self.link = Link::Idle;
+                // The logon of the server this connection goes to.
+                let logon = self.current().logon;
+                match self.session.handle_connected(t, &logon) {
+                    Ok(id) => self.rotation.logging_on(id),
+                    Err(_) => {
+                        // The session is shut down or already connected: it does not want
+                        // this connection.
+                        sock.abort();
+                        self.link = Link::Idle;
+                    }
                 }
                 self.drain(sockets, on_event);
                 true
@@ -143,6 +166,7 @@ impl<S: Storage> Client<'_, S> {
                 log::warning!("amps-smoltcp: connect failed");
                 self.link = Link::Idle;
                 self.stats.connect_failures += 1;
+                self.connect_failed();
                 self.session.handle_connect_failed(t);
                 true
             }
@@ -244,7 +268,8 @@ impl<S: Storage> Client<'_, S> {
         sock.set_timeout(self.opts.tcp_timeout);
         sock.set_nagle_enabled(self.opts.nagle);
         self.stats.connects += 1;
-        match sock.connect(iface.context(), self.opts.server, port) {
+        let server = self.current().endpoint;
+        match sock.connect(iface.context(), server, port) {
             Ok(()) => {
                 log::info!("amps-smoltcp: connecting from port {}", port);
                 self.link = Link::Connecting;
@@ -254,8 +279,21 @@ impl<S: Storage> Client<'_, S> {
                 // decides whether and when to try again.
                 log::warning!("amps-smoltcp: cannot connect (unaddressable)");
                 self.stats.connect_failures += 1;
+                self.connect_failed();
                 self.session.handle_connect_failed(to_core(now));
             }
+        }
+    }
+
+    /// A connection attempt failed: the next one goes to the next server.
+    fn connect_failed(&mut self) {
+        let count = self.server_count();
+        if self.rotation.connect_failed(count) {
+            self.stats.failovers += 1;
+            log::warning!(
+                "amps-smoltcp: failing over to server {}",
+                self.rotation.current(count)
+            );
         }
     }
 

@@ -8,7 +8,8 @@
 //! What it does: connect and log on (docs/protocol.md §6.1), publish through a bounded in-memory
 //! publish store that survives reconnects (§8.4), subscribe (§6.4), heartbeats (§9), and
 //! reconnect with the session's backoff policy after a lost link, replaying unpersisted
-//! publishes and re-entering subscriptions.
+//! publishes and re-entering subscriptions, failing over between servers that each take their
+//! own logon.
 //!
 //! # The drive loop
 //!
@@ -68,6 +69,50 @@
 //! Events borrow the session's receive buffer (zero-copy), so the handler cannot call back
 //! into the client; copy what you need and act after `poll` returns.
 //!
+//! # Failover
+//!
+//! [`Options::failover`] lists servers to fall back on, each a [`Server`] with its own
+//! address and logon (credentials, message type); [`Options::server`] with
+//! [`Options::logon`] is server 0, the list's entries are servers 1, 2, ... The client
+//! rotates through them as the host clients' default server chooser does:
+//!
+//! - it stays on a server while it works;
+//! - a failed connection attempt (refused, unaddressable, timed out) moves to the next server,
+//!   wrapping after the last;
+//! - so does a connection that ends before its logon succeeded: a refused logon, a logon
+//!   timeout, a reset during the logon;
+//! - a connection lost after a successful logon is retried on the same server first; only a
+//!   failure of that retry moves on.
+//!
+//! Every logon sent is the logon of the server it goes to (a server's challenge,
+//! `Event::LogonRetry`, is answered with [`Client::answer_logon_retry`]). Attempts are spaced by the
+//! session's reconnect policy, except after a refused logon, which moves to the next server at
+//! once. When every server in turn has refused its logon, the client stops (retrying refused
+//! credentials cannot help, and the core does the same for a single server) until
+//! [`Client::connect`] is called again. [`Client::current_server`] tells which server the
+//! client is on or will try next, and [`Stats::failovers`] counts the moves. Nothing is
+//! allocated: the list is the application's (a `static` in firmware), and [`Options`] stays
+//! `Copy`.
+//!
+//! ```
+//! use amps_core::session::Logon;
+//! use amps_smoltcp::{Options, Server};
+//! use smoltcp::wire::{IpAddress, IpEndpoint};
+//!
+//! static BACKUP: [Server<'static>; 1] = [Server {
+//!     endpoint: IpEndpoint { addr: IpAddress::v4(192, 0, 2, 8), port: 9007 },
+//!     logon: Logon {
+//!         user_id: Some("sensor-17"),
+//!         password: Some("backup-site-secret"),
+//!         message_type: Some("json"),
+//!         options: None,
+//!     },
+//! }];
+//!
+//! let mut opts = Options::new((IpAddress::v4(192, 0, 2, 7), 9007));
+//! opts.failover = &BACKUP;
+//! ```
+//!
 //! # Time
 //!
 //! The adapter takes smoltcp's [`Instant`](smoltcp::time::Instant) everywhere and converts to
@@ -95,12 +140,14 @@
 
 mod client;
 mod drive;
+mod failover;
 mod log;
 pub mod loopback;
 mod storage;
 pub mod time;
 
 pub use client::{Client, Link, Options, Stats, UriUnsupported};
+pub use failover::Server;
 pub use storage::Buffers;
 
 /// The examples of the crate's README, compiled and run as doctests.

@@ -207,7 +207,7 @@ fn heartbeats_keep_an_idle_connection_alive() {
     // the broker closes after 2 intervals of silence, and so would the client).
     w.run_for(&mut [&mut p], Duration::from_secs(30));
     assert_eq!(p.client.stats().disconnects, 0);
-    assert_eq!(w.broker_closes, 0);
+    assert_eq!(w.broker_closes(), 0);
     assert!(p.client.is_ready());
     assert!(p.client.stats().bytes_out > 30 * 20, "beats were sent");
 }

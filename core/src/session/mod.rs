@@ -579,6 +579,12 @@ impl<S: Storage> Session<S> {
         self.core.reconnect = policy;
     }
 
+    /// The reconnect policy in force (an adapter that clears a halt by itself, e.g. to fail
+    /// over after a refused logon, does so only when the session reconnects by itself).
+    pub fn reconnect_policy(&self) -> &ReconnectPolicy {
+        &self.core.reconnect
+    }
+
     /// Re-enter async subscriptions after a reconnect (the HA client's subscription manager).
     pub fn set_resubscribe(&mut self, on: bool) {
         self.core.resubscribe = on;
