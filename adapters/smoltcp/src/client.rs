@@ -1,7 +1,7 @@
 //! The client: one amps-core [`Session`] bound to one smoltcp TCP socket.
 //!
 //! This file holds the type, its construction from [`Options`] and the user commands (which
-//! only queue work in the session, design.md §2); the I/O half, [`Client::poll`], is in
+//! only queue work in the session); the I/O half, [`Client::poll`], is in
 //! `drive.rs`.
 
 use amps_core::codec::Command;
@@ -66,7 +66,7 @@ impl<'a> Options<'a> {
     }
 
     /// Options from a connection string such as `tcp://user:pw@192.0.2.7:9007/amps/json`
-    /// (seeds: "Connection strings"). The host must be an IPv4 literal (there is no resolver),
+    /// (AMPS Python client guide: "Connection strings"). The host must be an IPv4 literal (there is no resolver),
     /// the transport `tcp`, the protocol `amps`; a password with percent-escapes must be
     /// decoded by the caller and set in [`Options::logon`]. `tcp_nodelay=false` turns Nagle on.
     pub fn from_uri(uri: &Uri<'a>) -> Result<Self, UriUnsupported> {
@@ -107,7 +107,7 @@ impl<'a> Options<'a> {
 pub enum UriUnsupported {
     /// Only `tcp` (no TLS, no Unix sockets on smoltcp).
     Transport,
-    /// Only the `amps` protocol (protocol.md §1).
+    /// Only the `amps` protocol (docs/protocol.md §1).
     Protocol,
     /// The host is not an IPv4 literal.
     Host,
@@ -253,7 +253,7 @@ impl<'a, S: Storage> Client<'a, S> {
         self.session.state() == State::Ready
     }
 
-    /// Connect and log on at the next [`Client::poll`] (seeds: `connect` + `logon`; with a
+    /// Connect and log on at the next [`Client::poll`] (Python client: `connect` + `logon`; with a
     /// reconnect policy, the HA client's `connect_and_logon`: losses are recovered by itself).
     /// With [`Options::failover`] the attempt goes to [`Client::current_server`]; servers
     /// that refused their logon may be tried again.
@@ -281,7 +281,7 @@ impl<'a, S: Storage> Client<'a, S> {
         Ok(id)
     }
 
-    /// Publish `data` to `topic` (protocol.md §6.2). With a publish store in the session the
+    /// Publish `data` to `topic` (docs/protocol.md §6.2). With a publish store in the session the
     /// message is numbered and kept until persisted, also across reconnects; the result is its
     /// sequence number. [`PublishError::WindowFull`] and [`PublishError::WouldBlock`] are
     /// backpressure: poll, then retry.
@@ -294,7 +294,7 @@ impl<'a, S: Storage> Client<'a, S> {
         self.session.publish(to_core(now), topic, data)
     }
 
-    /// Subscribe to `topic` with an optional content filter (protocol.md §6.4). Deliveries
+    /// Subscribe to `topic` with an optional content filter (docs/protocol.md §6.4). Deliveries
     /// arrive as `Event::Delivery` with the returned id; with `resubscribe` on in the session
     /// config the subscription is re-entered after every reconnect.
     pub fn subscribe(
@@ -316,7 +316,7 @@ impl<'a, S: Storage> Client<'a, S> {
         self.session.execute(to_core(now), cmd)
     }
 
-    /// Start, change or stop heartbeats (protocol.md §9; seeds: `set_heartbeat`).
+    /// Start, change or stop heartbeats (docs/protocol.md §9; Python client: `set_heartbeat`).
     pub fn set_heartbeat(
         &mut self,
         now: Instant,
@@ -325,7 +325,7 @@ impl<'a, S: Storage> Client<'a, S> {
         self.session.set_heartbeat(to_core(now), hb)
     }
 
-    /// Flush and wait for the publish store to drain (seeds: `publish_flush(timeout)`): the
+    /// Flush and wait for the publish store to drain (Python client: `publish_flush(timeout)`): the
     /// returned command completes (`Event::Completed`) once every stored publish is persisted,
     /// or fails with `TimedOut`.
     pub fn publish_flush(
@@ -337,14 +337,14 @@ impl<'a, S: Storage> Client<'a, S> {
             .publish_flush(to_core(now), duration_to_core(timeout))
     }
 
-    /// Close the connection and stop reconnecting (seeds: `disconnect()`); [`Client::connect`]
+    /// Close the connection and stop reconnecting (Python client: `disconnect()`); [`Client::connect`]
     /// resumes. The socket ends with FIN after what it already holds.
     pub fn disconnect(&mut self, now: Instant) {
         self.graceful = true;
         self.session.disconnect(to_core(now));
     }
 
-    /// Close for good (seeds: `close()`): every pending command fails and nothing reconnects.
+    /// Close for good (Python client: `close()`): every pending command fails and nothing reconnects.
     /// The socket ends with FIN after what it already holds; keep polling until
     /// [`Client::link`] is [`Link::Idle`] if the FIN must go out.
     pub fn close(&mut self, now: Instant) {

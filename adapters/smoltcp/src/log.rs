@@ -1,5 +1,5 @@
 //! Logging that routes to `defmt` with the `defmt` feature and to nothing otherwise, so call
-//! sites carry no `cfg` (design.md §2: one private logging macro family). Arguments must be
+//! sites carry no `cfg` (one private logging macro family). Arguments must be
 //! integers or `&str`.
 
 macro_rules! info {

@@ -1,4 +1,4 @@
-//! Building a session's storage from caller buffers, without `alloc` (design.md §2: bounded
+//! Building a session's storage from caller buffers, without `alloc` (bounded
 //! memory, caller-provided slices).
 
 use amps_core::session::{Config, ConfigError, FixedStorage, Parts, Session};
@@ -12,7 +12,7 @@ use amps_core::store::{MemoryBookmarkStore, MemoryPublishStore};
 /// - `scratch`: the largest header with JSON escapes (rare; 256 bytes is plenty);
 /// - `arena`: the strings of subscriptions (topic, filter, ids) for routing and re-entry;
 /// - `publish_store` / `publish_window`: the unpersisted-publish window in bytes (each entry
-///   costs its encoded frame plus 12 bytes) and in messages (protocol.md §8.4);
+///   costs its encoded frame plus 12 bytes) and in messages (docs/protocol.md §8.4);
 /// - `bookmark_store`: bookmarks of bookmark subscriptions (may be tiny if none are used).
 #[derive(Debug)]
 pub struct Buffers {

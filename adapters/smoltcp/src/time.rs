@@ -1,7 +1,7 @@
 //! Clock conversions between smoltcp and amps-core.
 //!
 //! smoltcp's [`smoltcp::time::Instant`] is a signed count of microseconds, amps-core's
-//! [`amps_core::Instant`] an unsigned one (design.md §2: the core never reads a clock; the
+//! [`amps_core::Instant`] an unsigned one (the core never reads a clock; the
 //! adapter passes the application's `now`). Both count from the same origin here, so the
 //! conversion is the identity on non-negative values; negative smoltcp instants (before the
 //! application's origin) clamp to zero and core instants beyond `i64::MAX` clamp to the largest

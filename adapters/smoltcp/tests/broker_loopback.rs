@@ -1,4 +1,4 @@
-//! amps-smoltcp against the real broker engine (issue 8, item 2): one smoltcp interface over
+//! amps-smoltcp against the real broker engine: one smoltcp interface over
 //! the crate's loopback device, the amps-broker engine behind listening smoltcp sockets, and
 //! clients driven exactly as firmware would drive them. The link is cut and restored with the
 //! device's switch; time is virtual (tests/common).
@@ -203,7 +203,7 @@ fn heartbeats_keep_an_idle_connection_alive() {
     assert!(w.run_until(&mut [&mut p], Duration::from_secs(5), |_, p| {
         p[0].client.is_ready()
     }));
-    // 30 s with nothing to say: beats both ways keep both sides satisfied (protocol.md §9:
+    // 30 s with nothing to say: beats both ways keep both sides satisfied (docs/protocol.md §9:
     // the broker closes after 2 intervals of silence, and so would the client).
     w.run_for(&mut [&mut p], Duration::from_secs(30));
     assert_eq!(p.client.stats().disconnects, 0);
