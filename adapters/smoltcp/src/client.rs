@@ -66,9 +66,9 @@ impl<'a> Options<'a> {
     }
 
     /// Options from a connection string such as `tcp://user:pw@192.0.2.7:9007/amps/json`
-    /// (AMPS Python client guide: "Connection strings"). The host must be an IPv4 literal (there is no resolver),
-    /// the transport `tcp`, the protocol `amps`; a password with percent-escapes must be
-    /// decoded by the caller and set in [`Options::logon`]. `tcp_nodelay=false` turns Nagle on.
+    /// (AMPS Python client guide: "Connection strings"). The host must be an IPv4 literal
+    /// (there is no resolver), the transport `tcp`, the protocol `amps`; a password with
+    /// percent-escapes must be decoded by the caller and set in [`Options::logon`]. `tcp_nodelay=false` turns Nagle on.
     pub fn from_uri(uri: &Uri<'a>) -> Result<Self, UriUnsupported> {
         if uri.transport != Transport::Tcp {
             return Err(UriUnsupported::Transport);
@@ -337,15 +337,15 @@ impl<'a, S: Storage> Client<'a, S> {
             .publish_flush(to_core(now), duration_to_core(timeout))
     }
 
-    /// Close the connection and stop reconnecting (Python client: `disconnect()`); [`Client::connect`]
-    /// resumes. The socket ends with FIN after what it already holds.
+    /// Close the connection and stop reconnecting (Python client: `disconnect()`);
+    /// [`Client::connect`] resumes. The socket ends with FIN after what it already holds.
     pub fn disconnect(&mut self, now: Instant) {
         self.graceful = true;
         self.session.disconnect(to_core(now));
     }
 
-    /// Close for good (Python client: `close()`): every pending command fails and nothing reconnects.
-    /// The socket ends with FIN after what it already holds; keep polling until
+    /// Close for good (Python client: `close()`): every pending command fails and nothing
+    /// reconnects. The socket ends with FIN after what it already holds; keep polling until
     /// [`Client::link`] is [`Link::Idle`] if the FIN must go out.
     pub fn close(&mut self, now: Instant) {
         self.graceful = true;
