@@ -1,10 +1,11 @@
 //! Writes the starting corpora under `fuzz/corpus/<target>/` from the repository's own test
 //! material: the protocol test vectors (`core/tests/data/vectors.txt`), the connection strings
-//! of the URI tests, and commands like those of the broker's tests.
+//! of the URI tests, commands like those of the broker's tests, and files the file stores
+//! wrote.
 //!
-//! `cargo run --manifest-path fuzz/Cargo.toml --example make_corpus` (any toolchain; `run.sh`
-//! does not need it: the corpora are checked in). Existing files of the same name are
-//! overwritten; files the fuzzer added are left alone.
+//! `cargo run -p amps-fuzz-checks --example make_corpus` (stable; `fuzz/run.sh` does not need
+//! it: the corpora are checked in). Existing files of the same name are overwritten; files the
+//! fuzzer added are left alone.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,10 @@ use amps_core::codec::{AckType, Command};
 use amps_core::store::{BookmarkStore, PublishStore};
 use amps_fs::{
     BookmarkStoreOptions, FileBookmarkStore, FilePublishStore, FileStoreOptions, FsyncPolicy,
+    OpenMode,
 };
-use amps_fuzz::{frame, fs_file, seed, vectors};
+use amps_fuzz_checks::fs_store_mode::{BOOKMARK, RECORDS, VERSION_1};
+use amps_fuzz_checks::{frame, fs_file, seed, vectors};
 
 struct Out {
     root: PathBuf,
@@ -48,7 +51,10 @@ fn uri_literals(src: &str) -> Vec<String> {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("fuzz/checks is in fuzz/")
+        .join("corpus");
     let mut out = Out {
         root,
         written: 0,
@@ -119,8 +125,8 @@ fn main() {
     }
 
     // URIs: every connection string the URI tests use, and the README's.
-    let mut uris = uri_literals(include_str!("../../core/src/uri.rs"));
-    uris.extend(uri_literals(include_str!("../../README.md")));
+    let mut uris = uri_literals(include_str!("../../../core/src/uri.rs"));
+    uris.extend(uri_literals(include_str!("../../../README.md")));
     uris.push("unix://localhost/amps/json?path=/tmp/amps.sock&pretty".into());
     uris.push("tcps://[::1]:9443/amps/json?bind=[::1]:0".into());
     uris.dedup();
@@ -145,7 +151,7 @@ fn main() {
     let after_logon = [
         "V4", "V5", "V6", "V7", "V8", "V9", "V10", "V11", "V12", "V13",
     ];
-    use amps_fuzz::session_flags as sf;
+    use amps_fuzz_checks::session_flags as sf;
     const MANUAL: u8 = 1 << sf::MANUAL_LOGON;
     const HB: u8 = 1 << sf::HEARTBEAT;
     const RECONNECT: u8 = 1 << sf::RECONNECT;
@@ -187,7 +193,7 @@ fn main() {
 
     // Broker: the client side of the vectors on one connection (logon included), and commands
     // like the broker tests' on logged-on connections.
-    use amps_fuzz::broker_flags as bf;
+    use amps_fuzz_checks::broker_flags as bf;
     const AUTH: u8 = 1 << bf::AUTH;
     const SMALL: u8 = 1 << bf::SMALL_LIMITS;
     const AUTO_LOGON: u8 = 1 << bf::AUTO_LOGON;
@@ -251,84 +257,10 @@ fn main() {
     bad.extend_from_slice(b"\0\0\0\0");
     out.put("broker", "malformed", &seed(AUTO_LOGON, 7, &bad));
 
-    // File stores: files the stores themselves wrote through their public API, as they are,
-    // torn, and as records.
-    let tmp = std::env::temp_dir().join(format!("amps-fuzz-corpus-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let popts = FileStoreOptions {
-        fsync: FsyncPolicy::Never,
-        ..FileStoreOptions::default()
-    };
-    {
-        let mut p = FilePublishStore::open(tmp.join("publish"), "fuzz", popts).expect("open");
-        for seq in 1..=4 {
-            let f =
-                frame(format!(r#"{{"c":"p","t":"orders","s":{seq}}}{{"id":{seq}}}"#).as_bytes());
-            p.store(seq, &f).expect("store");
-        }
-        p.discard_up_to(1);
-        p.discard(3);
-    }
-    let bopts = BookmarkStoreOptions {
-        fsync: FsyncPolicy::Never,
-        ..BookmarkStoreOptions::default()
-    };
-    {
-        let mut b =
-            FileBookmarkStore::open(tmp.join("bookmarks.log"), "fuzz", bopts).expect("open");
-        for (sub, n) in [("1", 3), ("s1", 2)] {
-            for i in 1..=n {
-                let bm = format!("3084015820777091662|{i}|");
-                b.log(sub, &bm).expect("log");
-                if i < n {
-                    b.discard(sub, &bm).expect("discard");
-                }
-            }
-            b.persisted(sub, "3084015820777091662|1|")
-                .expect("persisted");
-        }
-        b.remove("1");
-    }
-    let segment = fs::read_dir(tmp.join("publish"))
-        .expect("list")
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().ends_with(".seg"))
-        .map(|e| fs::read(e.path()).expect("read the segment"))
-        .expect("a segment");
-    let log = fs::read(tmp.join("bookmarks.log")).expect("read the log");
-    for (mode, file) in [(0u8, &segment), (1, &log)] {
-        let kind = if mode == 0 { "publish" } else { "bookmark" };
-        out.put(
-            "fs_store",
-            &format!("{kind}-file"),
-            &[&[mode][..], file].concat(),
-        );
-        let torn = &file[..file.len() - 5];
-        out.put(
-            "fs_store",
-            &format!("{kind}-torn"),
-            &[&[mode][..], torn].concat(),
-        );
-        let recs = fs_file::to_records(mode == 1, file);
-        assert_eq!(
-            &fs_file::from_records(mode == 1, "fuzz", &recs),
-            file,
-            "{kind} records"
-        );
-        out.put(
-            "fs_store",
-            &format!("{kind}-records"),
-            &[&[mode | 2][..], &recs].concat(),
-        );
-        let tail = [
-            &[mode | 2][..],
-            &recs,
-            &[fs_file::RAW_TAIL, 9, 0, 0, 0, 1, 2],
-        ]
-        .concat();
-        out.put("fs_store", &format!("{kind}-records-tail"), &tail);
-    }
-    let _ = fs::remove_dir_all(&tmp);
+    // File stores: files the stores themselves wrote through their public API (client "fuzz",
+    // real files), as they are, torn, damaged, and as records; a store rewritten by a repair
+    // and a pruned bookmark log; the reproducer of sequence number 0.
+    file_stores(&mut out);
 
     println!(
         "wrote {} files, {} bytes, under {}",
@@ -336,4 +268,173 @@ fn main() {
         out.bytes,
         out.root.display()
     );
+}
+
+/// The only `.seg` file of a publish store's directory, newest if there are several.
+fn newest_segment(dir: &Path) -> Vec<u8> {
+    let mut segs: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    fs::read(segs.last().expect("a segment")).expect("read the segment")
+}
+
+/// A copy of `file` with one bit of its second record after the header flipped.
+fn flipped(file: &[u8]) -> Vec<u8> {
+    let mut at = 24; // version 2 preamble
+    for _ in 0..2 {
+        let len = u32::from_le_bytes(file[at..at + 4].try_into().expect("4 bytes")) as usize;
+        at += 8 + len;
+    }
+    let mut f = file.to_vec();
+    f[at + 10] ^= 0x10;
+    f
+}
+
+fn publish_store(dir: &Path, fsync: FsyncPolicy) -> Vec<u8> {
+    let opts = FileStoreOptions {
+        fsync,
+        ..FileStoreOptions::default()
+    };
+    let mut p = FilePublishStore::open(dir, "fuzz", opts).expect("open");
+    for seq in 1..=4 {
+        let f = frame(format!(r#"{{"c":"p","t":"orders","s":{seq}}}{{"id":{seq}}}"#).as_bytes());
+        p.store(seq, &f).expect("store");
+    }
+    p.discard_up_to(1);
+    p.discard(3);
+    drop(p);
+    newest_segment(dir)
+}
+
+fn bookmark_store(path: &Path, fsync: FsyncPolicy, prune: bool) -> Vec<u8> {
+    let opts = BookmarkStoreOptions {
+        fsync,
+        ..BookmarkStoreOptions::default()
+    };
+    let mut b = FileBookmarkStore::open(path, "fuzz", opts).expect("open");
+    for (sub, n) in [("1", 3), ("s1", 2)] {
+        for i in 1..=n {
+            let bm = format!("3084015820777091662|{i}|");
+            b.log(sub, &bm).expect("log");
+            if i < n {
+                b.discard(sub, &bm).expect("discard");
+            }
+        }
+        b.persisted(sub, "3084015820777091662|1|")
+            .expect("persisted");
+    }
+    b.remove("1");
+    if prune {
+        b.prune().expect("prune");
+        b.log("s1", "3084015820777091662|9|").expect("log");
+    }
+    drop(b);
+    fs::read(path).expect("read the log")
+}
+
+fn file_stores(out: &mut Out) {
+    let tmp = std::env::temp_dir().join(format!("amps-fuzz-corpus-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).expect("create a scratch directory");
+    let t = "fs_store";
+    // Never: the durable mark claims the header only; Always: the whole file.
+    let publish = publish_store(&tmp.join("p-never"), FsyncPolicy::Never);
+    let synced = publish_store(&tmp.join("p-always"), FsyncPolicy::Always);
+    let bookmark = bookmark_store(&tmp.join("b-never.log"), FsyncPolicy::Never, false);
+    let bsynced = bookmark_store(&tmp.join("b-always.log"), FsyncPolicy::Always, false);
+    let pruned = bookmark_store(&tmp.join("b-pruned.log"), FsyncPolicy::Never, true);
+    // A repair rewrites the store as one segment that supersedes the older ones.
+    let damaged = tmp.join("p-damaged");
+    fs::create_dir_all(&damaged).expect("create");
+    fs::write(damaged.join("0000000000000001.seg"), flipped(&publish)).expect("write");
+    let opts = FileStoreOptions {
+        fsync: FsyncPolicy::Never,
+        ..FileStoreOptions::default()
+    };
+    let repaired = FilePublishStore::open_with(&damaged, "fuzz", opts, OpenMode::new().repair())
+        .expect("repair");
+    assert_eq!(
+        repaired.recovery().lost.len(),
+        1,
+        "the flipped bit is found"
+    );
+    drop(repaired);
+    let superseding = newest_segment(&damaged);
+    let _ = fs::remove_dir_all(&tmp);
+
+    for (name, file) in [
+        ("publish", &publish),
+        ("publish-synced", &synced),
+        ("bookmark", &bookmark),
+        ("bookmark-synced", &bsynced),
+        ("bookmark-pruned", &pruned),
+        ("publish-superseding", &superseding),
+    ] {
+        let bm = if fs_file::kind_of(file) == Some(true) {
+            BOOKMARK
+        } else {
+            0
+        };
+        // As the store wrote it (the input is the file), torn, and with a flipped bit (not
+        // the superseding segment: it is segment 2, and the target reads segment 1).
+        if name != "publish-superseding" {
+            out.put(t, &format!("{name}-file"), file);
+            out.put(t, &format!("{name}-torn"), &file[..file.len() - 5]);
+            out.put(t, &format!("{name}-flipped"), &flipped(file));
+        }
+        // As records, in version 2 and 1, and with a torn tail.
+        let desc = fs_file::to_records(file).unwrap_or_else(|| {
+            panic!(
+                "{name}: no description; {} bytes, mark {:?}",
+                file.len(),
+                &file[12..24]
+            )
+        });
+        // (The superseding segment is segment 2; described, it becomes segment 1.)
+        if name != "publish-superseding" {
+            assert_eq!(
+                &fs_file::from_records(bm != 0, false, "fuzz", &desc),
+                file,
+                "{name} records"
+            );
+        }
+        out.put(
+            t,
+            &format!("{name}-records"),
+            &[&[bm | RECORDS][..], &desc].concat(),
+        );
+        let tail = [
+            &[bm | RECORDS][..],
+            &desc,
+            &[fs_file::RAW_TAIL, 9, 0, 0, 0, 1, 2],
+        ]
+        .concat();
+        out.put(t, &format!("{name}-records-tail"), &tail);
+        // Version 1: no flags byte (publish) and no mark byte.
+        let v1 = if bm != 0 {
+            desc[1..].to_vec()
+        } else {
+            [&desc[..8], &desc[10..]].concat()
+        };
+        out.put(
+            t,
+            &format!("{name}-records-v1"),
+            &[&[bm | RECORDS | VERSION_1][..], &v1].concat(),
+        );
+    }
+    // The raw file behind a mode byte (the input's first byte chooses the kind).
+    out.put(t, "publish-raw", &[&[0u8][..], &publish].concat());
+    out.put(t, "bookmark-raw", &[&[BOOKMARK][..], &bookmark].concat());
+
+    // Reproducer: a segment whose only stored message has sequence number 0 (which
+    // `next_after(0)` cannot return).
+    let mut rec = vec![0x02];
+    rec.extend_from_slice(&0u64.to_le_bytes());
+    rec.extend_from_slice(&frame(br#"{"c":"p","t":"x","s":0}"#));
+    let desc = [&[0u8; 10][..], &[rec.len() as u8], &rec].concat();
+    out.put(t, "publish-seq-zero", &[&[RECORDS][..], &desc].concat());
 }
