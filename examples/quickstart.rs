@@ -88,7 +88,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. Subscribe with a content filter: only hot readings reach this stream.
     let filter = format!("/temp > {HOT}");
-    let mut hot = watcher.subscribe(TOPIC, Some(&filter)).await?;
+    let mut hot = watcher.subscribe(TOPIC, &filter).await?;
     let expected_hot = (0..args.count).filter(|&i| reading(i).1 > HOT).count();
     println!("subscribed to {TOPIC} with filter `{filter}`");
     // Consume in its own task, so the stream never fills while we publish.

@@ -178,6 +178,12 @@ pub trait ServerChooser {
     fn error(&self) -> &str {
         "no server available"
     }
+    /// The authenticator for the server [`ServerChooser::current_uri`] names, when that server
+    /// needs its own (the Python client's `get_current_authenticator`); `None` (the default):
+    /// the client's authenticator.
+    fn current_authenticator(&mut self) -> Option<&mut dyn Authenticator> {
+        None
+    }
 }
 
 /// A list of connection strings: arrays, slices and vectors of anything string-like.
@@ -227,8 +233,9 @@ impl<T: AsRef<str>> UriList for alloc::vec::Vec<T> {
 
 /// Rotates through a list of connection strings (seeds: `DefaultServerChooser`): stays on a
 /// server while it works, moves to the next one after a failure. Works over any [`UriList`]:
-/// `[&str; N]`, `&[&str]`, `Vec<String>`.
-#[derive(Clone, Debug)]
+/// `[&str; N]`, `&[&str]`, `Vec<String>`. Its `Debug` output shows the connection strings with
+/// their passwords masked.
+#[derive(Clone)]
 pub struct DefaultServerChooser<L> {
     uris: L,
     current: usize,
@@ -246,6 +253,30 @@ impl<L> DefaultServerChooser<L> {
     /// The list, to add or remove servers.
     pub fn uris_mut(&mut self) -> &mut L {
         &mut self.uris
+    }
+}
+
+impl<L: UriList> fmt::Debug for DefaultServerChooser<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// One connection string, shown as [`crate::uri::Uri`] shows it (password masked); an
+        /// entry that does not parse is not shown at all (it might hold anything).
+        struct Masked<'a>(&'a str);
+        impl fmt::Debug for Masked<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match crate::uri::Uri::parse(self.0) {
+                    Ok(u) => write!(f, "\"{u}\""),
+                    Err(_) => f.write_str("<invalid connection string>"),
+                }
+            }
+        }
+        let mut list = f.debug_list();
+        for i in 0..self.uris.count() {
+            if let Some(u) = self.uris.uri(i) {
+                list.entry(&Masked(u));
+            }
+        }
+        list.finish()?;
+        write!(f, " (current {})", self.current)
     }
 }
 

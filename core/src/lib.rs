@@ -111,3 +111,8 @@ pub mod uri;
 pub mod util;
 
 pub use time::{Duration, Instant};
+
+/// The examples of the crate's README, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

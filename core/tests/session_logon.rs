@@ -4,7 +4,8 @@
 mod common;
 use amps_core::codec::{AckType, Command};
 use amps_core::session::{
-    CommandError, CommandStatus, ConnectionState as CS, FailureKind, HeartbeatConfig, Logon, State,
+    CommandError, CommandStatus, ConnectionState as CS, FailureKind, HeartbeatConfig, Logon,
+    SessionError, State,
 };
 use common::*;
 
@@ -215,7 +216,14 @@ fn heartbeats_start_beat_answer_and_detect_silence() {
     h.tx();
     assert!(h.timeout(18_999).is_empty());
     let evs = h.timeout(19_000);
-    assert_eq!(evs, vec![Ev::Close, Ev::State(CS::Disconnected)]);
+    assert_eq!(
+        evs,
+        vec![
+            Ev::Error(SessionError::Silent),
+            Ev::Close,
+            Ev::State(CS::Disconnected)
+        ]
+    );
     // Input after the end is refused until the next connection.
     assert!(h.s.handle_bytes(h.now, b"x").is_err());
 }

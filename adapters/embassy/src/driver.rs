@@ -15,26 +15,13 @@ use crate::connect::Connect;
 use crate::log;
 
 /// How the driver logs on and bounds connection attempts.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct Options<'a> {
-    /// Credentials and message type sent in the logon (the password is left out of this
-    /// type's `Debug`).
+    /// Credentials and message type sent in the logon (the password is left out of `Debug`).
     pub logon: Logon<'a>,
     /// Longest time one call of the connect function may take; it is dropped (cancelled) and
     /// counted as a failed attempt after that. Default 10 s.
     pub connect_timeout: Duration,
-}
-
-impl core::fmt::Debug for Options<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Options")
-            .field("user_id", &self.logon.user_id)
-            .field("password", &self.logon.password.map(|_| "<redacted>"))
-            .field("message_type", &self.logon.message_type)
-            .field("options", &self.logon.options)
-            .field("connect_timeout", &self.connect_timeout)
-            .finish()
-    }
 }
 
 impl Default for Options<'_> {

@@ -88,6 +88,7 @@
 //!
 //! - `embassy-time`: `EmbassyClock`.
 //! - `defmt`: log connection changes with defmt (and turn on amps-core's defmt logging).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -119,7 +120,9 @@ pub use storage::Buffers;
 /// # Wiring on embassy-net
 ///
 /// The example below is `targets/embassy-firmware/examples/embassy_net/main.rs`, which CI builds
-/// for `thumbv7em-none-eabihf` (`targets/run-checks.sh`). It is a whole firmware: on a board,
+/// for `thumbv7em-none-eabihf` (`targets/run-checks.sh`); the crate carries a copy of it
+/// (`doc/embassy_net.rs`, kept identical by a test) so that its documentation builds from the
+/// published package too. It is a whole firmware: on a board,
 /// the network device and the time driver come from the HAL (embassy-stm32's Ethernet,
 /// cyw43 on a Pico W, esp-wifi, ...); there the firmware crate's loopback device and
 /// virtual time driver stand in, so the example links without a board.
@@ -141,6 +144,11 @@ pub use storage::Buffers;
 ///    `client.publish_wait(...)` on a `Ticker`.
 ///
 #[doc = "```rust,ignore"]
-#[doc = include_str!("../../../targets/embassy-firmware/examples/embassy_net/main.rs")]
+#[doc = include_str!("../doc/embassy_net.rs")]
 #[doc = "```"]
 pub mod embassy_net_wiring {}
+
+/// The examples of the crate's README, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

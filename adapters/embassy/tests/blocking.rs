@@ -260,3 +260,16 @@ fn blocking_client_survives_a_broker_restart_exactly_once() {
     assert_eq!(p.client.link(), amps_embassy::Link::Idle);
     assert_eq!(p.client.stats().connects, 2);
 }
+
+#[test]
+fn options_debug_leaves_the_password_out() {
+    let mut o = amps_embassy::Options::new();
+    o.logon = Logon {
+        user_id: Some("alice"),
+        password: Some("s3cr3t"),
+        ..o.logon
+    };
+    let shown = format!("{o:?} {o:#?}");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert!(shown.contains("alice"), "{shown}");
+}

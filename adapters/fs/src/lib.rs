@@ -17,6 +17,28 @@
 //! hold a lock so a second instance gets [`OpenError::Locked`]. All their file I/O goes through
 //! a small file layer, [`vfs::Vfs`] ([`OpenMode::fs`]).
 //!
+//! In a client, `ClientBuilder::file_backed(publish_dir, bookmark_file)` (crate `amps`,
+//! feature `fs`) opens both. On their own, a publish that the server never acknowledged is
+//! still there after a restart:
+//!
+//! ```
+//! use amps_core::codec::Command;
+//! use amps_core::store::PublishStore;
+//! use amps_fs::{FilePublishStore, FileStoreOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let frame = Command::publish("orders", br#"{"id":"A1"}"#).seq(1).to_vec()?;
+//! {
+//!     let mut store = FilePublishStore::open(dir.path(), "pub-1", FileStoreOptions::default())?;
+//!     store.store(1, &frame)?;
+//! } // the process stops before the server acknowledged sequence 1
+//!
+//! let mut store = FilePublishStore::open(dir.path(), "pub-1", FileStoreOptions::default())?;
+//! assert_eq!(store.unpersisted_count(), 1);
+//! assert_eq!(store.get(1), Some(&frame[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Durability
 //!
 //! Each store is an append-only log of records, each with a length and a CRC-32 (the
@@ -107,6 +129,7 @@
 //! # let _ = session;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bookmark;
 mod durable;
@@ -123,3 +146,8 @@ pub use bookmark::FileBookmarkStore;
 pub use error::{AtStake, Damage, OpenError, RecoveryReport, TailCut, TailDamage};
 pub use options::{BookmarkStoreOptions, FileStoreOptions, FsyncPolicy, OpenMode};
 pub use publish::FilePublishStore;
+
+/// The examples of the crate's README, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

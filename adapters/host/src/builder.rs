@@ -61,22 +61,41 @@ impl<C: Adapter> ClientBuilder<C> {
         self
     }
 
-    /// Time limit for the logon ack (default 10 s).
+    /// Time limit for a logon, challenges and `retry` answers included (default 10 s).
     pub fn logon_timeout(mut self, t: Duration) -> Self {
-        self.settings.logon_timeout = t;
+        self.settings.timeouts.logon = t;
         self
     }
 
-    /// Default time limit for the `processed` ack of commands that set none (on timeout a
-    /// subscription is unsubscribed and the call fails `TimedOut`).
+    /// Time limit for every call that waits for the server and sets none itself (default
+    /// 30 s): a command's `processed` ack (a subscription or query) or its completion (other
+    /// commands), `flush`, `unsubscribe`, and `publish` while the publish queue is full. A
+    /// command's own [`Command::timeout`](amps_core::codec::Command::timeout) takes
+    /// precedence. On timeout the call fails `TimedOut` and a subscription is unsubscribed.
     pub fn command_timeout(mut self, t: Duration) -> Self {
-        self.settings.command_timeout = Some(t);
+        self.settings.timeouts.command = t;
         self
     }
 
     /// Time limit for opening a transport, TLS handshake included (default 10 s).
     pub fn connect_timeout(mut self, t: Duration) -> Self {
-        self.settings.connect_timeout = t;
+        self.settings.timeouts.connect = t;
+        self
+    }
+
+    /// Time limit for `close()` (default 10 s): message handlers still queued when it passes
+    /// are not run, and `close()` returns even if a handler is still running.
+    pub fn close_timeout(mut self, t: Duration) -> Self {
+        self.settings.timeouts.close = t;
+        self
+    }
+
+    /// Refuse a server that has not persisted publishes this client already saw persisted by
+    /// another server or before a restart (the Python client's `set_error_on_publish_gap`):
+    /// its logon fails with `PublishStoreGap` and an HA client moves on to the next server.
+    /// Off by default; needs a publish store.
+    pub fn error_on_publish_gap(mut self, on: bool) -> Self {
+        self.settings.error_on_publish_gap = on;
         self
     }
 
@@ -199,6 +218,15 @@ impl<C: HaAdapter> ClientBuilder<C> {
     /// strategy's growing delays, not at its first one forever.
     pub fn stability_window(mut self, t: Duration) -> Self {
         self.ha().stability = t;
+        self
+    }
+
+    /// Time limit for `connect_and_logon` (default 60 s): when no server accepted a logon by
+    /// then, the call fails `TimedOut` and the client stops trying until the next
+    /// `connect_and_logon`. Reconnects after a logon are not limited by it (the delay
+    /// strategy decides when to give up).
+    pub fn connect_and_logon_timeout(mut self, t: Duration) -> Self {
+        self.settings.timeouts.connect_and_logon = t;
         self
     }
 

@@ -6,14 +6,14 @@
 
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use amps_core::codec::{Command, CommandKind};
 use amps_core::ha::Authenticator;
 use amps_core::session::ConnectionState;
 
 use crate::command::OwnedCommand;
-use crate::config::{PublishOptions, Settings, StreamOptions};
+use crate::config::{ANSWER_GRACE, PublishOptions, Settings, StreamOptions, Timeouts};
 use crate::dispatch::{DispatchQueue, Dispatcher};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
@@ -22,7 +22,8 @@ use crate::handler::{self, HandlerResult};
 use crate::inbox::{PubKind, Refused};
 use crate::listeners::ListenerId;
 use crate::message::{FailedWrite, Message};
-use crate::op::{Op, Target};
+use crate::op::{FlushKind, Op, Target};
+use crate::params::Params;
 use crate::shared::{Shared, Status};
 use crate::stream::{StreamCore, StreamShared};
 use crate::sync::{Pending, Ticket, lock, reply_pair};
@@ -46,6 +47,9 @@ enum Start {
     Running {
         dispatch: Option<JoinHandle<()>>,
         dispatch_thread: ThreadId,
+        queue: Arc<DispatchQueue>,
+        /// Set by `close()`: when closing gives up waiting for handlers.
+        close_by: Option<Instant>,
     },
     Closed,
 }
@@ -86,13 +90,6 @@ impl WeakHandle {
     }
 }
 
-fn with_filter<'a>(c: Command<'a>, filter: Option<&'a str>) -> Command<'a> {
-    match filter {
-        Some(f) => c.filter(f),
-        None => c,
-    }
-}
-
 impl Handle {
     pub(crate) fn new(settings: Settings, spawn: fn(Driver) -> Result<()>) -> Result<Handle> {
         let shared = Arc::new(Shared::new(&settings));
@@ -109,6 +106,17 @@ impl Handle {
 
     fn shared(&self) -> &Arc<Shared> {
         &self.inner.shared
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        self.shared().timeouts
+    }
+
+    /// A command's own time limit, or the client's.
+    fn command_limit(&self, command: &Command<'_>) -> Duration {
+        command.timeout.map_or(self.timeouts().command, |t| {
+            Duration::from_micros(t.as_micros())
+        })
     }
 
     /// A handle that does not keep the client alive.
@@ -134,7 +142,7 @@ impl Handle {
             }
             Start::Closed => return Err(Error::closed()),
         };
-        let dispatcher = Dispatcher::new(queue, self.shared().clone());
+        let dispatcher = Dispatcher::new(queue.clone(), self.shared().clone());
         let dispatch = std::thread::Builder::new()
             .name(format!("amps-dispatch-{}", self.name()))
             .spawn(move || dispatcher.run())
@@ -146,6 +154,8 @@ impl Handle {
         *st = Start::Running {
             dispatch: Some(dispatch),
             dispatch_thread,
+            queue,
+            close_by: None,
         };
         Ok(())
     }
@@ -155,6 +165,7 @@ impl Handle {
     fn call<T>(
         &self,
         what: &'static str,
+        limit: Duration,
         op: impl FnOnce(crate::sync::Reply<T>) -> Op,
     ) -> Pending<T> {
         match &*lock(&self.inner.start) {
@@ -169,27 +180,32 @@ impl Handle {
             }
             Start::Closed => return Pending::ready(Err(Error::closed())),
         }
-        self.send(what, op)
+        self.send(what, limit, op)
     }
 
     /// Start the driver if needed, then queue `op`.
     fn start_and_call<T>(
         &self,
         what: &'static str,
+        limit: Duration,
         op: impl FnOnce(crate::sync::Reply<T>) -> Op,
     ) -> Pending<T> {
         if let Err(e) = self.ensure_started() {
             return Pending::ready(Err(e));
         }
-        self.send(what, op)
+        self.send(what, limit, op)
     }
 
+    /// Queue `op`; its caller waits at most `limit` (the limit the driver enforces) and a
+    /// little more, so that the driver's own error normally comes first.
     fn send<T>(
         &self,
         what: &'static str,
+        limit: Duration,
         op: impl FnOnce(crate::sync::Reply<T>) -> Op,
     ) -> Pending<T> {
-        let (reply, pending) = reply_pair(None, what);
+        let deadline = Instant::now().checked_add(limit.saturating_add(ANSWER_GRACE));
+        let (reply, pending) = reply_pair(deadline, what);
         match self.shared().send_op(op(reply)) {
             // A refused op answered its reply already (see `Shared::send_op`).
             Ok(()) | Err(_) => pending,
@@ -211,7 +227,7 @@ impl Handle {
                 let (reply, _) = reply_pair(None, what);
                 Pending::ready(self.shared().send_op(op(reply)).map(|()| T::default()))
             }
-            Start::Running { .. } => self.send(what, op),
+            Start::Running { .. } => self.send(what, self.timeouts().command, op),
             Start::Closed => Pending::ready(Err(Error::closed())),
         }
     }
@@ -235,18 +251,24 @@ impl Handle {
             return Pending::ready(Err(e.into()));
         }
         let uri = uri.to_owned();
-        self.start_and_call("connect", |reply| Op::Connect { uri, reply })
+        self.start_and_call("connect", self.timeouts().connect, |reply| Op::Connect {
+            uri,
+            reply,
+        })
     }
 
     /// Log on with the connection string's credentials (and the builder's authenticator).
     pub fn logon(&self) -> Pending<()> {
-        self.call("logon", |reply| Op::Logon { auth: None, reply })
+        self.call("logon", self.timeouts().logon, |reply| Op::Logon {
+            auth: None,
+            reply,
+        })
     }
 
     /// Log on with `authenticator` supplying the password and answering challenges.
     pub fn logon_with(&self, authenticator: impl Authenticator + Send + 'static) -> Pending<()> {
         let auth: Box<dyn Authenticator + Send> = Box::new(authenticator);
-        self.call("logon", |reply| Op::Logon {
+        self.call("logon", self.timeouts().logon, |reply| Op::Logon {
             auth: Some(auth),
             reply,
         })
@@ -255,7 +277,10 @@ impl Handle {
     /// HA: connect to the server the chooser names and log on, failing over and retrying as
     /// the delay strategy allows.
     pub fn connect_and_logon(&self) -> Pending<()> {
-        self.start_and_call("connect_and_logon", |reply| Op::ConnectAndLogon { reply })
+        let limit = self.timeouts().connect_and_logon;
+        self.start_and_call("connect_and_logon", limit, |reply| Op::ConnectAndLogon {
+            reply,
+        })
     }
 
     /// Close the connection; the client can connect again. No disconnect handler runs and an
@@ -264,11 +289,15 @@ impl Handle {
         if matches!(*lock(&self.inner.start), Start::Ready(..)) {
             return Pending::ready(Ok(()));
         }
-        self.call("disconnect", |reply| Op::Disconnect { reply })
+        self.call("disconnect", self.timeouts().command, |reply| {
+            Op::Disconnect { reply }
+        })
     }
 
     /// Shut the client down for good: queued publishes are sent, the connection closes,
-    /// streams end, pending commands fail, the background work stops.
+    /// streams end, pending commands fail, the background work stops. Answered within the
+    /// close timeout (default 10 s); then [`Handle::join`] waits for the handlers still
+    /// queued, until the same deadline.
     pub fn close(&self) -> Pending<()> {
         let mut st = lock(&self.inner.start);
         if let Start::Ready(..) = &*st {
@@ -278,32 +307,70 @@ impl Handle {
             self.shared().set_status(Status::Closed);
             return Pending::ready(Ok(()));
         }
+        if let Start::Running { close_by, .. } = &mut *st {
+            let limit = self.shared().timeouts.close;
+            close_by.get_or_insert_with(|| Instant::now() + limit);
+        }
         if let Start::Closed = &*st {
             return Pending::ready(Ok(()));
         }
         drop(st);
-        self.call("close", |reply| Op::Close { reply })
+        self.call("close", self.timeouts().close, |reply| Op::Close { reply })
     }
 
     /// After [`Handle::close`] answered: wait for the dispatch thread to finish the handlers
-    /// and listeners still queued (not when called from a handler, which runs on it).
+    /// and listeners still queued (not when called from a handler, which runs on it), until
+    /// the close deadline. A handler still running then is left to finish on its own.
     pub fn join(&self) {
         let mut st = lock(&self.inner.start);
         if let Start::Running {
             dispatch,
             dispatch_thread,
+            queue,
+            close_by,
         } = &mut *st
             && std::thread::current().id() != *dispatch_thread
             && let Some(d) = dispatch.take()
         {
+            let queue = queue.clone();
+            let deadline = close_by.unwrap_or_else(|| Instant::now() + self.timeouts().close);
             drop(st);
-            let _ = d.join();
+            if queue.wait_done(deadline) {
+                let _ = d.join();
+            }
         }
     }
 
     /// The connection state now.
     pub fn state(&self) -> ConnectionState {
         self.shared().state()
+    }
+
+    /// The version of the server, as its last logon ack gave it (`None` before the first
+    /// logon, or when the server did not say).
+    pub fn server_version(&self) -> Option<crate::version::ServerVersion> {
+        self.shared().server_version()
+    }
+
+    /// The connection string of the open (or last) connection, with its password masked
+    /// (the Python client's `get_uri()`).
+    pub fn uri(&self) -> Option<String> {
+        self.shared().uri()
+    }
+
+    /// Acknowledge a queue message by its topic and bookmark, without the message (the Python
+    /// client's `ack(topic, bookmark)`): batched with the other acks. Errors: the client is
+    /// closed.
+    pub fn ack(&self, topic: &str, bookmark: &str) -> Result<()> {
+        crate::control::ControlSink::control(
+            &**self.shared(),
+            crate::control::Control::Ack {
+                route: None,
+                topic: topic.to_owned(),
+                bookmark: bookmark.to_owned(),
+                how: amps_core::session::AckHow::Ack,
+            },
+        )
     }
 
     /// Whether the client is logged on now.
@@ -366,7 +433,8 @@ impl Handle {
         self.shared().inbox.space.ticket()
     }
 
-    /// Publish, blocking while the publish queue is full (backpressure).
+    /// Publish, blocking while the publish queue is full (backpressure), at most the command
+    /// timeout: then `TimedOut`, and the message is not queued.
     pub fn publish_blocking(
         &self,
         delta: bool,
@@ -374,16 +442,29 @@ impl Handle {
         data: &[u8],
         options: &PublishOptions<'_>,
     ) -> Result<()> {
+        let mut deadline = None;
         loop {
             let space = self.publish_space();
             if self.try_publish(delta, topic, data, options)? {
                 return Ok(());
             }
-            space.wait_blocking(None);
+            let d = *deadline.get_or_insert_with(|| Instant::now() + self.timeouts().command);
+            if !space.wait_blocking(Some(d)) && Instant::now() >= d {
+                return Err(self.publish_timed_out());
+            }
         }
     }
 
-    /// Publish, waiting (async) while the publish queue is full. Cancel-safe: the message is
+    fn publish_timed_out(&self) -> Error {
+        Error::timed_out(format!(
+            "the publish queue stayed full for {:?}: the connection is not taking publishes \
+             (the message was not queued)",
+            self.timeouts().command
+        ))
+    }
+
+    /// Publish, waiting (async) while the publish queue is full, at most the command timeout
+    /// (then `TimedOut`, the message not queued). Cancel-safe: the message is
     /// queued exactly once when the future completes, and not at all if it is dropped before.
     pub async fn publish_async(
         &self,
@@ -392,12 +473,19 @@ impl Handle {
         data: &[u8],
         options: &PublishOptions<'_>,
     ) -> Result<()> {
+        let mut deadline = None;
         loop {
             let space = self.publish_space();
             if self.try_publish(delta, topic, data, options)? {
                 return Ok(());
             }
-            space.await;
+            let d = *deadline.get_or_insert_with(|| Instant::now() + self.timeouts().command);
+            if crate::sync::with_deadline(space, d, "publish")
+                .await
+                .is_err()
+            {
+                return Err(self.publish_timed_out());
+            }
         }
     }
 
@@ -415,12 +503,17 @@ impl Handle {
             .send_op(Op::PublishCommand(Box::new(OwnedCommand::new(command))))
     }
 
-    /// Wait until the server processed every command sent before.
-    pub fn flush(&self) -> Pending<()> {
+    /// Wait until the server processed every command sent before, at most `timeout` (`None`:
+    /// the client's command timeout).
+    pub fn flush(&self, timeout: Option<Duration>) -> Pending<()> {
         if let Err(e) = self.check_open() {
             return Pending::ready(Err(e));
         }
-        self.call("flush", |reply| Op::Flush { store: None, reply })
+        let limit = timeout.unwrap_or(self.timeouts().command);
+        self.call("flush", limit, |reply| Op::Flush {
+            kind: FlushKind::Server(timeout),
+            reply,
+        })
     }
 
     /// Flush, then wait until the publish store is empty, at most `timeout` (`TimedOut`).
@@ -428,8 +521,8 @@ impl Handle {
         if let Err(e) = self.check_open() {
             return Pending::ready(Err(e));
         }
-        self.call("publish_flush", |reply| Op::Flush {
-            store: Some(timeout),
+        self.call("publish_flush", timeout, |reply| Op::Flush {
+            kind: FlushKind::Store(timeout),
             reply,
         })
     }
@@ -473,8 +566,9 @@ impl Handle {
         let stream = StreamShared::new(&opts, s.budget.clone());
         let resubscribe = opts.resubscribe.unwrap_or(s.ha);
         let auto_ack = opts.auto_ack.unwrap_or_else(|| s.auto_ack());
+        let limit = self.command_limit(command);
         let cmd = Box::new(OwnedCommand::new(command));
-        self.call("the command", |reply| Op::Execute {
+        self.call("the command", limit, |reply| Op::Execute {
             cmd,
             target: Target::Stream {
                 stream,
@@ -498,9 +592,10 @@ impl Handle {
             return Pending::ready(Err(e));
         }
         let resubscribe = self.shared().ha;
+        let limit = self.command_limit(command);
         let cmd = Box::new(OwnedCommand::new(command));
         let handler = handler::handler(handler);
-        self.call("the command", |reply| Op::Execute {
+        self.call("the command", limit, |reply| Op::Execute {
             cmd,
             target: Target::Handler { handler, reply },
             resubscribe,
@@ -512,44 +607,59 @@ impl Handle {
         if let Err(e) = self.check_command(command) {
             return Pending::ready(Err(e));
         }
+        let limit = self.command_limit(command);
         let cmd = Box::new(OwnedCommand::new(command));
-        self.call("the command", |reply| Op::Execute {
+        self.call("the command", limit, |reply| Op::Execute {
             cmd,
             target: Target::Collect(reply),
             resubscribe: false,
         })
     }
 
-    /// Subscribe to `topic` (a name or a regular expression) with an optional filter.
-    pub fn subscribe(&self, topic: &str, filter: Option<&str>) -> Pending<StreamCore> {
-        self.execute(&with_filter(Command::subscribe(topic), filter), None)
+    /// Subscribe to `topic` (a name or a regular expression). `params`: a filter (`&str`,
+    /// `Option<&str>`) or [`Params`] with a sub id, options, bookmark, timeout.
+    pub fn subscribe<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Pending<StreamCore> {
+        self.execute(&params.into().apply(Command::subscribe(topic)), None)
     }
 
     /// Subscribe receiving only changed fields.
-    pub fn delta_subscribe(&self, topic: &str, filter: Option<&str>) -> Pending<StreamCore> {
-        self.execute(&with_filter(Command::delta_subscribe(topic), filter), None)
+    pub fn delta_subscribe<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Pending<StreamCore> {
+        self.execute(&params.into().apply(Command::delta_subscribe(topic)), None)
     }
 
     /// Query the State of the World of `topic`; the stream ends after the last record.
-    pub fn sow(&self, topic: &str, filter: Option<&str>) -> Pending<StreamCore> {
-        self.execute(&with_filter(Command::sow(topic), filter), None)
+    /// `params` may add `top_n`, `order_by`, `batch_size`, a bookmark (historical query).
+    pub fn sow<'a>(&self, topic: &'a str, params: impl Into<Params<'a>>) -> Pending<StreamCore> {
+        self.execute(&params.into().apply(Command::sow(topic)), None)
     }
 
     /// Query and subscribe atomically.
-    pub fn sow_and_subscribe(&self, topic: &str, filter: Option<&str>) -> Pending<StreamCore> {
+    pub fn sow_and_subscribe<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Pending<StreamCore> {
         self.execute(
-            &with_filter(Command::sow_and_subscribe(topic), filter),
+            &params.into().apply(Command::sow_and_subscribe(topic)),
             None,
         )
     }
 
     /// Query and delta-subscribe atomically.
-    pub fn sow_and_delta_subscribe(
+    pub fn sow_and_delta_subscribe<'a>(
         &self,
-        topic: &str,
-        filter: Option<&str>,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
     ) -> Pending<StreamCore> {
-        let cmd = with_filter(Command::sow_and_delta_subscribe(topic), filter);
+        let cmd = params.into().apply(Command::sow_and_delta_subscribe(topic));
         self.execute(&cmd, None)
     }
 
@@ -563,17 +673,58 @@ impl Handle {
         filter: Option<&str>,
         sub_id: Option<&str>,
     ) -> Pending<StreamCore> {
-        let mut cmd = with_filter(Command::subscribe(topic).bookmark(bookmark), filter);
+        let mut p = Params::from(filter).bookmark(bookmark);
         if let Some(s) = sub_id {
-            cmd = cmd.sub_id(s);
+            p = p.sub_id(s);
         }
-        self.execute(&cmd, None)
+        self.execute(&p.apply(Command::subscribe(topic)), None)
     }
 
-    /// Delete the SOW records of `topic` matching `filter`; answered with the stats ack
-    /// (`records_deleted()`, `matches()`).
-    pub fn sow_delete(&self, topic: &str, filter: &str) -> Pending<Message> {
-        self.collect(&Command::sow_delete(topic, filter))
+    /// A named command with `handler` receiving its messages on the dispatch thread instead
+    /// of a stream (the Python client's `subscribe(on_message, …)` forms): `kind` is the
+    /// command (`Subscribe`, `DeltaSubscribe`, `Sow`, `SowAndSubscribe`,
+    /// `SowAndDeltaSubscribe`). Answered with the subscription (or query) id.
+    pub fn named_with_handler<'a, F, R>(
+        &self,
+        kind: CommandKind,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Pending<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        let cmd = match kind {
+            CommandKind::Subscribe => Command::subscribe(topic),
+            CommandKind::DeltaSubscribe => Command::delta_subscribe(topic),
+            CommandKind::Sow => Command::sow(topic),
+            CommandKind::SowAndSubscribe => Command::sow_and_subscribe(topic),
+            CommandKind::SowAndDeltaSubscribe => Command::sow_and_delta_subscribe(topic),
+            other => {
+                return Pending::ready(Err(Error::usage(format!(
+                    "`{other}` has no handler form; use execute_async"
+                ))));
+            }
+        };
+        self.execute_async(&params.into().apply(cmd), handler)
+    }
+
+    /// Delete the SOW records of `topic` matching the filter; answered with the stats ack
+    /// (`records_deleted()`, `matches()`). `params`: the filter (`&str`) or [`Params`] with a
+    /// filter and options or a timeout.
+    pub fn sow_delete<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Pending<Message> {
+        let params = params.into();
+        if !params.has_filter() {
+            return Pending::ready(Err(Error::usage(
+                "sow_delete needs a filter (\"1=1\" deletes every record)",
+            )));
+        }
+        self.collect(&params.apply(Command::new(CommandKind::SowDelete).topic(topic)))
     }
 
     /// Delete the SOW records with these keys (comma-separated).
@@ -592,7 +743,9 @@ impl Handle {
             return Pending::ready(Err(e));
         }
         let sub_id = sub_id.to_owned();
-        self.call("unsubscribe", |reply| Op::Unsubscribe { sub_id, reply })
+        self.call("unsubscribe", self.timeouts().command, |reply| {
+            Op::Unsubscribe { sub_id, reply }
+        })
     }
 
     // ------------------------------------------------------------------ settings
@@ -646,7 +799,10 @@ impl Handle {
     /// Make the publish and bookmark stores durable now (file stores: fsync), and prune the
     /// bookmark store when asked. `close()` syncs too.
     pub fn sync_stores(&self, prune: bool) -> Pending<()> {
-        self.call("sync_stores", |reply| Op::Stores { prune, reply })
+        self.call("sync_stores", self.timeouts().command, |reply| Op::Stores {
+            prune,
+            reply,
+        })
     }
 
     // ------------------------------------------------------------------ listeners

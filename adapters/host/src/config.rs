@@ -70,6 +70,45 @@ pub struct PublishOptions<'a> {
     pub sow_key: Option<&'a str>,
 }
 
+/// Time limit for opening a transport, TLS handshake included.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time limit for a logon, challenges and `retry` answers included.
+pub const DEFAULT_LOGON_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time limit for every other call that waits for the server (a command's acks, `flush`,
+/// `unsubscribe`), and for `publish` while the publish queue is full. A command's own
+/// [`Command::timeout`](amps_core::codec::Command::timeout) takes precedence.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time limit for `close()`: handlers still queued when it passes are not run.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time limit for an HA client's `connect_and_logon`: when no server accepted a logon by
+/// then, the call fails `TimedOut` and the client stops trying.
+pub const DEFAULT_CONNECT_AND_LOGON_TIMEOUT: Duration = Duration::from_secs(60);
+/// A caller waits this much longer than the limit the connection's loop enforces, so that the
+/// loop's own, more precise error normally arrives first.
+pub(crate) const ANSWER_GRACE: Duration = Duration::from_secs(1);
+
+/// Every wait's limit (see the `DEFAULT_*_TIMEOUT` constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) logon: Duration,
+    pub(crate) command: Duration,
+    pub(crate) close: Duration,
+    pub(crate) connect_and_logon: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: DEFAULT_CONNECT_TIMEOUT,
+            logon: DEFAULT_LOGON_TIMEOUT,
+            command: DEFAULT_COMMAND_TIMEOUT,
+            close: DEFAULT_CLOSE_TIMEOUT,
+            connect_and_logon: DEFAULT_CONNECT_AND_LOGON_TIMEOUT,
+        }
+    }
+}
+
 /// How long a connection must stay up before the delay strategy starts over.
 pub const DEFAULT_STABILITY_WINDOW: Duration = Duration::from_secs(10);
 
@@ -98,9 +137,7 @@ pub(crate) struct Settings {
     pub(crate) limits: Limits,
     /// Interval and silence timeout.
     pub(crate) heartbeat: Option<(Duration, Duration)>,
-    pub(crate) logon_timeout: Duration,
-    pub(crate) command_timeout: Option<Duration>,
-    pub(crate) connect_timeout: Duration,
+    pub(crate) timeouts: Timeouts,
     pub(crate) publish_store: Box<dyn PublishStore + Send>,
     pub(crate) bookmark_store: Box<dyn BookmarkStore + Send>,
     pub(crate) ha: Option<HaSettings>,
@@ -110,6 +147,7 @@ pub(crate) struct Settings {
     pub(crate) stream: StreamOptions,
     pub(crate) auto_ack: bool,
     pub(crate) ack_batch_size: u32,
+    pub(crate) error_on_publish_gap: bool,
     pub(crate) ack_timeout: Duration,
     pub(crate) publish_queue_bytes: usize,
     pub(crate) receive_bytes: usize,
@@ -122,9 +160,7 @@ impl Settings {
             name,
             limits: Limits::default(),
             heartbeat: None,
-            logon_timeout: Duration::from_secs(10),
-            command_timeout: None,
-            connect_timeout: Duration::from_secs(10),
+            timeouts: Timeouts::default(),
             publish_store: Box::new(NoPublishStore),
             bookmark_store: Box::new(NoBookmarkStore),
             ha: ha.then(HaSettings::new),
@@ -134,6 +170,7 @@ impl Settings {
             stream: StreamOptions::default(),
             auto_ack: false,
             ack_batch_size: 1,
+            error_on_publish_gap: false,
             ack_timeout: Duration::from_secs(1),
             publish_queue_bytes: DEFAULT_PUBLISH_QUEUE_BYTES,
             receive_bytes: DEFAULT_RECEIVE_BYTES,

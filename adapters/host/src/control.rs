@@ -21,9 +21,10 @@ pub(crate) struct Handled {
 /// A fire-and-forget request for the driver.
 #[derive(Debug)]
 pub(crate) enum Control {
-    /// `message.ack()`.
+    /// `message.ack()` (with the message's subscription), or `client.ack(topic, bookmark)`
+    /// (without).
     Ack {
-        route: CommandId,
+        route: Option<CommandId>,
         topic: String,
         bookmark: String,
         how: AckHow,

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use amps_core::session::CommandId;
 
@@ -21,7 +22,7 @@ use crate::handler::Handler;
 use crate::message::Message;
 use crate::queue::Entry;
 use crate::shared::Shared;
-use crate::sync::lock;
+use crate::sync::{Signal, lock};
 
 fn get<T: Clone>(m: &Mutex<T>) -> T {
     lock(m).clone()
@@ -54,6 +55,8 @@ impl Item {
 struct State {
     items: VecDeque<Item>,
     stopped: bool,
+    /// Closing: items still queued at this time are dropped, not run.
+    stop_by: Option<Instant>,
     /// The driver waits for room.
     blocked: bool,
     /// The dispatch thread waits for items (only then is it signalled).
@@ -65,6 +68,8 @@ pub(crate) struct DispatchQueue {
     state: Mutex<State>,
     ready: Condvar,
     capacity: usize,
+    /// Raised when the thread ends.
+    done: Signal,
 }
 
 impl DispatchQueue {
@@ -73,11 +78,13 @@ impl DispatchQueue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 stopped: false,
+                stop_by: None,
                 blocked: false,
                 waiting: false,
             }),
             ready: Condvar::new(),
             capacity: capacity.max(1),
+            done: Signal::new(),
         })
     }
 
@@ -117,10 +124,19 @@ impl DispatchQueue {
         self.ready.notify_one();
     }
 
-    /// Stop the thread once the queued items are done.
-    pub(crate) fn stop(&self) {
-        self.lock().stopped = true;
+    /// Stop the thread once the queued items are done; items still queued at `by` are
+    /// dropped without running.
+    pub(crate) fn stop(&self, by: Instant) {
+        let mut st = self.lock();
+        st.stopped = true;
+        st.stop_by = Some(by);
+        drop(st);
         self.ready.notify_one();
+    }
+
+    /// Wait until the thread ended, at most until `deadline`. True if it did.
+    pub(crate) fn wait_done(&self, deadline: Instant) -> bool {
+        self.done.wait_blocking(Some(deadline))
     }
 }
 
@@ -144,8 +160,17 @@ impl Dispatcher {
 
     /// The thread's body: until stopped and drained.
     pub(crate) fn run(mut self) {
+        /// Raises `done` however the thread ends.
+        struct Done(Arc<DispatchQueue>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.done.wake();
+            }
+        }
+        let _done = Done(self.queue.clone());
         let mut batch = VecDeque::new();
         loop {
+            let stop_by;
             {
                 let mut st = self.queue.lock();
                 while st.items.is_empty() && !st.stopped {
@@ -159,6 +184,7 @@ impl Dispatcher {
                     return;
                 }
                 std::mem::swap(&mut batch, &mut st.items);
+                stop_by = st.stop_by;
                 if st.blocked {
                     st.blocked = false;
                     self.shared.signal.wake();
@@ -166,7 +192,10 @@ impl Dispatcher {
             }
             for item in batch.drain(..) {
                 let size = item.size();
-                self.run_item(item);
+                // Past the close deadline nothing more runs: the items are dropped.
+                if stop_by.is_none_or(|t| Instant::now() < t) {
+                    self.run_item(item);
+                }
                 self.shared.budget.give(size);
             }
             if !self.handled.is_empty() {

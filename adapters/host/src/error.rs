@@ -28,6 +28,8 @@ pub struct Error {
     message: String,
     reason: Option<String>,
     source: Option<Source>,
+    /// Boxed: rare, and keeps the error (and every event carrying one) small.
+    unpersisted: Option<Box<(u64, u64)>>,
 }
 
 /// `Result` with the host clients' [`Error`].
@@ -41,6 +43,7 @@ impl Error {
             message: message.into(),
             reason: None,
             source: None,
+            unpersisted: None,
         }
     }
 
@@ -70,6 +73,22 @@ impl Error {
     /// The description, without the kind.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// For a `publish_flush` that timed out: the sequence numbers of the publishes still
+    /// unpersisted in the publish store, first to last (some in between may be persisted).
+    pub fn unpersisted_range(&self) -> Option<std::ops::RangeInclusive<u64>> {
+        self.unpersisted.as_deref().map(|&(a, b)| a..=b)
+    }
+
+    /// The same error naming the publishes still unpersisted.
+    pub(crate) fn with_unpersisted(mut self, count: usize, first: u64, last: u64) -> Self {
+        self.message = format!(
+            "{}: {count} publish(es) still unpersisted, sequence numbers {first} to {last}",
+            self.message
+        );
+        self.unpersisted = Some(Box::new((first, last)));
+        self
     }
 
     /// The same error with the server's reason text.
@@ -117,6 +136,7 @@ impl Clone for Error {
             kind: self.kind,
             message: self.message.clone(),
             reason: self.reason.clone(),
+            unpersisted: self.unpersisted.clone(),
             source: self
                 .source
                 .as_ref()

@@ -58,6 +58,9 @@ pub enum ErrorKind {
     Busy,
     /// A local store failed (publish or bookmark store I/O).
     Store,
+    /// The server has not persisted publishes this client already saw persisted
+    /// (`error_on_publish_gap`; PublishStoreGapException).
+    PublishStoreGap,
 }
 
 impl From<FailureKind> for ErrorKind {
@@ -76,6 +79,7 @@ impl From<FailureKind> for ErrorKind {
             FailureKind::Duplicate => ErrorKind::Command,
             FailureKind::Protocol => ErrorKind::Stream,
             FailureKind::Retry => ErrorKind::RetryOperation,
+            FailureKind::PublishGap => ErrorKind::PublishStoreGap,
             _ => ErrorKind::Command,
         }
     }
@@ -117,6 +121,7 @@ impl From<&SessionError> for ErrorKind {
             SessionError::BookmarkStore(_) => ErrorKind::Store,
             SessionError::AckBatchFull => ErrorKind::Busy,
             SessionError::GaveUp => ErrorKind::Disconnected,
+            SessionError::Silent => ErrorKind::TimedOut,
             _ => ErrorKind::Unknown,
         }
     }

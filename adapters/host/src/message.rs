@@ -257,7 +257,7 @@ impl Message {
             return Ok(());
         }
         link.sink.control(Control::Ack {
-            route,
+            route: Some(route),
             topic,
             bookmark,
             how,

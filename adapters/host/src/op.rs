@@ -59,11 +59,8 @@ pub(crate) enum Op {
     PublishCommand(Box<OwnedCommand>),
     /// Unsubscribe by sub_id (or `all`).
     Unsubscribe { sub_id: String, reply: Reply<()> },
-    /// `flush`, or `publish_flush(timeout)` when `store` is set.
-    Flush {
-        store: Option<Duration>,
-        reply: Reply<()>,
-    },
+    /// `flush` or `publish_flush`.
+    Flush { kind: FlushKind, reply: Reply<()> },
     /// Acks, discards, closed streams and reports from messages and streams.
     Control(Control),
     /// Heartbeats on (interval, timeout), or off.
@@ -80,6 +77,16 @@ pub(crate) enum Op {
     Stores { prune: bool, reply: Reply<()> },
     /// HA: a disconnect handler replaces the automatic reconnect.
     StopReconnecting,
+}
+
+/// What a flush waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FlushKind {
+    /// `flush`: the server processed everything before, within this limit (else the client's
+    /// command timeout).
+    Server(Option<Duration>),
+    /// `publish_flush(timeout)`: that, and the publish store emptied, within `timeout`.
+    Store(Duration),
 }
 
 impl Op {

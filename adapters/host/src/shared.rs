@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use amps_core::session::ConnectionState;
 
-use crate::config::{DEFAULT_COMMAND_QUEUE, Settings, StreamOptions};
+use crate::config::{DEFAULT_COMMAND_QUEUE, Settings, StreamOptions, Timeouts};
 use crate::control::{Control, ControlSink, Sink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::EventHub;
@@ -56,6 +56,11 @@ pub(crate) struct Shared {
     unpersisted: AtomicUsize,
     pub(crate) next_listener: AtomicU64,
     pub(crate) stream_defaults: StreamOptions,
+    pub(crate) timeouts: Timeouts,
+    /// The server's version from the last logon.
+    server_version: std::sync::Mutex<Option<crate::version::ServerVersion>>,
+    /// The connection string of the open (or last) connection, password masked.
+    uri: std::sync::Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -79,6 +84,9 @@ impl Shared {
             unpersisted: AtomicUsize::new(0),
             next_listener: AtomicU64::new(1),
             stream_defaults: s.stream,
+            timeouts: s.timeouts,
+            server_version: std::sync::Mutex::new(None),
+            uri: std::sync::Mutex::new(None),
         }
     }
 
@@ -137,6 +145,20 @@ impl Shared {
     }
     pub(crate) fn seq_known(&self) -> bool {
         self.seq_known.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_server_version(&self, text: &str) {
+        *lock(&self.server_version) = crate::version::ServerVersion::new(text);
+    }
+    pub(crate) fn server_version(&self) -> Option<crate::version::ServerVersion> {
+        lock(&self.server_version).clone()
+    }
+    /// Remember the connection string of the connection just opened (masked).
+    pub(crate) fn set_uri(&self, uri: &str) {
+        let shown = amps_core::uri::Uri::parse(uri).map(|u| u.to_string()).ok();
+        *lock(&self.uri) = shown;
+    }
+    pub(crate) fn uri(&self) -> Option<String> {
+        lock(&self.uri).clone()
     }
     pub(crate) fn set_unpersisted(&self, n: usize) {
         self.unpersisted.store(n, Ordering::Release);

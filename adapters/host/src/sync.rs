@@ -232,6 +232,8 @@ pub struct Pending<T> {
     slot: Arc<Slot<T>>,
     deadline: Option<Instant>,
     what: &'static str,
+    /// The process timer wakes the awaiting task at the deadline (see [`crate::timer`]).
+    armed: bool,
 }
 
 /// A reply and the pending answer it fills. `deadline` bounds [`Pending::wait`]; `what` names
@@ -254,6 +256,7 @@ pub fn reply_pair<T>(deadline: Option<Instant>, what: &'static str) -> (Reply<T>
             slot,
             deadline,
             what,
+            armed: false,
         },
     )
 }
@@ -328,13 +331,14 @@ impl<T> Pending<T> {
                 return v;
             }
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Error::timed_out(format!(
-                    "no answer to {} in time",
-                    self.what
-                )));
+                return Err(self.timed_out());
             }
             st = wait_until(&self.slot.cv, st, self.deadline);
         }
+    }
+
+    fn timed_out(&self) -> Error {
+        Error::timed_out(format!("no answer to {} in time", self.what))
     }
 
     /// The answer if there is one now.
@@ -346,12 +350,25 @@ impl<T> Pending<T> {
 impl<T> Future for Pending<T> {
     type Output = Result<T>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        let mut st = lock(&self.slot.state);
+        let this = self.get_mut();
+        let mut st = lock(&this.slot.state);
         if let Some(v) = Self::take(&mut st) {
             return Poll::Ready(v);
         }
-        if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        if this.deadline.is_some_and(|d| Instant::now() >= d) {
+            drop(st);
+            return Poll::Ready(Err(this.timed_out()));
+        }
+        let new_waker = !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if new_waker {
             st.waker = Some(cx.waker().clone());
+        }
+        drop(st);
+        if let Some(d) = this.deadline
+            && (new_waker || !this.armed)
+        {
+            this.armed = true;
+            crate::timer::wake_at(d, cx.waker().clone());
         }
         Poll::Pending
     }
@@ -372,6 +389,51 @@ impl<T> std::fmt::Debug for Pending<T> {
 impl<T> std::fmt::Debug for Reply<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Reply")
+    }
+}
+
+/// A future that ends with a `TimedOut` error at its deadline (see [`with_deadline`]).
+#[derive(Debug)]
+pub struct Deadline<F> {
+    fut: F,
+    deadline: Instant,
+    what: &'static str,
+    armed: bool,
+}
+
+/// `fut`, or a `TimedOut` error naming `what` if it is not done by `deadline`. Runtime-neutral
+/// (the process timer wakes the task).
+pub fn with_deadline<F: Future + Unpin>(
+    fut: F,
+    deadline: Instant,
+    what: &'static str,
+) -> Deadline<F> {
+    Deadline {
+        fut,
+        deadline,
+        what,
+        armed: false,
+    }
+}
+
+impl<F: Future + Unpin> Future for Deadline<F> {
+    type Output = Result<F::Output>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(v) = Pin::new(&mut this.fut).poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if Instant::now() >= this.deadline {
+            return Poll::Ready(Err(Error::timed_out(format!(
+                "{} did not finish in time",
+                this.what
+            ))));
+        }
+        if !this.armed {
+            this.armed = true;
+            crate::timer::wake_at(this.deadline, cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 

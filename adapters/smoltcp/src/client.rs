@@ -308,6 +308,10 @@ mod tests {
         assert_eq!(o.logon.password, Some("secret"));
         assert_eq!(o.logon.message_type, Some("json"));
         assert!(o.nagle);
+        // The options hold the password; their `Debug` output does not.
+        let shown = format!("{o:?} {o:#?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("alice"), "{shown}");
     }
 
     #[test]

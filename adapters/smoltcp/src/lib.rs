@@ -2,10 +2,10 @@
 //!
 //! An AMPS client for devices without an operating system: it drives an [`amps_core`]
 //! [`Session`](amps_core::session::Session) over a [smoltcp] TCP socket from the
-//! application's own poll loop (design.md §3). `#![no_std]`, no allocator: the application
+//! application's own poll loop. `#![no_std]`, no allocator: the application
 //! provides every buffer (the socket's, the session's, the publish store's) and the clock.
 //!
-//! What it does: connect and log on (protocol.md §6.1), publish through a bounded in-memory
+//! What it does: connect and log on (docs/protocol.md §6.1), publish through a bounded in-memory
 //! publish store that survives reconnects (§8.4), subscribe (§6.4), heartbeats (§9), and
 //! reconnect with the session's backoff policy after a lost link, replaying unpersisted
 //! publishes and re-entering subscriptions.
@@ -80,6 +80,7 @@
 //!
 //! [`loopback::Loopback`] is an allocation-free loopback device for self-tests (targets/
 //! bare-metal runs a client and a responder over it).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -101,3 +102,8 @@ pub mod time;
 
 pub use client::{Client, Link, Options, Stats, UriUnsupported};
 pub use storage::Buffers;
+
+/// The examples of the crate's README, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

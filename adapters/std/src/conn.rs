@@ -229,17 +229,23 @@ pub(crate) fn open(req: &OpenRequest, conn_id: u64, inbound: &Arc<Inbound>) -> R
         Transport::Tcps => {
             let config = req.tls.rustls_config()?;
             let name = server_name(&uri.host)?;
+            // Opening, handshake included, is bounded by one limit (as the async client's).
+            let deadline = std::time::Instant::now() + req.timeout;
             let mut s = connect_tcp(&uri, req.timeout).map_err(|e| Error::connect(&shown, e))?;
-            // The handshake is bounded by the same limit as the connection.
-            s.set_read_timeout(Some(req.timeout))
-                .and_then(|()| s.set_write_timeout(Some(req.timeout)))
-                .map_err(|e| Error::connect(&shown, e))?;
             let mut tls = ClientConnection::new(config, name)
                 .map_err(|e| Error::connect(&shown, io::Error::other(e)))?;
             while tls.is_handshaking() {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let timed_out = || Error::connect(&shown, io::ErrorKind::TimedOut.into());
+                if left.is_zero() {
+                    return Err(timed_out());
+                }
+                s.set_read_timeout(Some(left))
+                    .and_then(|()| s.set_write_timeout(Some(left)))
+                    .map_err(|e| Error::connect(&shown, e))?;
                 tls.complete_io(&mut s).map_err(|e| {
                     if is_would_block(&e) {
-                        Error::connect(&shown, io::ErrorKind::TimedOut.into())
+                        timed_out()
                     } else {
                         Error::connect(&shown, e)
                     }

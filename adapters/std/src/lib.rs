@@ -7,15 +7,19 @@
 //! every behaviour; this crate owns only its threads, its sockets and how it waits. It does
 //! not depend on an async runtime.
 //!
-//! ```no_run
+//! ```
 //! use amps_std::{Client, Command};
+//! # let broker = amps_broker::ServerHandle::start_blocking(
+//! #     amps_broker::Config::default(), "127.0.0.1:0".parse().unwrap())?;
+//! # let uri = format!("tcp://{}/amps/json", broker.local_addr());
 //!
 //! let client = Client::new("example-app")?;
-//! client.connect("tcp://127.0.0.1:9007/amps/json")?;
+//! client.connect(&uri)?; // e.g. "tcp://127.0.0.1:9007/amps/json"
 //! client.logon()?;
 //!
 //! // Publish (returns once queued; the I/O thread batches the writes).
 //! client.publish("orders", r#"{"id":"A1","qty":100}"#)?;
+//! client.flush()?;
 //!
 //! // Synchronous: iterate a stream on this thread.
 //! for msg in client.sow("orders", Some("/qty > 50"))? {
@@ -29,7 +33,7 @@
 //! })?;
 //! client.unsubscribe(&sub)?;
 //! client.close()?;
-//! # Ok::<(), amps_std::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! ## Threads
@@ -47,6 +51,7 @@
 //! One [`Error`] type; match on [`Error::kind`], one [`ErrorKind`] per exception type of the
 //! AMPS client libraries (`BadFilter`, `Disconnected`, `ConnectionRefused`, `TimedOut`, ...).
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod conn;
@@ -56,11 +61,9 @@ mod stream;
 pub use client::{Client, HaClient};
 pub use stream::{Events, MessageStream};
 
-pub use amps_host::{
-    AckHow, AckType, Authenticator, BookmarkStore, ClientBuilder, ClientEvent, Command,
-    CommandKind, ConnectionState, DefaultAuthenticator, DefaultServerChooser, DelayStrategy,
-    Direction, Error, ErrorKind, ExponentialDelay, FailedWrite, FixedDelay, HandlerResult, Limits,
-    ListenerId, MemoryBookmarkStore, MemoryPublishStore, Message, NoBookmarkStore, NoPublishStore,
-    OofReason, OverflowPolicy, PublishOptions, PublishStore, Result, ServerChooser, Status,
-    StreamOptions, TlsConfig, bookmark, options,
-};
+pub use amps_host::api::*;
+
+/// The examples of the crate's README, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

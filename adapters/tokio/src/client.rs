@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use amps_core::session::ConnectionState;
 use amps_host::{
-    Adapter, Authenticator, ClientBuilder, Command, Driver, Error, ErrorKind, FailedWrite,
-    HaAdapter, Handle, HandlerResult, ListenerId, Message, PublishOptions, Result, StreamOptions,
+    Adapter, Authenticator, ClientBuilder, Command, CommandKind, Driver, Error, ErrorKind,
+    FailedWrite, HaAdapter, Handle, HandlerResult, ListenerId, Message, Params, PublishOptions,
+    Result, ServerVersion, StreamOptions,
 };
 
 use crate::stream::{EventStream, MessageStream};
@@ -115,6 +116,23 @@ impl Client {
         self.handle.state()
     }
 
+    /// The version of the server, as its last logon ack gave it (`None` before the first
+    /// logon); [`ServerVersion::number`] compares versions.
+    pub fn server_version(&self) -> Option<ServerVersion> {
+        self.handle.server_version()
+    }
+
+    /// The connection string of the open (or last) connection, password masked.
+    pub fn uri(&self) -> Option<String> {
+        self.handle.uri()
+    }
+
+    /// Acknowledge a queue message by topic and bookmark, without the message (e.g. bookmarks
+    /// kept across a restart); batched with the other acks.
+    pub fn ack(&self, topic: &str, bookmark: &str) -> Result<()> {
+        self.handle.ack(topic, bookmark)
+    }
+
     /// Whether the client is logged on now.
     pub fn is_logged_on(&self) -> bool {
         self.handle.is_logged_on()
@@ -171,7 +189,12 @@ impl Client {
 
     /// Wait until the server processed every command sent before.
     pub async fn flush(&self) -> Result<()> {
-        self.handle.flush().await
+        self.handle.flush(None).await
+    }
+
+    /// [`Client::flush`] with its own time limit instead of the command timeout.
+    pub async fn flush_timeout(&self, timeout: Duration) -> Result<()> {
+        self.handle.flush(Some(timeout)).await
     }
 
     /// Flush, then wait until the publish store is empty, at most `timeout` (`TimedOut`).
@@ -215,53 +238,148 @@ impl Client {
         self.handle.execute_async(command, handler).await
     }
 
-    /// Subscribe to `topic` (a name or a regular expression) with an optional filter.
-    pub async fn subscribe(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
+    /// Subscribe to `topic` (a name or a regular expression). `params`: a filter
+    /// (`&str`, `Option<&str>`) or [`Params`] (sub id, options, bookmark, timeout).
+    pub async fn subscribe<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Result<MessageStream> {
         self.handle
-            .subscribe(topic, filter)
+            .subscribe(topic, params)
             .await
             .map(MessageStream)
     }
 
-    /// Subscribe receiving only changed fields.
-    pub async fn delta_subscribe(
+    /// Subscribe receiving only changed fields. `params` as for `subscribe`.
+    pub async fn delta_subscribe<'a>(
         &self,
-        topic: &str,
-        filter: Option<&str>,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
     ) -> Result<MessageStream> {
         self.handle
-            .delta_subscribe(topic, filter)
+            .delta_subscribe(topic, params)
             .await
             .map(MessageStream)
     }
 
     /// Query the State of the World of `topic`; the stream ends after the last record.
-    pub async fn sow(&self, topic: &str, filter: Option<&str>) -> Result<MessageStream> {
-        self.handle.sow(topic, filter).await.map(MessageStream)
+    /// `params`: a filter or [`Params`] (`top_n`, `order_by`, `batch_size`, bookmark, …).
+    pub async fn sow<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Result<MessageStream> {
+        self.handle.sow(topic, params).await.map(MessageStream)
     }
 
-    /// Query and subscribe atomically.
-    pub async fn sow_and_subscribe(
+    /// Query and subscribe atomically. `params` as for `sow`.
+    pub async fn sow_and_subscribe<'a>(
         &self,
-        topic: &str,
-        filter: Option<&str>,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
     ) -> Result<MessageStream> {
         self.handle
-            .sow_and_subscribe(topic, filter)
+            .sow_and_subscribe(topic, params)
             .await
             .map(MessageStream)
     }
 
-    /// Query and delta-subscribe atomically.
-    pub async fn sow_and_delta_subscribe(
+    /// Query and delta-subscribe atomically. `params` as for `sow`.
+    pub async fn sow_and_delta_subscribe<'a>(
         &self,
-        topic: &str,
-        filter: Option<&str>,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
     ) -> Result<MessageStream> {
         self.handle
-            .sow_and_delta_subscribe(topic, filter)
+            .sow_and_delta_subscribe(topic, params)
             .await
             .map(MessageStream)
+    }
+
+    /// [`Client::subscribe`] with `handler` receiving the messages on the dispatch thread instead of
+    /// a stream; returns the subscription (or query) id.
+    pub async fn subscribe_with_handler<'a, F, R>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle
+            .named_with_handler(CommandKind::Subscribe, topic, params, handler)
+            .await
+    }
+
+    /// [`Client::delta_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
+    /// a stream; returns the subscription (or query) id.
+    pub async fn delta_subscribe_with_handler<'a, F, R>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle
+            .named_with_handler(CommandKind::DeltaSubscribe, topic, params, handler)
+            .await
+    }
+
+    /// [`Client::sow`] with `handler` receiving the messages on the dispatch thread instead of
+    /// a stream; returns the subscription (or query) id.
+    pub async fn sow_with_handler<'a, F, R>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle
+            .named_with_handler(CommandKind::Sow, topic, params, handler)
+            .await
+    }
+
+    /// [`Client::sow_and_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
+    /// a stream; returns the subscription (or query) id.
+    pub async fn sow_and_subscribe_with_handler<'a, F, R>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle
+            .named_with_handler(CommandKind::SowAndSubscribe, topic, params, handler)
+            .await
+    }
+
+    /// [`Client::sow_and_delta_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
+    /// a stream; returns the subscription (or query) id.
+    pub async fn sow_and_delta_subscribe_with_handler<'a, F, R>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+        handler: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        self.handle
+            .named_with_handler(CommandKind::SowAndDeltaSubscribe, topic, params, handler)
+            .await
     }
 
     /// Subscribe from a point in the transaction log: `bookmark` is a bookmark, `EPOCH`,
@@ -281,10 +399,15 @@ impl Client {
             .map(MessageStream)
     }
 
-    /// Delete the SOW records of `topic` matching `filter`; the returned ack carries the
-    /// counts (`records_deleted()`, `matches()`).
-    pub async fn sow_delete(&self, topic: &str, filter: &str) -> Result<Message> {
-        self.handle.sow_delete(topic, filter).await
+    /// Delete the SOW records of `topic` matching the filter; the returned ack carries the
+    /// counts (`records_deleted()`, `matches()`). `params`: the filter, or [`Params`] with a
+    /// filter and options or a timeout.
+    pub async fn sow_delete<'a>(
+        &self,
+        topic: &'a str,
+        params: impl Into<Params<'a>>,
+    ) -> Result<Message> {
+        self.handle.sow_delete(topic, params).await
     }
 
     /// Delete the SOW records with these keys (comma-separated SOW keys).
@@ -465,6 +588,20 @@ impl HaClient {
     /// way.
     pub fn set_retry_on_disconnect(&self, on: bool) {
         self.client.handle.set_retry_on_disconnect(on);
+    }
+}
+
+/// The host-layer handle, for extensions that work with either client (e.g.
+/// [`amps_host::SowRecoveryPointAdapter`]).
+impl AsRef<Handle> for Client {
+    fn as_ref(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl AsRef<Handle> for HaClient {
+    fn as_ref(&self) -> &Handle {
+        &self.client.handle
     }
 }
 

@@ -7,12 +7,16 @@
 //! (`amps-host`), which owns every behaviour; this crate owns only its task, its socket and
 //! how it waits.
 //!
-//! ```no_run
+//! ```
 //! use futures::StreamExt;
 //!
-//! # async fn demo() -> amps_tokio::Result<()> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let broker = amps_broker::ServerHandle::start_blocking(
+//! #     amps_broker::Config::default(), "127.0.0.1:0".parse()?)?;
+//! # let uri = format!("tcp://{}/amps/json", broker.local_addr());
+//! # tokio::runtime::Runtime::new()?.block_on(async {
 //! let client = amps_tokio::Client::new("quickstart")?;
-//! client.connect("tcp://127.0.0.1:9007/amps/json").await?;
+//! client.connect(&uri).await?; // e.g. "tcp://127.0.0.1:9007/amps/json"
 //! client.logon().await?;
 //!
 //! // A content-filtered subscription is a `futures::Stream` of messages.
@@ -27,7 +31,8 @@
 //!     println!("{:?}", m?.data_str());
 //! }
 //! client.close().await
-//! # }
+//! # })?;
+//! # Ok(()) }
 //! ```
 //!
 //! ## How it works
@@ -42,6 +47,7 @@
 //!
 //! Every async method documents its cancel-safety (see [`Client`]).
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod driver;
@@ -50,11 +56,9 @@ mod stream;
 pub use client::{Client, HaClient};
 pub use stream::{EventStream, MessageStream};
 
-pub use amps_host::{
-    AckHow, AckType, Authenticator, BookmarkStore, ClientBuilder, ClientEvent, Command,
-    CommandKind, ConnectionState, DefaultAuthenticator, DefaultServerChooser, DelayStrategy,
-    Direction, Error, ErrorKind, ExponentialDelay, FailedWrite, FixedDelay, HandlerResult, Limits,
-    ListenerId, MemoryBookmarkStore, MemoryPublishStore, Message, NoBookmarkStore, NoPublishStore,
-    OofReason, OverflowPolicy, PublishOptions, PublishStore, Result, ServerChooser, Status,
-    StreamOptions, TlsConfig, bookmark, options,
-};
+pub use amps_host::api::*;
+
+/// The examples of the crate's README, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -46,19 +46,27 @@ impl Malformed {
 
 /// A frame or header that cannot be decoded.
 ///
-/// The decoder never panics on input. In a session every variant ends the connection (the byte
-/// stream can no longer be trusted), except where a variant says otherwise.
+/// The decoder never panics on input. What a session does with each, reporting it as
+/// [`SessionError::Decode`](crate::session::SessionError::Decode) every time:
+///
+/// - a broken frame length ([`DecodeError::FrameTooLarge`], [`DecodeError::EmptyFrame`]) ends
+///   the connection: the byte stream can no longer be split into frames;
+/// - a well-framed message with a bad header (every other variant but
+///   [`DecodeError::RecordOverrun`]) is skipped, and the connection goes on;
+/// - [`DecodeError::RecordOverrun`] ends the records of that one `sow` message; the records
+///   before it were delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The length prefix announces more than the configured maximum frame size (protocol.md §1.4).
+    /// Ends the connection.
     FrameTooLarge {
         /// Announced length (header + payload).
         len: u32,
         /// Configured maximum.
         max: u32,
     },
-    /// The length prefix is zero (protocol.md §1.4: a malformed command).
+    /// The length prefix is zero (protocol.md §1.4: a malformed command). Ends the connection.
     EmptyFrame,
     /// The header is not valid JSON.
     MalformedHeader {

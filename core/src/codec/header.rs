@@ -223,8 +223,8 @@ struct Sp {
 ///
 /// Fields are kept as byte ranges into the header text (valid UTF-8, see `Text`) or, for strings
 /// that had escapes, into the decoded area of the scratch. `D` holds those positions: by value
-/// ([`Detached`], a few hundred bytes, what [`Header::parse`] returns) or borrowed
-/// ([`HeaderRef`], a few dozen bytes, what a session's events carry).
+/// (`Detached`, a few hundred bytes, what [`Header::parse`] returns) or borrowed
+/// (`HeaderRef`, a few dozen bytes, what a session's events carry).
 #[derive(Clone, Copy)]
 pub struct Header<'a, D: HeaderFields = Detached> {
     raw: Text<'a>,
@@ -691,7 +691,7 @@ impl<'a, D: HeaderFields> Header<'a, D> {
         self.f().compact(|b| put(b));
     }
 
-    /// The fields without the borrows (see [`Detached`]).
+    /// The fields without the borrows.
     #[inline]
     pub(crate) fn detach(&self) -> Detached {
         *self.f()

@@ -165,6 +165,7 @@ impl<S: Storage> Core<S> {
                 flags |= BOOKMARKS;
             }
             let route = Route {
+                delivered: 0,
                 id,
                 handle,
                 kind,
@@ -189,11 +190,9 @@ impl<S: Storage> Core<S> {
         self.tx.commit(n);
         self.next_cid += 1;
         if !waiting.is_empty() {
-            let deadline = if waiting.contains(AckType::Processed) {
-                cmd.timeout.or(self.command_timeout).map(|t| now + t)
-            } else {
-                None
-            };
+            // The limit covers the whole wait: to the `processed` ack for subscriptions and
+            // queries (their results then flow), to completion for every other command.
+            let deadline = cmd.timeout.or(self.command_timeout).map(|t| now + t);
             let pushed = self.pending.try_push(Pending {
                 id,
                 report: route_handle.unwrap_or(id),
@@ -359,6 +358,13 @@ impl<S: Storage> Core<S> {
         now: Instant,
         timeout: crate::time::Duration,
     ) -> Result<CommandId, CommandError> {
+        if self.pstore.is_enabled() && self.pstore.unpersisted_count() == 0 {
+            // Nothing to wait for: complete at once (also while disconnected).
+            let id = self.new_id();
+            self.queue
+                .push(super::Queued::Completed(id, Default::default()));
+            return Ok(id);
+        }
         // `processed` reports a refused flush; it is requested on the wire like every ack the
         // command waits for, since a server sends only requested acks (protocol.md §5.1).
         let acks = if self.pstore.is_enabled() {
@@ -398,7 +404,41 @@ impl<S: Storage> Core<S> {
         else {
             return Ok(());
         };
-        if !r.has(QUEUE) || bookmark.is_empty() {
+        if !r.has(QUEUE) {
+            return Ok(());
+        }
+        self.ack_queue_message(now, r.backlog, topic, bookmark, how)
+    }
+
+    /// Acknowledge a queue message by topic and bookmark, without its subscription (the
+    /// Python client's `Client.ack(topic, bookmark)`): batched like [`Core::ack`], capped by
+    /// the backlog of a queue subscription to `topic` if there is one.
+    pub(super) fn ack_by_topic(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        bookmark: &str,
+        how: AckHow,
+    ) -> Result<(), CommandError> {
+        let arena = self.arena.as_ref();
+        let backlog = self
+            .routes
+            .items()
+            .iter()
+            .find(|r| r.has(QUEUE) && r.str(arena, rs::TOPIC) == Some(topic))
+            .map_or(0, |r| r.backlog);
+        self.ack_queue_message(now, backlog, topic, bookmark, how)
+    }
+
+    fn ack_queue_message(
+        &mut self,
+        now: Instant,
+        backlog: u32,
+        topic: &str,
+        bookmark: &str,
+        how: AckHow,
+    ) -> Result<(), CommandError> {
+        if bookmark.is_empty() {
             return Ok(());
         }
         if how != AckHow::Ack {
@@ -415,7 +455,7 @@ impl<S: Storage> Core<S> {
         if self.acks.count > 0 && self.acks.topic.as_str() != topic {
             self.flush_acks(now);
         }
-        let target = match r.backlog {
+        let target = match backlog {
             0 => self.ack_batch_size,
             b => self.ack_batch_size.min(b),
         };

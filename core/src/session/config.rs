@@ -112,6 +112,11 @@ pub struct Config<'a> {
     pub ack_timeout: Duration,
     /// Logon options (`o`), e.g. `pretty` (protocol.md §6.1).
     pub logon_options: Option<&'a str>,
+    /// Refuse a server that has not persisted publishes this client already saw persisted
+    /// (by another server, or before a restart): the logon fails with
+    /// [`FailureKind::PublishGap`](super::FailureKind::PublishGap) and the reconnect policy
+    /// moves on. Off by default; only with a publish store.
+    pub error_on_publish_gap: bool,
     /// Seed of the PRNG for backoff jitter.
     pub seed: u64,
     /// Bounds.
@@ -132,6 +137,7 @@ impl<'a> Config<'a> {
             ack_batch_size: 1,
             ack_timeout: Duration::from_secs(1),
             logon_options: None,
+            error_on_publish_gap: false,
             seed: 0x5EED,
             limits: Limits::small(),
         }
@@ -139,8 +145,8 @@ impl<'a> Config<'a> {
 }
 
 /// What the adapter knows about the connection it just opened (from the URI and the
-/// authenticator), for the logon (protocol.md §6.1).
-#[derive(Clone, Copy, Debug, Default)]
+/// authenticator), for the logon (protocol.md §6.1). `Debug` leaves the password out.
+#[derive(Clone, Copy, Default)]
 pub struct Logon<'a> {
     /// `user_id`.
     pub user_id: Option<&'a str>,
@@ -150,4 +156,15 @@ pub struct Logon<'a> {
     pub message_type: Option<&'a str>,
     /// Extra logon options (`pretty` from the URI), added to the configured ones.
     pub options: Option<&'a str>,
+}
+
+impl core::fmt::Debug for Logon<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Logon")
+            .field("user_id", &self.user_id)
+            .field("password", &self.password.map(|_| "<redacted>"))
+            .field("message_type", &self.message_type)
+            .field("options", &self.options)
+            .finish()
+    }
 }

@@ -83,6 +83,9 @@ pub enum FailureKind {
     Protocol,
     /// Status `retry` (RetryOperationException).
     Retry,
+    /// The server has not persisted publishes this client already saw persisted (with
+    /// `error_on_publish_gap`; PublishStoreGapException). Raised by the client, not the server.
+    PublishGap,
     /// Any other failure (CommandException).
     Other,
 }
@@ -279,7 +282,8 @@ impl core::error::Error for InputError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The byte stream could not be decoded; the connection is closed.
+    /// Input that could not be decoded: a broken frame length closes the connection, a bad
+    /// header skips its message (see [`DecodeError`] for each case).
     Decode(DecodeError),
     /// A failure ack without a `cid` (protocol.md §1.4): a command could not be read by the
     /// server. The connection survives (the server may close it).
@@ -295,6 +299,9 @@ pub enum SessionError {
     AckBatchFull,
     /// Reconnecting was given up (delay strategy's maximum retry time, or no server).
     GaveUp,
+    /// No complete frame arrived from the server within the heartbeat timeout: the connection
+    /// is closed (heartbeats on only).
+    Silent,
 }
 
 impl fmt::Display for SessionError {
@@ -307,6 +314,9 @@ impl fmt::Display for SessionError {
             SessionError::BookmarkStore(e) => write!(f, "bookmark store: {e}"),
             SessionError::AckBatchFull => f.write_str("queue ack batch table full"),
             SessionError::GaveUp => f.write_str("gave up reconnecting"),
+            SessionError::Silent => {
+                f.write_str("no complete frame from the server within the heartbeat timeout")
+            }
         }
     }
 }

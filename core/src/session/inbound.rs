@@ -324,7 +324,8 @@ impl<S: Storage> Session<S> {
             Emit::Ack(id) => Event::Ack { id, msg },
             Emit::LastChance => Event::LastChance(msg),
             Emit::LogonRetry => Event::LogonRetry {
-                user_id: msg.user_id().unwrap_or(""),
+                // A challenge that does not name the user is for the one logging on.
+                user_id: msg.user_id().unwrap_or(core.logon_user.as_str()),
                 token: msg.password().unwrap_or(""),
             },
             Emit::FailedWrite { seq, kind } => Event::FailedWrite {
@@ -406,6 +407,7 @@ impl<S: Storage> Core<S> {
                 }
             } else {
                 self.pstore.discard_up_to(seq);
+                self.persisted_seq = self.persisted_seq.max(seq);
                 self.queue.push(Queued::Persisted(seq));
                 self.complete_flushes();
                 self.pump(now);
@@ -441,7 +443,15 @@ impl<S: Storage> Core<S> {
             p.waiting = p.waiting.without(a);
             if a == AckType::Processed {
                 p.processed = true;
-                p.deadline = None;
+                if p.route.is_some() {
+                    // A subscription or query returns to its caller here; its results flow.
+                    p.deadline = None;
+                }
+                if p.flush_store {
+                    // Everything before the flush is processed: from here only the store's
+                    // count decides (some servers send no persisted ack for a flush).
+                    p.waiting = crate::codec::AckTypes::NONE;
+                }
                 if let Some(h) = p.route
                     && let Some(backlog) = msg.max_backlog()
                     && let Some(r) = self.routes.items_mut().iter_mut().find(|r| r.handle == h)
@@ -518,6 +528,9 @@ impl<S: Storage> Core<S> {
         let ids = msg.sub_ids_raw().unwrap_or("");
         let mut at = from;
         self.dup_only = false;
+        if from == 0 {
+            self.msg_serial = self.msg_serial.wrapping_add(1);
+        }
         while at < ids.len() {
             let rest = ids.get(at..).unwrap_or("");
             let (item, consumed) = match rest.find(',') {
@@ -539,6 +552,13 @@ impl<S: Storage> Core<S> {
                 continue;
             };
             let route = *self.routes.items().get(ri)?;
+            if route.delivered == self.msg_serial {
+                // Named twice in one delivery: delivered once.
+                continue;
+            }
+            if let Some(r) = self.routes.items_mut().get_mut(ri) {
+                r.delivered = self.msg_serial;
+            }
             if msg.lease_period().is_some() && !route.has(QUEUE) {
                 // Queue messages carry a lease (§11), even before the subscribe ack (§17.10).
                 if let Some(r) = self.routes.items_mut().get_mut(ri) {

@@ -8,6 +8,10 @@ pub(crate) struct RxBuf<B> {
     pub(crate) buf: B,
     start: usize,
     end: usize,
+    /// Where the complete frames seen so far end (between `start` and `end`): liveness is
+    /// counted in complete frames, not bytes, so a server that trickles one frame forever is
+    /// not alive.
+    framed: usize,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> RxBuf<B> {
@@ -16,6 +20,26 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RxBuf<B> {
             buf,
             start: 0,
             end: 0,
+            framed: 0,
+        }
+    }
+
+    /// Move `framed` over the frames that completed; true if at least one did.
+    pub(crate) fn frames_completed(&mut self) -> bool {
+        let mut any = false;
+        self.framed = self.framed.max(self.start);
+        loop {
+            let Some(prefix) = self.buf.as_ref().get(self.framed..self.framed + PREFIX_LEN) else {
+                return any;
+            };
+            let mut len = [0u8; PREFIX_LEN];
+            len.copy_from_slice(prefix);
+            let total = (u32::from_be_bytes(len) as usize).saturating_add(PREFIX_LEN);
+            if self.framed.saturating_add(total) > self.end {
+                return any;
+            }
+            self.framed += total;
+            any = true;
         }
     }
 
@@ -29,6 +53,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RxBuf<B> {
         if self.start > 0 && cap - self.end < input.len() {
             self.buf.as_mut().copy_within(self.start..self.end, 0);
             self.end -= self.start;
+            self.framed = self.framed.saturating_sub(self.start);
             self.start = 0;
         }
         let n = input.len().min(cap - self.end);
@@ -65,12 +90,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RxBuf<B> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            self.framed = 0;
         }
     }
 
     pub(crate) fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
+        self.framed = 0;
     }
 }
 

@@ -119,14 +119,30 @@ impl<S: Storage> Core<S> {
         self.hb_deadline = None;
         self.hb_send = None;
         self.queue.push(Queued::State(ConnectionState::Connected));
-        self.send_logon(now, logon)
+        // Kept for a logon sent again; values too long for the table are sent the first time
+        // only (the server refuses them anyway).
+        self.logon_mt =
+            crate::util::FixedStr::new(logon.message_type.unwrap_or("")).unwrap_or_default();
+        self.logon_extra =
+            crate::util::FixedStr::new(logon.options.unwrap_or("")).unwrap_or_default();
+        self.logon_user =
+            crate::util::FixedStr::new(logon.user_id.unwrap_or("")).unwrap_or_default();
+        self.logon_sends = 0;
+        self.tx_hold = None;
+        // The limit covers every logon of this connection, challenges answered included.
+        self.logon_deadline = Some(now + self.logon_timeout);
+        self.send_logon(logon.user_id, logon.password)
     }
 
-    fn send_logon(&mut self, now: Instant, logon: &Logon<'_>) -> Result<CommandId, CommandError> {
+    fn send_logon(
+        &mut self,
+        user_id: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<CommandId, CommandError> {
         let id = self.new_id();
         let mut cid = itoa::Buffer::new();
         let mut opts = crate::util::FixedStr::<256>::EMPTY;
-        for o in [self.logon_options.as_str(), logon.options.unwrap_or("")] {
+        for o in [self.logon_options.as_str(), self.logon_extra.as_str()] {
             if !o.is_empty() {
                 use core::fmt::Write;
                 let _ = write!(opts, "{}{}", if opts.is_empty() { "" } else { "," }, o);
@@ -135,14 +151,14 @@ impl<S: Storage> Core<S> {
         let mut cmd = Command::logon(self.client_name.as_str())
             .command_id(cid.format(id.cid))
             .version(self.version.as_str());
-        if let Some(u) = logon.user_id {
+        if let Some(u) = user_id {
             cmd = cmd.user_id(u);
         }
-        if let Some(p) = logon.password {
+        if let Some(p) = password {
             cmd = cmd.password(p);
         }
-        if let Some(mt) = logon.message_type {
-            cmd = cmd.message_type(mt);
+        if !self.logon_mt.is_empty() {
+            cmd = cmd.message_type(self.logon_mt.as_str());
         }
         if !opts.is_empty() {
             cmd = cmd.options(opts.as_str());
@@ -169,7 +185,7 @@ impl<S: Storage> Core<S> {
             return Err(CommandError::TooManyCommands);
         }
         self.logon_id = Some(id);
-        self.logon_deadline = Some(now + self.logon_timeout);
+        self.logon_sends += 1;
         Ok(id)
     }
 
@@ -183,15 +199,19 @@ impl<S: Storage> Core<S> {
         if self.state != State::LoggingOn {
             return Err(CommandError::NotConnected);
         }
-        self.send_logon(
-            now,
-            &Logon {
-                user_id,
-                password: Some(password),
-                message_type: None,
-                options: None,
-            },
-        )
+        // A server that answers every logon with `retry` is answered ever more slowly (50 ms,
+        // doubling to 1 s) and the logon fails at its deadline: the first answer (a genuine
+        // challenge) goes at once.
+        if self.logon_sends >= 2 {
+            let exp = (self.logon_sends - 2).min(5);
+            let wait = crate::time::Duration::from_millis(50u64 << exp)
+                .min(crate::time::Duration::from_secs(1));
+            self.tx_hold = Some(now + wait);
+        }
+        // The same user as the first logon unless the challenge names another.
+        let user = self.logon_user;
+        let user_id = user_id.or((!user.is_empty()).then_some(user.as_str()));
+        self.send_logon(user_id, Some(password))
     }
 
     /// The logon ack arrived with status `success` (called from inbound processing).
@@ -201,15 +221,34 @@ impl<S: Storage> Core<S> {
             self.generation,
             msg.seq().unwrap_or(0)
         );
+        let server_seq = msg.seq().unwrap_or(0);
+        if let Some(known) = self.publish_gap(server_seq) {
+            use core::fmt::Write;
+            let mut why = crate::util::FixedStr::<96>::EMPTY;
+            let _ = write!(
+                why,
+                "publish gap: the server has persisted up to {server_seq}, this client saw up to {known} persisted"
+            );
+            self.logon_failed(
+                now,
+                CommandError::Failed {
+                    kind: FailureKind::PublishGap,
+                    reason: super::ReasonText::new(why.as_str()),
+                },
+            );
+            return;
+        }
         self.logon_deadline = None;
+        self.server_version =
+            crate::util::FixedStr::new(msg.version().unwrap_or("")).unwrap_or_default();
         self.state = State::Recovering;
         self.attempt = 0;
         self.outage_start = None;
         self.reconnect.reset();
         // Publish store reconciliation (protocol.md §8.4): drop what the server has, replay the
         // rest, continue numbering after the larger of the two.
-        let server_seq = msg.seq().unwrap_or(0);
         if self.pstore.is_enabled() {
+            self.persisted_seq = self.persisted_seq.max(server_seq);
             self.pstore.discard_up_to(server_seq);
             self.next_seq = server_seq
                 .max(self.pstore.last_seq())
@@ -236,6 +275,22 @@ impl<S: Storage> Core<S> {
         }
         self.recovery = Recovery::Replay;
         self.pump(now);
+    }
+
+    /// With `error_on_publish_gap`: the highest sequence number this client knows persisted,
+    /// when the server (which persisted up to `server_seq`) has not got that far. Known
+    /// persisted: what acks and earlier logons said, and what the store no longer holds
+    /// (everything below its first message; all it ever stored when it is empty).
+    fn publish_gap(&mut self, server_seq: u64) -> Option<u64> {
+        if !self.error_on_publish_gap || !self.pstore.is_enabled() {
+            return None;
+        }
+        let from_store = match self.pstore.next_after(0) {
+            Some((first, _)) => first.saturating_sub(1),
+            None => self.pstore.last_seq(),
+        };
+        let known = self.persisted_seq.max(from_store);
+        (server_seq < known).then_some(known)
     }
 
     /// The logon failed: report it and end the connection. A refusal of the credentials
@@ -528,7 +583,8 @@ impl<S: Storage> Core<S> {
             return;
         }
         if self.hb_deadline.is_some_and(|t| t <= now) && self.is_logged_on() {
-            // No traffic for the whole timeout: the connection is dead (protocol.md §9).
+            // No complete frame for the whole timeout: the connection is dead (protocol.md §9).
+            self.queue.push(Queued::Error(SessionError::Silent));
             self.end_connection(now, true);
             return;
         }
@@ -597,6 +653,7 @@ impl<S: Storage> Core<S> {
         for p in self.pending.items() {
             consider(p.deadline);
         }
+        consider(self.tx_hold);
         t
     }
 
@@ -606,6 +663,12 @@ impl<S: Storage> Core<S> {
     pub(super) fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         if !self.is_connected() {
             return None;
+        }
+        if let Some(t) = self.tx_hold {
+            if now < t {
+                return None;
+            }
+            self.tx_hold = None;
         }
         if self.tx.pending() == 0 {
             self.pump(now);

@@ -233,6 +233,15 @@ pub(crate) struct Core<S: Storage> {
     client_name: FixedStr<128>,
     version: FixedStr<64>,
     logon_options: FixedStr<128>,
+    /// The message type and options of the connection's first logon, so that a logon sent
+    /// again (a challenge's answer) is the same command.
+    logon_mt: FixedStr<16>,
+    logon_extra: FixedStr<32>,
+    logon_user: FixedStr<128>,
+    /// Logons sent on this connection; from the second answer on, each waits longer.
+    logon_sends: u32,
+    /// The transmit buffer holds a logon that is not sent before this time (backoff).
+    tx_hold: Option<Instant>,
     heartbeat: Option<HeartbeatConfig>,
     logon_timeout: Duration,
     command_timeout: Option<Duration>,
@@ -285,6 +294,13 @@ pub(crate) struct Core<S: Storage> {
     acks: AckBatch,
     /// The last routing attempt only found bookmark duplicates.
     dup_only: bool,
+    /// Serial of the delivery being routed (see `Route::delivered`).
+    msg_serial: u32,
+    /// The highest publish sequence number known persisted by a server (publish store on).
+    persisted_seq: u64,
+    error_on_publish_gap: bool,
+    /// `version` of the last logon ack.
+    server_version: FixedStr<32>,
 }
 
 impl<S: Storage> Session<S> {
@@ -322,6 +338,11 @@ impl<S: Storage> Session<S> {
             client_name,
             version: FixedStr::new(config.version).unwrap_or_default(),
             logon_options: FixedStr::new(config.logon_options.unwrap_or("")).unwrap_or_default(),
+            logon_mt: FixedStr::EMPTY,
+            logon_extra: FixedStr::EMPTY,
+            logon_user: FixedStr::EMPTY,
+            logon_sends: 0,
+            tx_hold: None,
             heartbeat: config.heartbeat,
             logon_timeout: config.logon_timeout,
             command_timeout: config.command_timeout,
@@ -374,6 +395,10 @@ impl<S: Storage> Session<S> {
                 target: 1,
             },
             dup_only: false,
+            msg_serial: 0,
+            persisted_seq: 0,
+            error_on_publish_gap: config.error_on_publish_gap,
+            server_version: FixedStr::EMPTY,
         };
         Ok(Session {
             record: None,
@@ -438,6 +463,12 @@ impl<S: Storage> Session<S> {
     /// Unpersisted entries in the publish store (the seeds' `unpersisted_count`).
     pub fn unpersisted_count(&self) -> usize {
         crate::store::PublishStore::unpersisted_count(&self.core.pstore)
+    }
+
+    /// The server's version as its last logon ack gave it (e.g. `5.3.5.0`); empty before
+    /// the first logon or when the server did not say.
+    pub fn server_version(&self) -> &str {
+        self.core.server_version.as_str()
     }
 
     /// The publish store.
@@ -621,13 +652,14 @@ impl<S: Storage> Session<S> {
             return Err(InputError::NotConnected);
         }
         let n = self.rx.push(input);
-        if n > 0 {
-            // Any traffic proves the server alive (protocol.md §9).
-            if let Some(hb) = self.core.heartbeat
-                && self.core.is_logged_on()
-            {
-                self.core.hb_deadline = Some(now + hb.timeout);
-            }
+        // A complete frame of any kind proves the server alive (protocol.md §9); bytes that
+        // never complete a frame do not.
+        if n > 0
+            && self.rx.frames_completed()
+            && let Some(hb) = self.core.heartbeat
+            && self.core.is_logged_on()
+        {
+            self.core.hb_deadline = Some(now + hb.timeout);
         }
         Ok(n)
     }
@@ -762,6 +794,20 @@ impl<S: Storage> Session<S> {
     ) -> Result<(), CommandError> {
         self.enter(now);
         self.core.ack(now, route, topic, bookmark, how)
+    }
+
+    /// Acknowledge a queue message by its topic and bookmark, without the subscription that
+    /// received it (the Python client's `Client.ack(topic, bookmark)`; e.g. for bookmarks kept
+    /// across a restart). Batched like [`Session::ack`].
+    pub fn ack_by_topic(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        bookmark: &str,
+        how: AckHow,
+    ) -> Result<(), CommandError> {
+        self.enter(now);
+        self.core.ack_by_topic(now, topic, bookmark, how)
     }
 
     /// Under auto-ack, what an adapter calls when the application is done with a queue message

@@ -129,6 +129,9 @@ pub struct Route {
     pub(crate) flags: u8,
     /// Effective queue backlog from the subscribe ack (§11); 0 when unknown.
     pub(crate) backlog: u32,
+    /// The serial of the last delivery routed here: a delivery naming the route twice in its
+    /// `sids` is delivered once.
+    pub(crate) delivered: u32,
 }
 
 impl Route {

@@ -10,6 +10,7 @@
 //! bounded by [`GUARD`] (a failure guard, never a clock: a passing test does not wait it).
 #![allow(missing_docs)]
 
+pub mod script;
 mod std_api;
 mod tokio_api;
 
@@ -19,8 +20,9 @@ use std::time::Duration;
 
 use amps_broker::{Config, ServerHandle};
 use amps_host::{
-    Adapter, Authenticator, ClientBuilder, ClientEvent, Command, ConnectionState, Error,
-    FailedWrite, HaAdapter, HandlerResult, Message, PublishOptions, Result, StreamOptions,
+    Adapter, Authenticator, ClientBuilder, ClientEvent, Command, CommandKind, ConnectionState,
+    Error, FailedWrite, HaAdapter, HandlerResult, Message, Params, PublishOptions, Result,
+    StreamOptions,
 };
 
 pub use std_api::StdApi;
@@ -44,7 +46,9 @@ macro_rules! suite {
 }
 
 /// The client API, with blocking calls (see the crate docs).
-pub trait Api: Clone + Send + Sync + Sized + 'static {
+pub trait Api:
+    Clone + std::fmt::Debug + AsRef<amps_host::Handle> + Send + Sync + Sized + 'static
+{
     /// The plain client type.
     type C: Adapter + Clone + Send + Sync + 'static;
     /// The HA client type.
@@ -96,6 +100,21 @@ pub trait Api: Clone + Send + Sync + Sized + 'static {
         sub_id: Option<&str>,
     ) -> Result<Self::S>;
     fn sow_delete(&self, topic: &str, filter: &str) -> Result<Message>;
+    /// The named method for `kind` (subscribe, delta_subscribe, sow, sow_and_subscribe,
+    /// sow_and_delta_subscribe) with parameters.
+    fn named(&self, kind: CommandKind, topic: &str, p: Params<'_>) -> Result<Self::S>;
+    /// Its `_with_handler` form.
+    fn named_with_handler<F, R>(
+        &self,
+        kind: CommandKind,
+        topic: &str,
+        p: Params<'_>,
+        f: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult;
+    fn sow_delete_params(&self, topic: &str, p: Params<'_>) -> Result<Message>;
     fn sow_delete_by_keys(&self, topic: &str, keys: &str) -> Result<Message>;
     fn sow_delete_by_data(&self, topic: &str, data: &[u8]) -> Result<Message>;
     fn unsubscribe(&self, sub_id: &str) -> Result<()>;

@@ -3,17 +3,23 @@
 use std::time::Duration;
 
 use amps_host::{
-    Authenticator, ClientEvent, Command, ConnectionState, Error, FailedWrite, HandlerResult,
-    Message, PublishOptions, Result, StreamOptions,
+    Authenticator, ClientEvent, Command, CommandKind, ConnectionState, Error, FailedWrite,
+    HandlerResult, Message, Params, PublishOptions, Result, StreamOptions,
 };
 
 use crate::{Api, Evts, Strm};
 
 /// The blocking client (`amps-std`).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StdApi {
     c: amps_std::Client,
     ha: Option<amps_std::HaClient>,
+}
+
+impl AsRef<amps_host::Handle> for StdApi {
+    fn as_ref(&self) -> &amps_host::Handle {
+        self.c.as_ref()
+    }
 }
 
 impl Api for StdApi {
@@ -118,6 +124,41 @@ impl Api for StdApi {
         sub_id: Option<&str>,
     ) -> Result<Self::S> {
         self.c.bookmark_subscribe(topic, bookmark, filter, sub_id)
+    }
+    fn named(&self, kind: CommandKind, topic: &str, p: Params<'_>) -> Result<Self::S> {
+        match kind {
+            CommandKind::Subscribe => self.c.subscribe(topic, p),
+            CommandKind::DeltaSubscribe => self.c.delta_subscribe(topic, p),
+            CommandKind::Sow => self.c.sow(topic, p),
+            CommandKind::SowAndSubscribe => self.c.sow_and_subscribe(topic, p),
+            CommandKind::SowAndDeltaSubscribe => self.c.sow_and_delta_subscribe(topic, p),
+            other => panic!("no named method for {other}"),
+        }
+    }
+    fn named_with_handler<F, R>(
+        &self,
+        kind: CommandKind,
+        topic: &str,
+        p: Params<'_>,
+        f: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        match kind {
+            CommandKind::Subscribe => self.c.subscribe_with_handler(topic, p, f),
+            CommandKind::DeltaSubscribe => self.c.delta_subscribe_with_handler(topic, p, f),
+            CommandKind::Sow => self.c.sow_with_handler(topic, p, f),
+            CommandKind::SowAndSubscribe => self.c.sow_and_subscribe_with_handler(topic, p, f),
+            CommandKind::SowAndDeltaSubscribe => {
+                self.c.sow_and_delta_subscribe_with_handler(topic, p, f)
+            }
+            other => panic!("no named method for {other}"),
+        }
+    }
+    fn sow_delete_params(&self, topic: &str, p: Params<'_>) -> Result<Message> {
+        self.c.sow_delete(topic, p)
     }
     fn sow_delete(&self, topic: &str, filter: &str) -> Result<Message> {
         self.c.sow_delete(topic, filter)

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use amps_host::{
-    Authenticator, ClientEvent, Command, ConnectionState, Error, FailedWrite, HandlerResult,
-    Message, PublishOptions, Result, StreamOptions,
+    Authenticator, ClientEvent, Command, CommandKind, ConnectionState, Error, FailedWrite,
+    HandlerResult, Message, Params, PublishOptions, Result, StreamOptions,
 };
 
 use crate::{Api, Evts, GUARD, Strm};
@@ -27,10 +27,16 @@ fn block<F: Future>(f: F) -> F::Output {
 }
 
 /// The async client (`amps-tokio`).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TokioApi {
     c: amps_tokio::Client,
     ha: Option<amps_tokio::HaClient>,
+}
+
+impl AsRef<amps_host::Handle> for TokioApi {
+    fn as_ref(&self) -> &amps_host::Handle {
+        self.c.as_ref()
+    }
 }
 
 impl Api for TokioApi {
@@ -135,6 +141,43 @@ impl Api for TokioApi {
         sub_id: Option<&str>,
     ) -> Result<Self::S> {
         block(self.c.bookmark_subscribe(topic, bookmark, filter, sub_id))
+    }
+    fn named(&self, kind: CommandKind, topic: &str, p: Params<'_>) -> Result<Self::S> {
+        match kind {
+            CommandKind::Subscribe => block(self.c.subscribe(topic, p)),
+            CommandKind::DeltaSubscribe => block(self.c.delta_subscribe(topic, p)),
+            CommandKind::Sow => block(self.c.sow(topic, p)),
+            CommandKind::SowAndSubscribe => block(self.c.sow_and_subscribe(topic, p)),
+            CommandKind::SowAndDeltaSubscribe => block(self.c.sow_and_delta_subscribe(topic, p)),
+            other => panic!("no named method for {other}"),
+        }
+    }
+    fn named_with_handler<F, R>(
+        &self,
+        kind: CommandKind,
+        topic: &str,
+        p: Params<'_>,
+        f: F,
+    ) -> Result<String>
+    where
+        F: FnMut(&Message) -> R + Send + 'static,
+        R: HandlerResult,
+    {
+        match kind {
+            CommandKind::Subscribe => block(self.c.subscribe_with_handler(topic, p, f)),
+            CommandKind::DeltaSubscribe => block(self.c.delta_subscribe_with_handler(topic, p, f)),
+            CommandKind::Sow => block(self.c.sow_with_handler(topic, p, f)),
+            CommandKind::SowAndSubscribe => {
+                block(self.c.sow_and_subscribe_with_handler(topic, p, f))
+            }
+            CommandKind::SowAndDeltaSubscribe => {
+                block(self.c.sow_and_delta_subscribe_with_handler(topic, p, f))
+            }
+            other => panic!("no named method for {other}"),
+        }
+    }
+    fn sow_delete_params(&self, topic: &str, p: Params<'_>) -> Result<Message> {
+        block(self.c.sow_delete(topic, p))
     }
     fn sow_delete(&self, topic: &str, filter: &str) -> Result<Message> {
         block(self.c.sow_delete(topic, filter))

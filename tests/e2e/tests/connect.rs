@@ -246,7 +246,84 @@ fn closing_twice_and_dropping_every_handle_are_clean<A: Api>() {
     until(&rx, CS::Shutdown);
 }
 
+/// Every password in this test contains this, so one search finds any of them.
+const SECRET: &str = "s3cr3t";
+
+fn credentials_never_reach_errors_events_or_debug_output<A: Api>() {
+    use amps_broker::config::User;
+    let cfg = amps_broker::Config {
+        users: vec![User {
+            name: "alice".into(),
+            password: format!("{SECRET}-right"),
+            challenge: false,
+        }],
+        ..config()
+    };
+    let hidden = |what: &str, text: String| {
+        assert!(!text.contains(SECRET), "{what} shows a password: {text}");
+    };
+    hidden("broker config", format!("{cfg:?}"));
+    let b = broker_with(cfg);
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let at = |pw: &str, addr: std::net::SocketAddr| format!("tcp://alice:{pw}@{addr}/amps/json");
+    let good = at(&format!("{SECRET}-right"), b.local_addr());
+    let wrong = at(&format!("{SECRET}-wrong"), b.local_addr());
+    let refused = at(&format!("{SECRET}-dead"), dead);
+
+    let mut texts = Vec::new();
+    let c = A::build(A::builder("secrets"));
+    let mut events = c.events();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let e2 = errors.clone();
+    c.set_exception_listener(move |e| e2.lock().unwrap().push(format!("{e} {e:?}")));
+    for (uri, kind) in [
+        (&refused, ErrorKind::ConnectionRefused),
+        (&wrong, ErrorKind::Authentication),
+    ] {
+        let e = match c.connect(uri) {
+            Err(e) => e,
+            Ok(()) => c.logon().unwrap_err(),
+        };
+        assert_eq!(e.kind(), kind, "{e}");
+        texts.push(format!("{e} {e:?}"));
+        let _ = c.disconnect();
+    }
+    c.connect(&good).unwrap();
+    c.logon().unwrap();
+    texts.push(format!("{c:?} {c:#?}"));
+    c.close().unwrap();
+    while let Some(ev) = events.recv_timeout(Duration::ZERO) {
+        texts.push(format!("{ev:?}"));
+    }
+
+    // An HA client rotating through servers, one of them dead.
+    let builder = A::ha_builder("secrets-ha")
+        .uris([refused.clone(), good.clone()])
+        .delay_strategy(amps_host::FixedDelay::new(Duration::from_millis(10)));
+    texts.push(format!("{builder:?} {builder:#?}"));
+    let h = A::build_ha(builder);
+    let mut events = h.events();
+    h.connect_and_logon().unwrap();
+    texts.push(format!("{h:?}"));
+    h.close().unwrap();
+    while let Some(ev) = events.recv_timeout(Duration::ZERO) {
+        texts.push(format!("{ev:?}"));
+    }
+    texts.extend(errors.lock().unwrap().iter().cloned());
+    assert!(
+        texts.iter().any(|t| t.contains("alice")),
+        "the reports name the user: {texts:#?}"
+    );
+    for t in texts {
+        hidden("a report", t);
+    }
+}
+
 suite!(
+    credentials_never_reach_errors_events_or_debug_output,
     connect_logon_publish_subscribe_round_trip,
     connection_errors_have_their_kinds,
     refused_logon_is_an_authentication_error,

@@ -115,6 +115,9 @@ fn publish_flush_waits_for_persisted_acks_and_times_out<A: Api>() {
     assert_eq!(e.kind(), ErrorKind::TimedOut);
     assert!(t0.elapsed() >= Duration::from_millis(200));
     assert_eq!(c.unpersisted_count(), 1);
+    // The error names what is still unpersisted: the 101st publish.
+    assert_eq!(e.unpersisted_range(), Some(101..=101), "{e}");
+    assert!(e.to_string().contains("sequence numbers 101 to 101"), "{e}");
     // Acks flow again: the next conflated persisted ack covers both.
     b.faults(|f| f.withhold_acks = false);
     c.publish("events", r#"{"n":101}"#).unwrap();
@@ -203,7 +206,37 @@ fn a_full_publish_window_is_backpressure_with_bounded_memory<A: Api>() {
     c.close().unwrap();
 }
 
+fn a_server_missing_persisted_publishes_is_a_publish_gap<A: Api>() {
+    let (first, second) = (broker(), broker());
+    for refuse in [true, false] {
+        let c = A::build(
+            A::builder("gap")
+                .publish_store(MemoryPublishStore::new(vec![0; 1 << 20], 1_000))
+                .error_on_publish_gap(refuse),
+        );
+        c.connect(&uri(&first)).unwrap();
+        c.logon().unwrap();
+        for i in 0..3 {
+            c.publish("events", format!("{i}")).unwrap();
+        }
+        c.publish_flush(GUARD).unwrap();
+        c.disconnect().unwrap();
+        // The second server never received them (no replication between the two).
+        c.connect(&uri(&second)).unwrap();
+        match c.logon() {
+            Err(e) if refuse => {
+                assert_eq!(e.kind(), ErrorKind::PublishStoreGap, "{e}");
+                assert!(e.to_string().contains("persisted up to 0"), "{e}");
+            }
+            Ok(()) if !refuse => {}
+            other => panic!("error_on_publish_gap({refuse}): {other:?}"),
+        }
+        c.close().unwrap();
+    }
+}
+
 suite!(
+    a_server_missing_persisted_publishes_is_a_publish_gap,
     publish_and_delta_publish_update_the_sow,
     publish_options_and_commands_carry_extra_headers,
     sow_delete_forms_return_their_counts,

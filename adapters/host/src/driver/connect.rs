@@ -33,7 +33,7 @@ impl Driver {
     fn request_open(&mut self, uri: &str, opening: Opening) {
         self.st.io = Some(IoRequest::Open(OpenRequest {
             uri: uri.to_owned(),
-            timeout: self.st.connect_timeout,
+            timeout: self.st.timeouts.connect,
             tls: self.st.tls.clone(),
         }));
         self.st.opening = Some(opening);
@@ -76,6 +76,7 @@ impl Driver {
                     self.st.io = Some(IoRequest::Close);
                 } else {
                     self.st.open = true;
+                    self.st.shared.set_uri(&c.uri);
                     self.st.uri = Some(c.uri);
                     self.st.user_disconnect = false;
                     self.st.skip_connected = true;
@@ -95,6 +96,7 @@ impl Driver {
             }
             (Some(Opening::Ha(uri)), Ok(())) => {
                 self.st.open = true;
+                self.st.shared.set_uri(&uri);
                 self.st.uri = Some(uri.clone());
                 match self.send_logon(now, &uri) {
                     Ok(id) => {
@@ -180,11 +182,49 @@ impl Driver {
             )));
             return Ran::Done;
         }
+        if ha.waiters.is_empty() {
+            ha.wait_deadline = Some(now + self.st.timeouts.connect_and_logon.into());
+        }
         ha.waiters.push(reply);
         ha.delay.reset();
         self.st.user_disconnect = false;
         self.session.start(now);
         Ran::Done
+    }
+
+    /// HA: `connect_and_logon` callers still waiting at their deadline are told `TimedOut`,
+    /// and the client stops trying (until the next `connect_and_logon`).
+    pub(super) fn ha_deadline(&mut self, now: Instant) {
+        let Some(ha) = self.st.ha.as_mut() else {
+            return;
+        };
+        if ha.waiters.is_empty() || ha.wait_deadline.is_none_or(|t| now < t) {
+            return;
+        }
+        ha.wait_deadline = None;
+        let limit = self.st.timeouts.connect_and_logon;
+        let e = Error::timed_out(format!(
+            "no server accepted a logon within {limit:?}; the client stopped trying"
+        ));
+        for r in ha.waiters.drain(..) {
+            let _ = r.send(Err(e.clone()));
+        }
+        self.st.user_disconnect = true;
+        if matches!(self.st.opening, Some(Opening::Ha(_))) {
+            // The adapter closes the transport it is opening when it reports it.
+            self.st.opening = None;
+        }
+        self.session.disconnect(now);
+    }
+
+    /// When the `connect_and_logon` callers give up, if they wait.
+    pub(super) fn ha_wait_deadline(&self) -> Option<Instant> {
+        let ha = self.st.ha.as_ref()?;
+        if ha.waiters.is_empty() {
+            None
+        } else {
+            ha.wait_deadline
+        }
     }
 
     /// HA: open the connection the session asks for, to the server the chooser names.
@@ -231,7 +271,7 @@ impl Driver {
         };
         let mut password = String::new();
         self.st
-            .authenticator
+            .authenticator()
             .authenticate(user.unwrap_or(""), uri_password, &mut password)
             .map_err(|_| Error::new(ErrorKind::Authentication, "the authenticator failed"))?;
         let logon = Logon {

@@ -56,15 +56,20 @@ impl Driver {
                 n += 1;
                 let store_changed =
                     matches!(ev, Event::Persisted { .. } | Event::FailedWrite { .. });
+                let logged_on = matches!(ev, Event::State(ConnectionState::LoggedOn));
                 if let Some(a) = self.st.on_event(ev) {
                     after.push(a);
                 }
                 if store_changed {
                     // Before any later event answers a caller (a publish_flush), so the count
                     // it reads next is current.
+                    self.mirror_store();
+                }
+                if logged_on {
+                    // Before the logon's caller is answered.
                     self.st
                         .shared
-                        .set_unpersisted(self.session.unpersisted_count());
+                        .set_server_version(self.session.server_version());
                 }
             }
             for a in after.drain(..) {
@@ -163,7 +168,7 @@ impl State {
             }
             Event::LogonRetry { user_id, token } => {
                 let mut password = String::new();
-                let r = self.authenticator.retry(user_id, token, &mut password);
+                let r = self.authenticator().retry(user_id, token, &mut password);
                 if r.is_ok() {
                     return Some(After::LogonRetry {
                         user: user_id.to_owned(),
@@ -297,7 +302,7 @@ impl State {
             if let Some(c) = self.ha.as_mut().and_then(|h| h.chooser.as_mut()) {
                 c.report_success(&l.uri);
             }
-            self.authenticator.completed("", "");
+            self.authenticator().completed("", "");
             self.shared.set_seq_known();
             if let Some(r) = l.reply {
                 let _ = r.send(Ok(()));
@@ -319,10 +324,11 @@ impl State {
         if self.logon.as_ref().is_some_and(|l| l.id == id)
             && let Some(l) = self.logon.take()
         {
+            // The authenticator of the server that refused, before the chooser moves on.
+            self.authenticator().completed("", e.reason().unwrap_or(""));
             if let Some(c) = self.ha.as_mut().and_then(|h| h.chooser.as_mut()) {
                 c.report_failure(&l.uri, &e);
             }
-            self.authenticator.completed("", e.reason().unwrap_or(""));
             if let Some(r) = l.reply {
                 let _ = r.send(Err(e.clone()));
             }
@@ -331,6 +337,12 @@ impl State {
                     // The connection dropped during the logon; the session reconnects by
                     // itself (its delay strategy applies) and connect_and_logon keeps waiting.
                     CommandError::Disconnected => {}
+                    // This server lacks publishes another one persisted: the session
+                    // reconnects (the chooser moved on) and connect_and_logon keeps waiting.
+                    CommandError::Failed {
+                        kind: amps_core::session::FailureKind::PublishGap,
+                        ..
+                    } => {}
                     // No answer in time (a server that accepted the connection but is not
                     // serving): the session stopped; try again (the chooser moved on).
                     CommandError::TimedOut => after = Some(After::Restart),
@@ -349,13 +361,23 @@ impl State {
                 // The connection dropped under a flush: it means "everything before me is
                 // processed", so it is asked again on the next connection (after the publish
                 // store's replay) rather than failed, when the client reconnects by itself.
-                WaitReply::Flush(reply, store)
+                WaitReply::Flush(reply, kind)
                     if error == CommandError::Disconnected
                         && self.shared.ha
                         && self.shared.retry_on_disconnect()
                         && !self.user_disconnect =>
                 {
-                    self.user_q.push_front(Item::Op(Op::Flush { store, reply }));
+                    self.user_q.push_front(Item::Op(Op::Flush { kind, reply }));
+                }
+                // A publish_flush that ran out of time says what is still unpersisted.
+                other @ WaitReply::Flush(_, crate::op::FlushKind::Store(_))
+                    if error == CommandError::TimedOut =>
+                {
+                    let e = match self.unpersisted_range {
+                        Some((n, first, last)) => e.clone().with_unpersisted(n, first, last),
+                        None => e.clone(),
+                    };
+                    self.out.push_back(Out::Fail(other, e));
                 }
                 other => self.out.push_back(Out::Fail(other, e.clone())),
             }

@@ -111,6 +111,8 @@ struct Ha {
     up_since: Option<amps_core::Instant>,
     /// `connect_and_logon` callers waiting for a logon.
     waiters: Vec<Reply<()>>,
+    /// When the waiters are told `TimedOut` and the client stops trying.
+    wait_deadline: Option<amps_core::Instant>,
 }
 
 /// The logon in flight.
@@ -136,7 +138,7 @@ struct State {
     dispatch: Arc<DispatchQueue>,
     origin: std::time::Instant,
     tls: TlsConfig,
-    connect_timeout: Duration,
+    timeouts: crate::config::Timeouts,
     transport_filter: Option<Arc<TransportFilter>>,
     authenticator: Box<dyn Authenticator + Send>,
     ha: Option<Ha>,
@@ -174,6 +176,8 @@ struct State {
     done_pub_records: usize,
     /// Publishes refused while not connected, not yet reported.
     dropped_publishes: u64,
+    /// The publish store's count and first and last sequence numbers, when not empty.
+    unpersisted_range: Option<(usize, u64, u64)>,
     finished: bool,
     shut_down: bool,
 }
@@ -196,14 +200,15 @@ impl Driver {
             Some((interval, timeout)) => Some(heartbeat_config(interval, timeout)?),
             None => None,
         };
-        c.logon_timeout = s.logon_timeout.into();
-        c.command_timeout = s.command_timeout.map(Into::into);
+        c.logon_timeout = s.timeouts.logon.into();
+        c.command_timeout = Some(s.timeouts.command.into());
         if s.ha.is_some() {
             // The driver asks its own delay strategy for each wait.
             c.reconnect = amps_core::ha::ReconnectPolicy::External;
             c.resubscribe = true;
         }
         c.ack_batch_size = s.ack_batch_size;
+        c.error_on_publish_gap = s.error_on_publish_gap;
         c.ack_timeout = s.ack_timeout.into();
         c.limits = s.limits;
         c.seed = seed();
@@ -221,7 +226,7 @@ impl Driver {
                 dispatch,
                 origin: std::time::Instant::now(),
                 tls: s.tls,
-                connect_timeout: s.connect_timeout,
+                timeouts: s.timeouts,
                 transport_filter: s.transport_filter,
                 authenticator: s.authenticator,
                 ha: s.ha.map(|h| Ha {
@@ -230,6 +235,7 @@ impl Driver {
                     stability: h.stability,
                     up_since: None,
                     waiters: Vec::new(),
+                    wait_deadline: None,
                 }),
                 heartbeat: s.heartbeat,
                 open: false,
@@ -253,6 +259,7 @@ impl Driver {
                 done_pub: 0,
                 done_pub_records: 0,
                 dropped_publishes: 0,
+                unpersisted_range: None,
                 finished: false,
                 shut_down: false,
             },
@@ -283,6 +290,7 @@ impl Driver {
         if self.session.poll_timeout().is_some_and(|t| t <= now) {
             self.session.handle_timeout(now);
         }
+        self.ha_deadline(now);
         self.ha_connect(now);
         self.drain_events(now);
         self.report_progress();
@@ -407,7 +415,10 @@ impl Driver {
 
     /// When the driver must run again at the latest (a session timer), if ever.
     pub fn deadline(&self) -> Option<std::time::Instant> {
-        let t = self.session.poll_timeout()?;
+        let t = match (self.session.poll_timeout(), self.ha_wait_deadline()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
         Some(self.st.origin + Duration::from_micros(t.as_micros()))
     }
 
@@ -429,11 +440,25 @@ impl Driver {
         self.st.close_conn();
     }
 
+    /// Mirror the publish store's count for the handles, and what it holds for a
+    /// `publish_flush` timeout.
+    fn mirror_store(&mut self) {
+        let n = self.session.unpersisted_count();
+        self.st.shared.set_unpersisted(n);
+        self.st.unpersisted_range = if n == 0 {
+            None
+        } else {
+            let last = amps_core::store::PublishStore::last_seq(self.session.publish_store());
+            amps_core::store::PublishStore::next_after(self.session.publish_store_mut(), 0)
+                .map(|(first, _)| (n, first, last))
+        };
+    }
+
     /// Tell the inbox and the handles how far the driver got.
     fn report_progress(&mut self) {
-        let st = &mut self.st;
         // The store's count first: a publish is never counted in neither place.
-        st.shared.set_unpersisted(self.session.unpersisted_count());
+        self.mirror_store();
+        let st = &mut self.st;
         let (bytes, records) = (
             std::mem::take(&mut st.done_pub),
             std::mem::take(&mut st.done_pub_records),
@@ -487,7 +512,9 @@ impl Driver {
         }
         self.st.shared.set_status(crate::shared::Status::Closed);
         self.st.close_conn();
-        self.st.dispatch.stop();
+        self.st
+            .dispatch
+            .stop(std::time::Instant::now() + self.st.timeouts.close);
         for r in self.st.close_waiters.drain(..) {
             let _ = r.send(Ok(()));
         }
@@ -524,6 +551,20 @@ impl State {
     fn now(&self) -> amps_core::Instant {
         let us = self.origin.elapsed().as_micros();
         amps_core::Instant::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+    }
+
+    /// The authenticator for the current server: the HA chooser's own for it, else the
+    /// client's.
+    fn authenticator(&mut self) -> &mut dyn Authenticator {
+        let from_chooser = self
+            .ha
+            .as_mut()
+            .and_then(|h| h.chooser.as_mut())
+            .and_then(|c| c.current_authenticator());
+        match from_chooser {
+            Some(a) => a,
+            None => &mut *self.authenticator,
+        }
     }
 
     /// Report a problem to the exception listener and the event receivers (through the

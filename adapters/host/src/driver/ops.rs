@@ -15,7 +15,7 @@ use crate::control::Control;
 use crate::dispatch::Item as DItem;
 use crate::error::Error;
 use crate::inbox::{Item, PubChunk, PubKind};
-use crate::op::{Op, Target};
+use crate::op::{FlushKind, Op, Target};
 use crate::shared::stream_parts;
 use crate::stream::StreamCore;
 use crate::sync::Reply;
@@ -190,16 +190,19 @@ impl Driver {
             }
             Op::Unsubscribe { sub_id, reply } => return self.unsubscribe(now, sub_id, reply),
             Op::Control(c) => return self.run_control(now, c),
-            Op::Flush { store, reply } => {
-                let r = match store {
-                    None => self.session.flush(now),
-                    Some(t) => self.session.publish_flush(now, t.into()),
+            Op::Flush { kind, reply } => {
+                let r = match kind {
+                    FlushKind::Server(None) => self.session.flush(now),
+                    FlushKind::Server(Some(t)) => {
+                        self.session.execute(now, &Command::flush().timeout(t))
+                    }
+                    FlushKind::Store(t) => self.session.publish_flush(now, t.into()),
                 };
                 match r {
-                    Ok(id) => self.st.wait(id, WaitReply::Flush(reply, store), false),
+                    Ok(id) => self.st.wait(id, WaitReply::Flush(reply, kind), false),
                     Err(e) => {
                         if let Some(b) = self.command_blocked(e) {
-                            return Ran::Wait(Op::Flush { store, reply }, b);
+                            return Ran::Wait(Op::Flush { kind, reply }, b);
                         }
                         let _ = reply.send(Err(e.into()));
                     }
@@ -260,7 +263,11 @@ impl Driver {
                 bookmark,
                 how,
             } => {
-                if let Err(e) = self.session.ack(now, route, &topic, &bookmark, how) {
+                let r = match route {
+                    Some(route) => self.session.ack(now, route, &topic, &bookmark, how),
+                    None => self.session.ack_by_topic(now, &topic, &bookmark, how),
+                };
+                if let Err(e) = r {
                     if e == CommandError::WouldBlock {
                         let op = Op::Control(Control::Ack {
                             route,

@@ -4,7 +4,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
-use std::time::Duration;
 
 use amps_core::codec::{AckTypes, CommandKind};
 use amps_core::session::{CommandId, CommandIdHasher};
@@ -56,7 +55,7 @@ pub(super) enum WaitReply {
     Unit(Reply<()>),
     /// A `flush` (`publish_flush` with a limit), sent again after a reconnect if the
     /// connection drops before it completes (HA with retry-on-disconnect).
-    Flush(Reply<()>, Option<Duration>),
+    Flush(Reply<()>, crate::op::FlushKind),
 }
 
 impl WaitReply {

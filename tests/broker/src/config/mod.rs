@@ -80,8 +80,8 @@ impl MessageType {
     }
 }
 
-/// A user allowed to log on when authentication is on.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// A user allowed to log on when authentication is on. `Debug` leaves the password out.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// `user_id`.
@@ -92,6 +92,16 @@ pub struct User {
     /// `pw`; the client logs on again on the same connection with that token.
     #[serde(default)]
     pub challenge: bool,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("challenge", &self.challenge)
+            .finish()
+    }
 }
 
 /// A State-of-the-World topic (protocol.md §6.6, §18 key convention).
@@ -243,7 +253,17 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Parse a TOML document (fields not given keep their defaults) and validate it.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        // The parser's own report quotes the offending line, which may hold a password: only
+        // its message and position are kept.
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1);
+            ConfigError(match line {
+                Some(l) => format!("line {l}: {}", e.message()),
+                None => e.message().to_owned(),
+            })
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -372,6 +392,21 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_reach_neither_debug_nor_errors() {
+        let good = "[[users]]\nname = \"alice\"\npassword = \"s3cr3t\"\n";
+        let c = Config::from_toml_str(good).unwrap();
+        assert_eq!(c.users[0].password, "s3cr3t");
+        let shown = format!("{c:?} {c:#?} {:?}", c.users[0]);
+        assert!(!shown.contains("s3cr3t") && shown.contains("alice"), "{shown}");
+        // A mistake on the password's line: the report names the line, not its text.
+        let bad = "[[users]]\nname = \"alice\"\npassword = \"s3cr3t\" oops\n";
+        let e = Config::from_toml_str(bad).unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("line 3"), "{shown}");
+    }
 
     #[test]
     fn default_set_matches_the_issue() {

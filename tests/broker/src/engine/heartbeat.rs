@@ -97,7 +97,9 @@ impl Engine {
             }
             if now >= hb.next_beat {
                 beats.push(*id);
-                hb.silent_since.get_or_insert(hb.next_beat);
+                // Silence counts from the heartbeat actually sent: when the timers run late,
+                // the client still gets its 2N to answer (and no deadline is already past).
+                hb.silent_since.get_or_insert(now);
                 hb.next_beat += hb.interval;
                 if hb.next_beat <= now {
                     hb.next_beat = now + hb.interval;

@@ -96,6 +96,26 @@ fn heartbeat_timing_matches_the_observed_server() {
 }
 
 #[test]
+fn late_timers_still_give_the_client_two_intervals_to_answer() {
+    // The timers run at 5 s instead of 1 s (a busy engine): the heartbeat goes out then, and
+    // the client is silent for 2N from that heartbeat, not from when it was due.
+    let mut h = Harness::new(cfg());
+    let c = h.logon("hb");
+    h.send(c, Command::heartbeat_start(1));
+    assert!(h.out(c).is_empty());
+    h.advance(5000);
+    assert_eq!(h.out(c), [r#"{"c":"heartbeat"}"#]);
+    assert!(
+        h.e.poll_timeout().is_some_and(|t| t > h.now),
+        "a deadline already past right after handle_timeout"
+    );
+    h.advance(1999);
+    assert_eq!(h.out(c), [r#"{"c":"heartbeat"}"#]);
+    h.advance(1);
+    assert_eq!(h.out(c), ["CLOSE heartbeat"]);
+}
+
+#[test]
 fn any_frame_keeps_a_heartbeat_connection_alive() {
     let mut h = Harness::new(cfg());
     let c = h.logon("hb");
