@@ -2,11 +2,11 @@
 //!
 //! Servers and this crate write headers as compact JSON: `{"key":value,...}`, no whitespace,
 //! string values without escapes, unsigned integers. In such a header every `"` opens or closes
-//! a string, so the scanner first finds the quotes sixteen bytes at a time (eight-byte words,
-//! no per-byte loop) and then walks them four per field: key open, key close, value open,
+//! a string, so the scanner finds the quotes eight bytes at a time (one word, no per-byte
+//! loop) and walks them four per field: key open, key close, value open,
 //! value close. Everything between them is checked at fixed places (`:` after a key, `,` or
-//! `}` after a value), keys are looked up in one probe ([`super::field`]), and the work on one
-//! sixteen-byte piece does not wait for the previous field, so the processor overlaps it.
+//! `}` after a value), keys are looked up in one probe ([`super::field`]), and finding the
+//! quotes of one word does not wait for the previous field, so the processor overlaps it.
 //!
 //! On anything else (whitespace, an escape, a literal, a nested value, a byte that is not
 //! ASCII, a number that is not a plain unsigned integer of at most 19 digits, any error) it
@@ -37,12 +37,6 @@ const fn eq_exact(w: u64, c: u8) -> u64 {
 const fn eq_first(w: u64, c: u8) -> u64 {
     let x = w ^ (ONES * c as u64);
     x.wrapping_sub(ONES) & !x & HI
-}
-
-/// One bit per byte: bit `i` is the high bit of byte `i` of `m` (whose other bits are zero).
-#[inline(always)]
-const fn gather(m: u64) -> u64 {
-    ((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
 }
 
 /// Eight bytes at `i`, little-endian; zero-padded past the end of `b`.
@@ -87,13 +81,13 @@ const fn keep(w: u64, n: usize) -> u64 {
     }
 }
 
-/// The quotes of a header, found sixteen bytes at a time, with the first byte seen that the
+/// The quotes of a header, found eight bytes at a time, with the first byte seen that the
 /// fast scanner cannot take (a backslash or a byte that is not ASCII).
 struct Quotes<'b> {
     b: &'b [u8],
-    /// Position of bit 0 of `mask`.
+    /// Position of the word `mask` covers.
     base: usize,
-    /// The quotes not yet taken in the sixteen bytes at `base`.
+    /// The quotes not yet taken in the word at `base`: the high bit of each such byte.
     mask: u64,
     /// The first backslash or non-ASCII byte in the pieces loaded so far (`usize::MAX`: none).
     bad: usize,
@@ -114,17 +108,11 @@ impl<'b> Quotes<'b> {
 
     #[inline(always)]
     fn load(&mut self) {
-        let (w0, w1) = (word(self.b, self.base), word(self.b, self.base + 8));
-        self.mask = gather(eq_exact(w0, b'"')) | gather(eq_exact(w1, b'"')) << 8;
-        let bad0 = eq_first(w0, b'\\') | (w0 & HI);
-        let bad1 = eq_first(w1, b'\\') | (w1 & HI);
-        if (bad0 | bad1) != 0 && self.bad == usize::MAX {
-            let at = if bad0 != 0 {
-                bad0.trailing_zeros() / 8
-            } else {
-                8 + bad1.trailing_zeros() / 8
-            };
-            self.bad = self.base + at as usize;
+        let w = word(self.b, self.base);
+        self.mask = eq_exact(w, b'"');
+        let bad = (eq_first(w, b'\\') | w) & HI;
+        if bad != 0 && self.bad == usize::MAX {
+            self.bad = self.base + (bad.trailing_zeros() / 8) as usize;
         }
     }
 
@@ -132,13 +120,13 @@ impl<'b> Quotes<'b> {
     #[inline(always)]
     fn next(&mut self) -> Option<usize> {
         while self.mask == 0 {
-            self.base += 16;
+            self.base += 8;
             if self.base >= self.b.len() {
                 return None;
             }
             self.load();
         }
-        let at = self.base + self.mask.trailing_zeros() as usize;
+        let at = self.base + (self.mask.trailing_zeros() / 8) as usize;
         self.mask &= self.mask - 1;
         Some(at)
     }
@@ -199,7 +187,7 @@ impl Detached {
             let c = StrIdx::Command as usize;
             *self.strs.get_mut(c)? = Sp { start: 6, len: 1 };
             self.str_set |= 1 << c;
-            q.mask &= !0xff; // its four quotes
+            q.mask = 0; // its four quotes, all in the first word
             p = 9;
         }
         loop {
