@@ -385,9 +385,25 @@ impl<'a, D: HeaderFields> Header<'a, D> {
     /// The command name as bytes, unconverted (all the command lookup needs).
     #[inline]
     pub(super) fn command_bytes(&self) -> Option<&'a [u8]> {
-        match self.span_at(StrIdx::Command as u8)? {
+        self.bytes_at(StrIdx::Command as u8)
+    }
+
+    /// String field `i` as bytes, unconverted (UTF-8 whenever the header came from a parse).
+    #[inline]
+    fn bytes_at(&self, i: u8) -> Option<&'a [u8]> {
+        match self.span_at(i)? {
             (true, r) => self.esc.as_bytes().get(r),
             (false, r) => self.raw.bytes().get(r),
+        }
+    }
+
+    /// A string field as bytes, unconverted: for comparing it on a hot path without
+    /// checking its UTF-8 again.
+    #[inline]
+    pub(crate) fn str_bytes(&self, field: Field) -> Option<&'a [u8]> {
+        match field.slot() {
+            Slot::Str(i) => self.bytes_at(i),
+            _ => None,
         }
     }
 
