@@ -81,16 +81,19 @@ const fn keep(w: u64, n: usize) -> u64 {
     }
 }
 
-/// The quotes of a header, found eight bytes at a time, with the first byte seen that the
-/// fast scanner cannot take (a backslash or a byte that is not ASCII).
+/// The quotes of a header, found eight bytes at a time, and the bytes the fast scanner cannot
+/// take (a backslash or a byte that is not ASCII) among the words loaded.
 struct Quotes<'b> {
     b: &'b [u8],
     /// Position of the word `mask` covers.
     base: usize,
     /// The quotes not yet taken in the word at `base`: the high bit of each such byte.
     mask: u64,
-    /// The first backslash or non-ASCII byte in the pieces loaded so far (`usize::MAX`: none).
-    bad: usize,
+    /// Backslashes and non-ASCII bytes in the word at `base` (the high bit of each; bytes
+    /// above the first one may be flagged too).
+    bad: u64,
+    /// The same, of every word before it, OR-ed.
+    bad_before: u64,
 }
 
 impl<'b> Quotes<'b> {
@@ -100,7 +103,8 @@ impl<'b> Quotes<'b> {
             b,
             base: 0,
             mask: 0,
-            bad: usize::MAX,
+            bad: 0,
+            bad_before: 0,
         };
         q.load();
         q
@@ -110,10 +114,8 @@ impl<'b> Quotes<'b> {
     fn load(&mut self) {
         let w = word(self.b, self.base);
         self.mask = eq_exact(w, b'"');
-        let bad = (eq_first(w, b'\\') | w) & HI;
-        if bad != 0 && self.bad == usize::MAX {
-            self.bad = self.base + (bad.trailing_zeros() / 8) as usize;
-        }
+        self.bad_before |= self.bad;
+        self.bad = (eq_first(w, b'\\') | w) & HI;
     }
 
     /// The next quote.
@@ -129,6 +131,14 @@ impl<'b> Quotes<'b> {
         let at = self.base + (self.mask.trailing_zeros() / 8) as usize;
         self.mask &= self.mask - 1;
         Some(at)
+    }
+
+    /// Whether every byte before `end` that was loaded is one the fast scanner takes
+    /// (`end` is past the last quote taken).
+    #[inline(always)]
+    fn clean_before(&self, end: usize) -> bool {
+        let n = end.saturating_sub(self.base);
+        self.bad_before == 0 && self.bad & keep(!0, n) == 0
     }
 }
 
@@ -226,7 +236,7 @@ impl Detached {
                 Some(b'}') => {
                     // Bytes past the last loaded piece were all checked one by one above.
                     let end = end + 1;
-                    return (q.bad >= end).then_some(end);
+                    return q.clean_before(end).then_some(end);
                 }
                 _ => return None,
             }
@@ -315,7 +325,7 @@ mod tests {
         });
         assert_eq!(got, want);
         assert_eq!(q.next(), None);
-        assert_eq!(q.bad, usize::MAX);
+        assert!(q.clean_before(b.len()));
     }
 
     #[test]
@@ -328,16 +338,34 @@ mod tests {
     }
 
     #[test]
-    fn the_first_backslash_or_high_byte_is_remembered() {
-        let mut b = [b'a'; 40];
-        b[21] = b'\\';
-        b[30] = 0xc3;
-        let mut q = Quotes::new(&b);
-        assert_eq!(q.next(), None);
-        assert_eq!(q.bad, 21);
-        b[21] = b'a';
-        let mut q = Quotes::new(&b);
-        assert_eq!(q.next(), None);
-        assert_eq!(q.bad, 30);
+    fn backslashes_and_high_bytes_before_the_end_are_seen() {
+        // `quote` is the last quote taken; `end` lies past it, as in the scanner.
+        let check = |quote: usize, bad: usize, high: bool| {
+            let mut b = [b'a'; 40];
+            b[quote] = b'"';
+            b[bad] = if high { 0xc3 } else { b'\\' };
+            let mut q = Quotes::new(&b);
+            assert_eq!(q.next(), Some(quote));
+            for end in quote + 1..b.len() {
+                assert_eq!(
+                    q.clean_before(end),
+                    end <= bad,
+                    "{quote} {bad} {high} {end}"
+                );
+            }
+        };
+        for (quote, bad) in [(20, 21), (20, 23), (28, 30), (20, 3), (5, 39), (0, 1)] {
+            if bad > quote {
+                check(quote, bad, false);
+                check(quote, bad, true);
+            } else {
+                let mut b = [b'a'; 40];
+                b[quote] = b'"';
+                b[bad] = b'\\';
+                let mut q = Quotes::new(&b);
+                assert_eq!(q.next(), Some(quote));
+                assert!(!q.clean_before(quote + 1));
+            }
+        }
     }
 }
