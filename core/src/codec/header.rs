@@ -61,10 +61,20 @@ impl<'a> Text<'a> {
         match self {
             Text::Str(t) => t.get(r),
             // Over bytes a header was not parsed from (a bad image): `None`, never a panic.
-            Text::Bytes(b) => core::str::from_utf8(b.get(r)?).ok(),
+            Text::Bytes(b) => match b.get(r)? {
+                // One ASCII byte (a sub id such as `2`, a command `p`): from a table, without
+                // a call to the UTF-8 check.
+                &[c] if c.is_ascii() => ASCII.get(usize::from(c)..usize::from(c) + 1),
+                v => core::str::from_utf8(v).ok(),
+            },
         }
     }
 }
+
+/// Every ASCII character, in order: `ASCII[c..c + 1]` is the text of byte `c`.
+const ASCII: &str = "\0\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\
+    \x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \
+    !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f";
 
 /// Bytes of the two lengths that start a header image ([`Header::write_image`]).
 const IMAGE_LENS: usize = 8;
@@ -571,6 +581,19 @@ impl<D: HeaderFields> fmt::Debug for Header<'_, D> {
 mod tests {
     use super::*;
     use crate::codec::{DecodeError, Scratch};
+
+    #[test]
+    fn the_ascii_table_holds_every_byte_in_place() {
+        assert_eq!(ASCII.len(), 128);
+        for c in 0u8..128 {
+            assert_eq!(ASCII.as_bytes()[usize::from(c)], c);
+        }
+        let h = parse(r#"{"c":"p","t":"x","sub_id":"é","cid":"7"}"#).unwrap();
+        assert_eq!(
+            (h.topic(), h.sub_id(), h.command_id()),
+            (Some("x"), Some("é"), Some("7"))
+        );
+    }
 
     fn parse(s: &str) -> Result<Header<'_>, DecodeError> {
         Header::parse(s.as_bytes(), &mut Scratch::empty()).map(|(h, _)| h)
