@@ -53,8 +53,43 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
+/// Batches of deliveries and of the yardstick, interleaved round by round (a slow moment of
+/// the machine then hits both sides of a ratio alike); prints the medians and the median of
+/// the rounds' ratios.
+fn delivery_ratio(v6: &[u8], deliver: &mut impl FnMut()) {
+    const ROUNDS: usize = 31;
+    const BATCHES: u32 = 50;
+    let per_msg =
+        |t: std::time::Instant| t.elapsed().as_nanos() as f64 / f64::from(BATCHES) / N as f64;
+    let (mut yard, mut del, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    deliver();
+    for _ in 0..ROUNDS {
+        let t = std::time::Instant::now();
+        for _ in 0..BATCHES * N as u32 {
+            black_box(fnv1a(black_box(v6)));
+        }
+        let y = per_msg(t);
+        let t = std::time::Instant::now();
+        for _ in 0..BATCHES {
+            deliver();
+        }
+        let d = per_msg(t);
+        yard.push(y);
+        del.push(d);
+        ratio.push(d / y);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (y, d, r) = (median(&mut yard), median(&mut del), median(&mut ratio));
+    println!();
+    println!("session delivery in yardstick units, {ROUNDS} interleaved rounds of {BATCHES} x {N}");
+    println!("  yardstick: {y:.1} ns, delivery: {d:.1} ns per message, {r:.3} units (goal <= 0.8)");
+}
+
 fn bench(c: &mut Criterion) {
-    // Deliveries: a subscription, then N publish frames (protocol.md §18 V6 shape).
+    // Deliveries: a subscription, then N publish frames (the V6 delivery's shape).
     let mut s = logged_on(NoPublishStore);
     let now = Instant::ZERO;
     let sub = s.execute(now, &Command::subscribe("orders")).unwrap();
@@ -81,23 +116,27 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("deliveries_handle_bytes_poll_event", |b| {
-        b.iter(|| {
-            let mut rest = &wire[..];
-            let mut n = 0u64;
-            while !rest.is_empty() {
-                let took = s.handle_bytes(now, rest).unwrap();
-                rest = &rest[took..];
-                while let Some(e) = s.poll_event() {
-                    if let Event::Delivery(d) = e {
-                        black_box(d.data());
-                        n += 1;
-                    }
+    let mut deliver = || {
+        let mut rest = &wire[..];
+        let mut n = 0u64;
+        while !rest.is_empty() {
+            let took = s.handle_bytes(now, rest).unwrap();
+            rest = &rest[took..];
+            while let Some(e) = s.poll_event() {
+                if let Event::Delivery(d) = e {
+                    black_box(d.data());
+                    n += 1;
                 }
             }
-            assert_eq!(n, N);
-        })
+        }
+        assert_eq!(n, N);
+    };
+    g.bench_function("deliveries_handle_bytes_poll_event", |b| {
+        b.iter(&mut deliver)
     });
+    if !std::env::args().any(|a| a == "--list" || a == "--test" || a == "--profile-time") {
+        delivery_ratio(v6, &mut deliver);
+    }
 
     // Publishes without a store: encode into the transmit buffer, drain it.
     let mut p = logged_on(NoPublishStore);
