@@ -1,4 +1,4 @@
-//! Session hot paths (issue 4 item 6): deliveries through `handle_bytes` + `poll_event`, and
+//! Session hot paths: deliveries through `handle_bytes` + `poll_event`, and
 //! publishes through `poll_transmit`, per message.
 //!
 //! Run: `cargo bench -p amps-core --bench session`
@@ -42,8 +42,62 @@ fn logged_on<P: PublishStore>(store: P) -> Session<HeapStorage<P, NoBookmarkStor
     s
 }
 
+/// FNV-1a, 64-bit, one byte at a time.
+#[inline(never)]
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Batches of deliveries and of the yardstick, interleaved round by round (a slow moment of
+/// the machine then hits both sides of a ratio alike); prints the medians and the median of
+/// the rounds' ratios.
+fn delivery_ratio(v6: &[u8], deliver: &mut impl FnMut()) {
+    const ROUNDS: usize = 31;
+    const BATCHES: u32 = 50;
+    let per_msg =
+        |t: std::time::Instant| t.elapsed().as_nanos() as f64 / f64::from(BATCHES) / N as f64;
+    let (mut yard, mut del, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    deliver();
+    for _ in 0..ROUNDS {
+        let t = std::time::Instant::now();
+        for _ in 0..BATCHES * N as u32 {
+            black_box(fnv1a(black_box(v6)));
+        }
+        let y = per_msg(t);
+        let t = std::time::Instant::now();
+        for _ in 0..BATCHES {
+            deliver();
+        }
+        let d = per_msg(t);
+        yard.push(y);
+        del.push(d);
+        ratio.push(d / y);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (y, d, r) = (median(&mut yard), median(&mut del), median(&mut ratio));
+    // Sorted by `median`: the least disturbed round of each side.
+    let (y0, d0) = (yard[0], del[0]);
+    println!();
+    println!("session delivery in yardstick units, {ROUNDS} interleaved rounds of {BATCHES} x {N}");
+    println!(
+        "  medians: yardstick {y:.1} ns, delivery {d:.1} ns per message; median of the rounds' ratios {r:.3} units"
+    );
+    println!(
+        "  fastest rounds: yardstick {y0:.1} ns, delivery {d0:.1} ns: {:.3} units (goal <= 0.8)",
+        d0 / y0
+    );
+}
+
 fn bench(c: &mut Criterion) {
-    // Deliveries: a subscription, then N publish frames (protocol.md §18 V6 shape).
+    // Deliveries: a subscription, then N publish frames (the V6 delivery's shape).
     let mut s = logged_on(NoPublishStore);
     let now = Instant::ZERO;
     let sub = s.execute(now, &Command::subscribe("orders")).unwrap();
@@ -59,24 +113,38 @@ fn bench(c: &mut Criterion) {
         wire.extend(f.as_bytes());
     }
     let mut g = c.benchmark_group("session");
+    // The yardstick the delivery figures are read against, timed in the same run: FNV-1a
+    // (64-bit, one byte at a time) over one V6 delivery's 120 bytes, once per message.
+    let v6 = br#"{"c":"p","t":"orders","sub_id":"2","k":"16666569833721932681","bm":"3084015820777091662|1|","l":21}{"id":"A1","qty":100}"#;
     g.throughput(Throughput::Elements(N));
-    g.bench_function("deliveries_handle_bytes_poll_event", |b| {
+    g.bench_function("yardstick_fnv1a_v6", |b| {
         b.iter(|| {
-            let mut rest = &wire[..];
-            let mut n = 0u64;
-            while !rest.is_empty() {
-                let took = s.handle_bytes(now, rest).unwrap();
-                rest = &rest[took..];
-                while let Some(e) = s.poll_event() {
-                    if let Event::Delivery(d) = e {
-                        black_box(d.data());
-                        n += 1;
-                    }
-                }
+            for _ in 0..N {
+                black_box(fnv1a(black_box(v6)));
             }
-            assert_eq!(n, N);
         })
     });
+    let mut deliver = || {
+        let mut rest = &wire[..];
+        let mut n = 0u64;
+        while !rest.is_empty() {
+            let took = s.handle_bytes(now, rest).unwrap();
+            rest = &rest[took..];
+            while let Some(e) = s.poll_event() {
+                if let Event::Delivery(d) = e {
+                    black_box(d.data());
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, N);
+    };
+    g.bench_function("deliveries_handle_bytes_poll_event", |b| {
+        b.iter(&mut deliver)
+    });
+    if !std::env::args().any(|a| a == "--list" || a == "--test" || a == "--profile-time") {
+        delivery_ratio(v6, &mut deliver);
+    }
 
     // Publishes without a store: encode into the transmit buffer, drain it.
     let mut p = logged_on(NoPublishStore);

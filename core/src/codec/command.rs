@@ -2,7 +2,7 @@
 //! of §2 and every ack type of §5, written into a caller buffer with no allocation.
 
 use super::error::EncodeError;
-use super::header::Field;
+use super::field::Field;
 use super::types::{AckType, AckTypes, CommandKind};
 use super::writer::FrameWriter;
 use crate::time::Duration;

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use super::header::Field;
+use super::field::Field;
 
 /// What was wrong with a header's JSON (see [`DecodeError::MalformedHeader`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

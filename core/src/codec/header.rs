@@ -9,214 +9,16 @@
 
 use core::fmt;
 
-use super::error::{DecodeError, Malformed};
-use super::json::{Cursor, KeyPos, ObjectIter, RawValue, Scratch, Span, unescape};
+use super::error::DecodeError;
+use super::field::{Field, IntIdx, N_INT, N_STR, Slot, StrIdx};
+use super::json::{ObjectIter, RawValue, Scratch};
 use super::types::{AckTypes, CommandKind, Status};
-
-macro_rules! fields {
-    (
-        str { $($s:ident = $sk:literal $(| $sa:literal)* => $sdoc:literal,)* }
-        int { $($i:ident = $ik:literal $(| $ia:literal)* => $idoc:literal,)* }
-        bool { $($b:ident = $bk:literal => $bdoc:literal,)* }
-    ) => {
-        /// A known header field (protocol.md §2). The discriminant orders strings, then
-        /// integers, then booleans.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[non_exhaustive]
-        pub enum Field {
-            $(#[doc = $sdoc] $s,)*
-            $(#[doc = $idoc] $i,)*
-            $(#[doc = $bdoc] $b,)*
-        }
-
-        #[allow(non_camel_case_types, dead_code, clippy::upper_case_acronyms)]
-        enum StrIdx { $($s,)* N }
-        #[allow(non_camel_case_types, dead_code, clippy::upper_case_acronyms)]
-        enum IntIdx { $($i,)* N }
-        #[allow(non_camel_case_types, dead_code, clippy::upper_case_acronyms)]
-        enum BoolIdx { $($b,)* N }
-
-        const N_STR: usize = StrIdx::N as usize;
-        const N_INT: usize = IntIdx::N as usize;
-
-        impl Field {
-            /// Every field.
-            pub const ALL: &'static [Field] = &[$(Field::$s,)* $(Field::$i,)* $(Field::$b,)*];
-
-            /// The key encoders send (protocol.md §2: the abbreviation where one exists).
-            pub const fn wire_key(self) -> &'static str {
-                match self {
-                    $(Field::$s => $sk,)*
-                    $(Field::$i => $ik,)*
-                    $(Field::$b => $bk,)*
-                }
-            }
-
-            /// `,"key":` (integers, booleans) or `,"key":"` (strings): the piece an encoder writes
-            /// before a value that is not the first field.
-            pub(crate) const fn prefix(self) -> &'static str {
-                match self {
-                    $(Field::$s => concat!(",\"", $sk, "\":\""),)*
-                    $(Field::$i => concat!(",\"", $ik, "\":"),)*
-                    $(Field::$b => concat!(",\"", $bk, "\":"),)*
-                }
-            }
-
-            /// The full names decoders also accept.
-            pub const fn aliases(self) -> &'static [&'static str] {
-                match self {
-                    $(Field::$s => &[$($sa),*],)*
-                    $(Field::$i => &[$($ia),*],)*
-                    $(Field::$b => &[],)*
-                }
-            }
-
-            fn slot(self) -> Slot {
-                match self {
-                    $(Field::$s => Slot::Str(StrIdx::$s as u8),)*
-                    $(Field::$i => Slot::Int(IntIdx::$i as u8),)*
-                    $(Field::$b => Slot::Bool(BoolIdx::$b as u8),)*
-                }
-            }
-
-            /// Look a key up by its wire key or any alias.
-            pub fn from_key(key: &[u8]) -> Option<Field> {
-                lookup(key)
-            }
-
-            fn from_key_slow(key: &[u8]) -> Option<Field> {
-                $(if key == $sk.as_bytes() $(|| key == $sa.as_bytes())* { return Some(Field::$s); })*
-                $(if key == $ik.as_bytes() $(|| key == $ia.as_bytes())* { return Some(Field::$i); })*
-                $(if key == $bk.as_bytes() { return Some(Field::$b); })*
-                None
-            }
-        }
-    };
-}
-
-fields! {
-    str {
-        Command = "c" | "command" | "cmd" => "`c`: the command (§3).",
-        CommandId = "cid" | "cmd_id" => "`cid`: client-chosen command id echoed on acks.",
-        AckType = "a" | "ack_type" => "`a`: requested acks (comma list) or, on an ack, its type.",
-        Topic = "t" | "topic" => "`t`: topic, or regex for subscribe/sow (§14).",
-        Filter = "f" | "filter" => "`f`: content filter (§13).",
-        Options = "o" | "opts" => "`o`: comma list of options (§4).",
-        Bookmark = "bm" | "bookmark" => "`bm`: transaction-log position or queue message id (§10, §11).",
-        SowKey = "k" | "sow_key" => "`k`: record identity in a SOW.",
-        SowKeys = "sow_keys" => "`sow_keys`: comma list of SOW keys.",
-        CorrelationId = "x" | "correlation_id" => "`x`: opaque publisher token.",
-        OrderBy = "orderby" | "order_by" => "`orderby`: result ordering (§6.6).",
-        QueryId = "query_id" => "`query_id`: query handle.",
-        SubId = "sub_id" => "`sub_id`: subscription handle.",
-        SubIds = "sids" => "`sids`: comma list of matching subscription ids.",
-        ClientName = "client_name" => "`client_name`: session identity (§8).",
-        UserId = "user_id" => "`user_id`: authenticated user.",
-        Password = "pw" | "password" => "`pw`: credential or retry token.",
-        MessageType = "mt" | "message_type" => "`mt`: payload type of the connection.",
-        Version = "version" | "v" => "`version`: client or server version.",
-        Status = "status" => "`status`: `success`, `failure` or `retry`.",
-        Reason = "reason" => "`reason`: failure text (§15) or OOF reason (§7.4).",
-        Timestamp = "ts" | "timestamp" => "`ts`: processing time (§7.1).",
-        LeasePeriod = "lp" | "leaseperiod" | "lease_period" => "`lp`: queue lease expiry (§11).",
-    }
-    int {
-        Seq = "s" | "seq" => "`s`: publisher sequence number (§8.4).",
-        MsgLen = "l" | "msg_len" => "`l`: payload length (§7).",
-        Expiration = "e" | "expiration" => "`e`: SOW lifetime in seconds.",
-        BatchSize = "bs" | "batch_size" => "`bs`: records per `sow` message.",
-        TopN = "top_n" => "`top_n`: maximum records / replayed messages.",
-        GroupSeq = "gseq" => "`gseq`: sequence of a batch within a result.",
-        Matches = "matches" => "`matches`: records matching (stats).",
-        TopicMatches = "topic_matches" => "`topic_matches`: records examined (stats).",
-        RecordsReturned = "records_returned" => "`records_returned` (stats).",
-        RecordsInserted = "records_inserted" => "`records_inserted` (stats).",
-        RecordsUpdated = "records_updated" => "`records_updated` (stats).",
-        RecordsDeleted = "records_deleted" => "`records_deleted` (stats).",
-        MaxMsgs = "max_msgs" => "`max_msgs`: legacy name of the replay limit.",
-    }
-    bool {
-        SendEmpty = "send_empty" => "`send_empty` (legacy).",
-        SendKeys = "send_keys" => "`send_keys` (legacy).",
-        SendOof = "send_oof" => "`send_oof` (legacy).",
-        DataOnly = "data_only" => "`data_only` (legacy).",
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Slot {
-    Str(u8),
-    Int(u8),
-    Bool(u8),
-}
-
-/// Pack a key of up to 8 bytes into an integer, so the hot keys dispatch with one `match`.
-// `i < k.len()` guards the index; `const fn` cannot use `get`.
-#[allow(clippy::indexing_slicing)]
-const fn pack(k: &[u8]) -> u64 {
-    let mut v = 0u64;
-    let mut i = 0;
-    while i < k.len() && i < 8 {
-        v |= (k[i] as u64) << (8 * i);
-        i += 1;
-    }
-    v | ((k.len() as u64) << 60)
-}
-
-#[inline]
-fn lookup(key: &[u8]) -> Option<Field> {
-    if key.len() > 8 {
-        return Field::from_key_slow(key);
-    }
-    macro_rules! hot {
-        ($($k:literal => $f:ident),* $(,)?) => {
-            match pack(key) {
-                $(x if x == const { pack($k) } => Some(Field::$f),)*
-                _ => Field::from_key_slow(key),
-            }
-        };
-    }
-    hot! {
-        b"c" => Command, b"cid" => CommandId, b"a" => AckType, b"t" => Topic, b"f" => Filter,
-        b"o" => Options, b"bm" => Bookmark, b"k" => SowKey, b"x" => CorrelationId,
-        b"sub_id" => SubId, b"sids" => SubIds, b"query_id" => QueryId, b"status" => Status,
-        b"reason" => Reason, b"ts" => Timestamp, b"lp" => LeasePeriod, b"s" => Seq,
-        b"l" => MsgLen, b"bs" => BatchSize, b"e" => Expiration, b"mt" => MessageType,
-    }
-}
-
-/// Parse an unsigned decimal exactly (protocol.md §1.3: never through a double).
-#[inline]
-fn parse_u64(b: &[u8], field: Field) -> Result<u64, DecodeError> {
-    if b.is_empty() || b.len() > 20 {
-        return Err(if b.len() > 20 && b.iter().all(u8::is_ascii_digit) {
-            DecodeError::NumberOutOfRange { field }
-        } else {
-            DecodeError::WrongType { field }
-        });
-    }
-    let mut v: u64 = 0;
-    for &d in b {
-        if !d.is_ascii_digit() {
-            return Err(DecodeError::WrongType { field });
-        }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(d - b'0')))
-            .ok_or(DecodeError::NumberOutOfRange { field })?;
-    }
-    Ok(v)
-}
-
-fn trim_ascii(b: &[u8]) -> &[u8] {
-    b.trim_ascii()
-}
 
 /// A string field's place: in the header text, or in the unescape area.
 #[derive(Clone, Copy, Default)]
-struct Sp {
-    start: u32,
-    len: u32,
+pub(super) struct Sp {
+    pub(super) start: u32,
+    pub(super) len: u32,
 }
 
 /// The parsed header of one frame; borrows the frame and the scratch.
@@ -236,12 +38,12 @@ pub struct Header<'a, D: HeaderFields = Detached> {
 /// string that is not plain ASCII, and the rest is ASCII by the grammar.
 #[derive(Clone, Copy)]
 enum Text<'a> {
-    /// Converted once as a whole ([`Header::parse`]): fields are slices of it, for readers of
-    /// many fields (the broker).
+    /// Already text (the empty header).
     Str(&'a str),
-    /// Not converted ([`Detached::view`] over a session's buffer, an owned copy): each field
-    /// is converted when read, so a reader of two or three fields does not pay for the whole
-    /// header (a session would otherwise convert it again for every event it hands out).
+    /// Not converted ([`Header::parse`], [`Detached::view`] over a session's buffer, an owned
+    /// copy): each field is converted when read, so a reader of two or three fields does not
+    /// pay for the whole header (a session would otherwise convert it again for every event it
+    /// hands out).
     Bytes(&'a [u8]),
 }
 
@@ -259,10 +61,20 @@ impl<'a> Text<'a> {
         match self {
             Text::Str(t) => t.get(r),
             // Over bytes a header was not parsed from (a bad image): `None`, never a panic.
-            Text::Bytes(b) => core::str::from_utf8(b.get(r)?).ok(),
+            Text::Bytes(b) => match b.get(r)? {
+                // One ASCII byte (a sub id such as `2`, a command `p`): from a table, without
+                // a call to the UTF-8 check.
+                &[c] if c.is_ascii() => ASCII.get(usize::from(c)..usize::from(c) + 1),
+                v => core::str::from_utf8(v).ok(),
+            },
         }
     }
 }
+
+/// Every ASCII character, in order: `ASCII[c..c + 1]` is the text of byte `c`.
+const ASCII: &str = "\0\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\
+    \x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \
+    !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f";
 
 /// Bytes of the two lengths that start a header image ([`Header::write_image`]).
 const IMAGE_LENS: usize = 8;
@@ -311,14 +123,14 @@ pub(crate) type HeaderRef<'a> = Header<'a, &'a Detached>;
 #[allow(unreachable_pub)]
 #[derive(Clone, Copy)]
 pub struct Detached {
-    command: Option<CommandKind>,
-    str_set: u32,
-    str_esc: u32,
-    int_set: u16,
-    bools: u8,
-    bool_set: u8,
-    strs: [Sp; N_STR],
-    ints: [u64; N_INT],
+    pub(super) command: Option<CommandKind>,
+    pub(super) str_set: u32,
+    pub(super) str_esc: u32,
+    pub(super) int_set: u16,
+    pub(super) bools: u8,
+    pub(super) bool_set: u8,
+    pub(super) strs: [Sp; N_STR],
+    pub(super) ints: [u64; N_INT],
 }
 
 impl Detached {
@@ -333,65 +145,6 @@ impl Detached {
         strs: [Sp { start: 0, len: 0 }; N_STR],
         ints: [0; N_INT],
     };
-
-    /// Parse the header at the start of `frame` into `self`, in place (no copy of the
-    /// positions); returns the header text (bytes the scan proved to be UTF-8), the decoded
-    /// escapes and the header length. See [`Header::parse`]. On error `self` holds no fields.
-    #[inline]
-    pub(crate) fn parse_into<'a>(
-        &mut self,
-        frame: &'a [u8],
-        scratch: &mut Scratch<'a>,
-    ) -> Result<(&'a [u8], &'a str, usize), DecodeError> {
-        // Accessors consult the presence masks first, so stale positions need no clearing.
-        self.command = None;
-        self.str_set = 0;
-        self.str_esc = 0;
-        self.int_set = 0;
-        self.bools = 0;
-        self.bool_set = 0;
-        let mut un = Unescaped {
-            scratch,
-            buf: None,
-            used: 0,
-        };
-        let r = self.scan(frame, &mut un);
-        // Give the scratch back whatever happened; keep only what a successful parse used.
-        let esc = match un.buf {
-            Some(buf) => {
-                let keep = if r.is_ok() { un.used } else { 0 };
-                let (used, tail) = buf.split_at_mut(keep);
-                un.scratch.give_back(tail);
-                Some(used)
-            }
-            None => None,
-        };
-        let texts = r.and_then(|end| {
-            let esc = match esc {
-                Some(used) => core::str::from_utf8(used).map_err(|e| DecodeError::InvalidUtf8 {
-                    offset: e.valid_up_to(),
-                })?,
-                None => "",
-            };
-            // The scan validated the text (see `Text`): no second pass over it.
-            Ok((frame.get(..end).unwrap_or(&[]), esc, end))
-        });
-        let (raw, esc, end) = match texts {
-            Ok(t) => t,
-            Err(e) => {
-                self.str_set = 0;
-                self.int_set = 0;
-                self.bool_set = 0;
-                return Err(e);
-            }
-        };
-        let command = self
-            .view(raw, esc)
-            .command_bytes()
-            .and_then(CommandKind::from_wire);
-        self.command = command;
-        Ok((raw, esc, end))
-    }
 
     /// Bytes of the compact form ([`Detached::compact`]).
     pub(crate) fn compact_len(&self) -> usize {
@@ -444,151 +197,55 @@ impl Detached {
     }
 }
 
-/// Where escaped strings are decoded: the scratch is taken whole on the first escape and its
-/// unused tail given back after the parse.
-struct Unescaped<'s, 'a> {
-    scratch: &'s mut Scratch<'a>,
-    buf: Option<&'a mut [u8]>,
-    used: usize,
-}
-
-impl Detached {
-    /// Scan the object, storing known fields; returns the header length.
-    #[inline]
-    fn scan<'a>(
-        &mut self,
-        frame: &'a [u8],
-        un: &mut Unescaped<'_, 'a>,
-    ) -> Result<usize, DecodeError> {
-        if frame.len() > u32::MAX as usize {
-            return Err(DecodeError::FrameTooLarge {
-                len: u32::MAX,
-                max: u32::MAX,
-            });
-        }
-        let mut cur = Cursor::new(frame, 0);
-        cur.expect(b'{', Malformed::NotAnObject)?;
-        let mut pos = KeyPos::First;
-        while let Some((key, _)) = cur.next_key(pos)? {
-            pos = KeyPos::AfterValue;
-            let field = lookup(frame.get(key).unwrap_or(&[]));
-            let at = cur.pos();
-            let v = cur.value()?;
-            if let Some(field) = field {
-                self.store(field, v, at, frame, un)?;
-            }
-        }
-        Ok(cur.pos())
-    }
-
-    #[inline]
-    fn store<'a>(
-        &mut self,
-        field: Field,
-        v: Span,
-        at: usize,
-        frame: &'a [u8],
-        un: &mut Unescaped<'_, 'a>,
-    ) -> Result<(), DecodeError> {
-        let bytes = |r: core::ops::Range<usize>| frame.get(r).unwrap_or(&[]);
-        let sp = |r: core::ops::Range<usize>| Sp {
-            start: r.start as u32,
-            len: (r.end - r.start) as u32,
-        };
-        match field.slot() {
-            Slot::Str(i) => {
-                let bit = 1u32 << i;
-                if self.str_set & bit != 0 {
-                    return Ok(()); // first occurrence wins (§1.2)
-                }
-                let place = match v {
-                    Span::Str(r, false) | Span::Num(r) => sp(r),
-                    Span::Str(r, true) => {
-                        let scratch = &mut *un.scratch;
-                        let buf = un.buf.get_or_insert_with(|| scratch.take_all());
-                        let start = un.used;
-                        unescape(bytes(r.clone()), r.start, buf, &mut un.used)?;
-                        self.str_esc |= bit;
-                        Sp {
-                            start: start as u32,
-                            len: (un.used - start) as u32,
-                        }
-                    }
-                    Span::Bool(b) => sp(at..at + if b { 4 } else { 5 }),
-                    Span::Null => return Ok(()),
-                    Span::Nested(_) => return Err(DecodeError::WrongType { field }),
-                };
-                // Indices come from `Field::slot`, always below the table sizes.
-                if let Some(slot) = self.strs.get_mut(usize::from(i)) {
-                    *slot = place;
-                    self.str_set |= bit;
-                }
-            }
-            Slot::Int(i) => {
-                let bit = 1u16 << i;
-                if self.int_set & bit != 0 {
-                    return Ok(());
-                }
-                let n = match v {
-                    Span::Num(r) => parse_u64(bytes(r), field)?,
-                    Span::Str(r, false) => parse_u64(trim_ascii(bytes(r)), field)?,
-                    Span::Null => return Ok(()),
-                    _ => return Err(DecodeError::WrongType { field }),
-                };
-                if let Some(slot) = self.ints.get_mut(usize::from(i)) {
-                    *slot = n;
-                    self.int_set |= bit;
-                }
-            }
-            Slot::Bool(i) => {
-                let bit = 1u8 << i;
-                if self.bool_set & bit != 0 {
-                    return Ok(());
-                }
-                let b = match v {
-                    Span::Bool(b) => b,
-                    Span::Str(r, false) if bytes(r.clone()).eq_ignore_ascii_case(b"true") => true,
-                    Span::Str(r, false) if bytes(r.clone()).eq_ignore_ascii_case(b"false") => false,
-                    Span::Num(r) if bytes(r.clone()) == b"1" => true,
-                    Span::Num(r) if bytes(r.clone()) == b"0" => false,
-                    Span::Null => return Ok(()),
-                    _ => return Err(DecodeError::WrongType { field }),
-                };
-                if b {
-                    self.bools |= bit;
-                }
-                self.bool_set |= bit;
-            }
-        }
-        Ok(())
-    }
-}
-
 impl<'a> Header<'a> {
     /// Parse the JSON object at the start of `frame` (the bytes after the length prefix).
     ///
     /// Returns the header and its length in bytes; everything after it is the payload
-    /// (protocol.md §1.2). Escaped strings are decoded into `scratch`.
+    /// (docs/protocol.md, section 1.2). Escaped strings are decoded into `scratch`.
     #[inline(always)]
     pub fn parse(
         frame: &'a [u8],
         scratch: &mut Scratch<'a>,
     ) -> Result<(Header<'a>, usize), DecodeError> {
-        let mut d = Detached::EMPTY;
-        let (raw, esc, end) = d.parse_into(frame, scratch)?;
-        // Converted as a whole once (the scan already validated it, so this cannot fail):
-        // fields are then plain slices.
-        let raw = core::str::from_utf8(raw).map_err(|e| DecodeError::InvalidUtf8 {
-            offset: e.valid_up_to(),
-        })?;
-        Ok((
-            Header {
-                raw: Text::Str(raw),
-                esc,
-                d,
+        let mut h = Header::blank(frame);
+        let end = h.parse_in(frame, scratch)?;
+        Ok((h, end))
+    }
+
+    /// No fields, over `text` (what [`Header::parse_in`] starts from: built in code, not
+    /// copied from a constant).
+    #[inline(always)]
+    pub(super) fn blank(text: &'a [u8]) -> Header<'a> {
+        Header {
+            raw: Text::Bytes(text),
+            esc: "",
+            d: Detached {
+                command: None,
+                str_set: 0,
+                str_esc: 0,
+                int_set: 0,
+                bools: 0,
+                bool_set: 0,
+                strs: [Sp { start: 0, len: 0 }; N_STR],
+                ints: [0; N_INT],
             },
-            end,
-        ))
+        }
+    }
+
+    /// [`Header::parse`] into `self`, in place (the positions are not moved afterwards):
+    /// returns the header length. On error `self` holds no fields.
+    #[inline(always)]
+    pub(super) fn parse_in(
+        &mut self,
+        frame: &'a [u8],
+        scratch: &mut Scratch<'a>,
+    ) -> Result<usize, DecodeError> {
+        let (raw, esc, end) = self.d.parse_into(frame, scratch)?;
+        // The scan validated the text: each field is converted when read, so a reader of two
+        // or three fields does not pay for the whole header.
+        self.raw = Text::Bytes(raw);
+        self.esc = esc;
+        Ok(end)
     }
 }
 
@@ -737,10 +394,26 @@ impl<'a, D: HeaderFields> Header<'a, D> {
 
     /// The command name as bytes, unconverted (all the command lookup needs).
     #[inline]
-    fn command_bytes(&self) -> Option<&'a [u8]> {
-        match self.span_at(StrIdx::Command as u8)? {
+    pub(super) fn command_bytes(&self) -> Option<&'a [u8]> {
+        self.bytes_at(StrIdx::Command as u8)
+    }
+
+    /// String field `i` as bytes, unconverted (UTF-8 whenever the header came from a parse).
+    #[inline]
+    fn bytes_at(&self, i: u8) -> Option<&'a [u8]> {
+        match self.span_at(i)? {
             (true, r) => self.esc.as_bytes().get(r),
             (false, r) => self.raw.bytes().get(r),
+        }
+    }
+
+    /// A string field as bytes, unconverted: for comparing it on a hot path without
+    /// checking its UTF-8 again.
+    #[inline]
+    pub(crate) fn str_bytes(&self, field: Field) -> Option<&'a [u8]> {
+        match field.slot() {
+            Slot::Str(i) => self.bytes_at(i),
+            _ => None,
         }
     }
 
@@ -907,6 +580,20 @@ impl<D: HeaderFields> fmt::Debug for Header<'_, D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{DecodeError, Scratch};
+
+    #[test]
+    fn the_ascii_table_holds_every_byte_in_place() {
+        assert_eq!(ASCII.len(), 128);
+        for c in 0u8..128 {
+            assert_eq!(ASCII.as_bytes()[usize::from(c)], c);
+        }
+        let h = parse(r#"{"c":"p","t":"x","sub_id":"é","cid":"7"}"#).unwrap();
+        assert_eq!(
+            (h.topic(), h.sub_id(), h.command_id()),
+            (Some("x"), Some("é"), Some("7"))
+        );
+    }
 
     fn parse(s: &str) -> Result<Header<'_>, DecodeError> {
         Header::parse(s.as_bytes(), &mut Scratch::empty()).map(|(h, _)| h)

@@ -4,20 +4,24 @@
 pub mod bookmark;
 mod command;
 mod error;
+mod fast;
+mod field;
 mod frame;
 mod header;
 mod json;
 mod message;
 pub mod options;
+mod scan;
 mod types;
 mod writer;
 
 pub use bookmark::{Bookmark, BookmarkError, BookmarkId};
 pub use command::Command;
 pub use error::{DecodeError, EncodeError, Malformed};
+pub use field::Field;
 pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, PREFIX_LEN, split_frame};
 pub(crate) use header::{Detached, HeaderRef};
-pub use header::{Field, Header, HeaderFields};
+pub use header::{Header, HeaderFields};
 pub use json::{MAX_DEPTH, ObjectIter, RawValue, Scratch};
 pub(crate) use message::MessageRef;
 pub use message::{AckStats, Message, SowRecord, SowRecords, SubIds};

@@ -9,8 +9,8 @@
 //! A `sow` record's header is parsed into `record` the same way before its event is built.
 
 use crate::codec::{
-    AckType, Command, CommandKind, Detached, Message, MessageRef, PREFIX_LEN, Scratch, SowRecord,
-    Status,
+    AckType, Command, CommandKind, Detached, Field, Message, MessageRef, PREFIX_LEN, Scratch,
+    SowRecord, Status,
 };
 use crate::store::{BookmarkStore, PublishStore};
 
@@ -525,20 +525,25 @@ impl<S: Storage> Core<S> {
     /// The next route named in the delivery's subscription ids at or after byte `from`,
     /// skipping bookmark duplicates. Returns the route index and where to continue.
     fn next_route(&mut self, msg: &MessageRef<'_>, from: usize) -> Option<(usize, usize)> {
-        let ids = msg.sub_ids_raw().unwrap_or("");
+        // Compared as bytes: the header's UTF-8 was checked by the parse, the routes' when
+        // they were added.
+        let ids = msg
+            .str_bytes(Field::SubIds)
+            .or_else(|| msg.str_bytes(Field::SubId))
+            .unwrap_or(&[]);
         let mut at = from;
         self.dup_only = false;
         if from == 0 {
             self.msg_serial = self.msg_serial.wrapping_add(1);
         }
         while at < ids.len() {
-            let rest = ids.get(at..).unwrap_or("");
-            let (item, consumed) = match rest.find(',') {
-                Some(c) => (rest.get(..c).unwrap_or(""), c + 1),
+            let rest = ids.get(at..).unwrap_or(&[]);
+            let (item, consumed) = match rest.iter().position(|&c| c == b',') {
+                Some(c) => (rest.get(..c).unwrap_or(&[]), c + 1),
                 None => (rest, rest.len()),
             };
             at += consumed;
-            let item = item.trim();
+            let item = trim(item);
             if item.is_empty() {
                 continue;
             }
@@ -547,7 +552,7 @@ impl<S: Storage> Core<S> {
                 .routes
                 .items()
                 .iter()
-                .position(|r| r.str(arena, rs::SUB_ID) == Some(item))
+                .position(|r| r.bytes(arena, rs::SUB_ID) == Some(item))
             else {
                 continue;
             };
@@ -568,6 +573,7 @@ impl<S: Storage> Core<S> {
             if route.has(BOOKMARKS)
                 && msg.kind() == CommandKind::Publish
                 && let Some(bm) = msg.bookmark()
+                && let Ok(item) = core::str::from_utf8(item)
             {
                 match self.bstore.log(item, bm) {
                     Ok(true) => {}
@@ -660,5 +666,40 @@ impl<S: Storage> Core<S> {
             self.remove_route(h);
         }
         Step::Queued(Queued::Failed(p.report, CommandError::TimedOut))
+    }
+}
+
+/// `item` without the whitespace around it, cut exactly as `str::trim` cuts it.
+fn trim(item: &[u8]) -> &[u8] {
+    let t = item.trim_ascii();
+    // Beyond ASCII's, `str::trim` also cuts the vertical tab and Unicode spaces.
+    let odd = |c: &u8| !c.is_ascii() || *c == 0x0b;
+    if t.first().is_some_and(odd) || t.last().is_some_and(odd) {
+        return core::str::from_utf8(t).map_or(t, |s| s.trim().as_bytes());
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim;
+
+    #[test]
+    fn trim_cuts_what_str_trim_cuts() {
+        for s in [
+            "",
+            " ",
+            "a",
+            " a ",
+            "\ta,\n",
+            "\u{b}a\u{b}",
+            "\u{a0}a\u{3000}",
+            "é",
+            " é ",
+            "a b",
+            "\u{c}\r a",
+        ] {
+            assert_eq!(trim(s.as_bytes()), s.trim().as_bytes(), "{s:?}");
+        }
     }
 }

@@ -149,6 +149,13 @@ impl Route {
 
     /// String `i` of this route in `arena`.
     pub(crate) fn str<'a>(&self, arena: &'a [u8], i: usize) -> Option<&'a str> {
+        self.bytes(arena, i)
+            .and_then(|b| core::str::from_utf8(b).ok())
+    }
+
+    /// String `i` of this route in `arena`, as bytes (for comparing without converting).
+    #[inline]
+    pub(crate) fn bytes<'a>(&self, arena: &'a [u8], i: usize) -> Option<&'a [u8]> {
         let len = *self.lens.get(i)?;
         if len == u16::MAX {
             return None;
@@ -161,9 +168,7 @@ impl Route {
                 .filter(|&&l| l != u16::MAX)
                 .map(|&l| usize::from(l))
                 .sum::<usize>();
-        arena
-            .get(start..start + usize::from(len))
-            .and_then(|b| core::str::from_utf8(b).ok())
+        arena.get(start..start + usize::from(len))
     }
 }
 

@@ -1,0 +1,292 @@
+//! The header fields (docs/protocol.md, section 2): the [`Field`] enum, where a parsed header keeps each
+//! one, and the lookup of a key (wire key or alias) in one multiply and two loads.
+
+macro_rules! fields {
+    (
+        str { $($s:ident = $sk:literal $(| $sa:literal)* => $sdoc:literal,)* }
+        int { $($i:ident = $ik:literal $(| $ia:literal)* => $idoc:literal,)* }
+        bool { $($b:ident = $bk:literal => $bdoc:literal,)* }
+    ) => {
+        /// A known header field (docs/protocol.md, section 2). The discriminant orders strings, then
+        /// integers, then booleans.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Field {
+            $(#[doc = $sdoc] $s,)*
+            $(#[doc = $idoc] $i,)*
+            $(#[doc = $bdoc] $b,)*
+        }
+
+        /// Index of each string field in a header's string table.
+        #[allow(non_camel_case_types, dead_code, clippy::upper_case_acronyms)]
+        pub(crate) enum StrIdx { $($s,)* N }
+        /// Index of each integer field in a header's integer table.
+        #[allow(non_camel_case_types, dead_code, clippy::upper_case_acronyms)]
+        pub(crate) enum IntIdx { $($i,)* N }
+        /// Bit of each boolean field in a header's boolean masks.
+        #[allow(non_camel_case_types, dead_code, clippy::upper_case_acronyms)]
+        pub(crate) enum BoolIdx { $($b,)* N }
+
+        pub(crate) const N_STR: usize = StrIdx::N as usize;
+        pub(crate) const N_INT: usize = IntIdx::N as usize;
+
+        /// Every key decoders accept (wire keys and aliases), with its field.
+        const KEYS: &[(&str, Field)] = &[
+            $(($sk, Field::$s), $(($sa, Field::$s),)*)*
+            $(($ik, Field::$i), $(($ia, Field::$i),)*)*
+            $(($bk, Field::$b),)*
+        ];
+
+        impl Field {
+            /// Every field.
+            pub const ALL: &'static [Field] = &[$(Field::$s,)* $(Field::$i,)* $(Field::$b,)*];
+
+            /// The key encoders send (docs/protocol.md, section 2: the abbreviation where one exists).
+            pub const fn wire_key(self) -> &'static str {
+                match self {
+                    $(Field::$s => $sk,)*
+                    $(Field::$i => $ik,)*
+                    $(Field::$b => $bk,)*
+                }
+            }
+
+            /// `,"key":` (integers, booleans) or `,"key":"` (strings): the piece an encoder writes
+            /// before a value that is not the first field.
+            pub(crate) const fn prefix(self) -> &'static str {
+                match self {
+                    $(Field::$s => concat!(",\"", $sk, "\":\""),)*
+                    $(Field::$i => concat!(",\"", $ik, "\":"),)*
+                    $(Field::$b => concat!(",\"", $bk, "\":"),)*
+                }
+            }
+
+            /// The full names decoders also accept.
+            pub const fn aliases(self) -> &'static [&'static str] {
+                match self {
+                    $(Field::$s => &[$($sa),*],)*
+                    $(Field::$i => &[$($ia),*],)*
+                    $(Field::$b => &[],)*
+                }
+            }
+
+            /// Where a header keeps this field.
+            pub(crate) const fn slot(self) -> Slot {
+                match self {
+                    $(Field::$s => Slot::Str(StrIdx::$s as u8),)*
+                    $(Field::$i => Slot::Int(IntIdx::$i as u8),)*
+                    $(Field::$b => Slot::Bool(BoolIdx::$b as u8),)*
+                }
+            }
+
+            /// Look a key up by its wire key or any alias.
+            pub fn from_key(key: &[u8]) -> Option<Field> {
+                lookup(key)
+            }
+        }
+    };
+}
+
+fields! {
+    str {
+        Command = "c" | "command" | "cmd" => "`c`: the command (§3).",
+        CommandId = "cid" | "cmd_id" => "`cid`: client-chosen command id echoed on acks.",
+        AckType = "a" | "ack_type" => "`a`: requested acks (comma list) or, on an ack, its type.",
+        Topic = "t" | "topic" => "`t`: topic, or regex for subscribe/sow (§14).",
+        Filter = "f" | "filter" => "`f`: content filter (§13).",
+        Options = "o" | "opts" => "`o`: comma list of options (§4).",
+        Bookmark = "bm" | "bookmark" => "`bm`: transaction-log position or queue message id (§10, §11).",
+        SowKey = "k" | "sow_key" => "`k`: record identity in a SOW.",
+        SowKeys = "sow_keys" => "`sow_keys`: comma list of SOW keys.",
+        CorrelationId = "x" | "correlation_id" => "`x`: opaque publisher token.",
+        OrderBy = "orderby" | "order_by" => "`orderby`: result ordering (§6.6).",
+        QueryId = "query_id" => "`query_id`: query handle.",
+        SubId = "sub_id" => "`sub_id`: subscription handle.",
+        SubIds = "sids" => "`sids`: comma list of matching subscription ids.",
+        ClientName = "client_name" => "`client_name`: session identity (§8).",
+        UserId = "user_id" => "`user_id`: authenticated user.",
+        Password = "pw" | "password" => "`pw`: credential or retry token.",
+        MessageType = "mt" | "message_type" => "`mt`: payload type of the connection.",
+        Version = "version" | "v" => "`version`: client or server version.",
+        Status = "status" => "`status`: `success`, `failure` or `retry`.",
+        Reason = "reason" => "`reason`: failure text (§15) or OOF reason (§7.4).",
+        Timestamp = "ts" | "timestamp" => "`ts`: processing time (§7.1).",
+        LeasePeriod = "lp" | "leaseperiod" | "lease_period" => "`lp`: queue lease expiry (§11).",
+    }
+    int {
+        Seq = "s" | "seq" => "`s`: publisher sequence number (§8.4).",
+        MsgLen = "l" | "msg_len" => "`l`: payload length (§7).",
+        Expiration = "e" | "expiration" => "`e`: SOW lifetime in seconds.",
+        BatchSize = "bs" | "batch_size" => "`bs`: records per `sow` message.",
+        TopN = "top_n" => "`top_n`: maximum records / replayed messages.",
+        GroupSeq = "gseq" => "`gseq`: sequence of a batch within a result.",
+        Matches = "matches" => "`matches`: records matching (stats).",
+        TopicMatches = "topic_matches" => "`topic_matches`: records examined (stats).",
+        RecordsReturned = "records_returned" => "`records_returned` (stats).",
+        RecordsInserted = "records_inserted" => "`records_inserted` (stats).",
+        RecordsUpdated = "records_updated" => "`records_updated` (stats).",
+        RecordsDeleted = "records_deleted" => "`records_deleted` (stats).",
+        MaxMsgs = "max_msgs" => "`max_msgs`: legacy name of the replay limit.",
+    }
+    bool {
+        SendEmpty = "send_empty" => "`send_empty` (legacy).",
+        SendKeys = "send_keys" => "`send_keys` (legacy).",
+        SendOof = "send_oof" => "`send_oof` (legacy).",
+        DataOnly = "data_only" => "`data_only` (legacy).",
+    }
+}
+
+/// Where a header keeps a field: its index in the string or integer table, or its bit in the
+/// boolean masks.
+#[derive(Clone, Copy)]
+pub(crate) enum Slot {
+    Str(u8),
+    Int(u8),
+    Bool(u8),
+}
+
+/// The longest key decoders know.
+const MAX_KEY: usize = 16;
+
+/// A key of at most 16 bytes as two little-endian words (zero-padded) and its length.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Packed {
+    pub(crate) w0: u64,
+    pub(crate) w1: u64,
+    pub(crate) len: usize,
+}
+
+// `i < k.len()` guards the index; `const fn` cannot use `get`.
+#[allow(clippy::indexing_slicing)]
+const fn pack(k: &[u8]) -> Packed {
+    let (mut w0, mut w1) = (0u64, 0u64);
+    let mut i = 0;
+    while i < k.len() && i < 16 {
+        if i < 8 {
+            w0 |= (k[i] as u64) << (8 * i);
+        } else {
+            w1 |= (k[i] as u64) << (8 * (i - 8));
+        }
+        i += 1;
+    }
+    Packed {
+        w0,
+        w1,
+        len: k.len(),
+    }
+}
+
+/// The multiplier of the key hash: found offline so that every key of [`KEYS`] lands in its own
+/// slot of a 256-entry table (checked when the table is built, at compile time).
+const MUL: u64 = 0xc8bf_c6d1_991c_86b5;
+
+#[inline(always)]
+const fn hash(k: Packed) -> usize {
+    let x = k.w0 ^ k.w1.rotate_left(23) ^ ((k.len as u64) << 59);
+    (x.wrapping_mul(MUL) >> 56) as usize
+}
+
+/// One slot of the key table: the key (to verify a hit) and its field.
+#[derive(Clone, Copy)]
+struct Entry {
+    key: Packed,
+    field: Option<Field>,
+}
+
+// Indices are `hash` values (< 256) and positions below `KEYS.len()`.
+#[allow(clippy::indexing_slicing)]
+const fn build_table() -> [Entry; 256] {
+    let empty = Entry {
+        key: Packed {
+            w0: 0,
+            w1: 0,
+            len: usize::MAX,
+        },
+        field: None,
+    };
+    let mut t = [empty; 256];
+    let mut i = 0;
+    while i < KEYS.len() {
+        let (k, f) = KEYS[i];
+        assert!(k.len() <= MAX_KEY, "a key longer than the table's keys");
+        let key = pack(k.as_bytes());
+        let h = hash(key);
+        assert!(
+            t[h].field.is_none(),
+            "two keys share a slot: choose another MUL"
+        );
+        t[h] = Entry {
+            key,
+            field: Some(f),
+        };
+        i += 1;
+    }
+    t
+}
+
+static TABLE: [Entry; 256] = build_table();
+
+/// The field a packed key names, if any.
+#[inline(always)]
+pub(crate) fn lookup_packed(k: Packed) -> Option<Field> {
+    let e = TABLE.get(hash(k))?;
+    if e.key == k { e.field } else { None }
+}
+
+// Indices are bytes (< 256).
+#[allow(clippy::indexing_slicing)]
+const fn build_short() -> [Option<Field>; 256] {
+    let mut t = [None; 256];
+    let mut i = 0;
+    while i < KEYS.len() {
+        let (k, f) = KEYS[i];
+        if k.len() == 1 {
+            t[k.as_bytes()[0] as usize] = Some(f);
+        }
+        i += 1;
+    }
+    t
+}
+
+/// The fields of the one-byte keys, by that byte.
+static SHORT: [Option<Field>; 256] = build_short();
+
+/// The field the one-byte key `k` names, if any.
+#[inline(always)]
+pub(crate) fn lookup_short(k: u8) -> Option<Field> {
+    SHORT.get(usize::from(k)).copied().flatten()
+}
+
+/// The field `key` names (wire key or alias), if any.
+#[inline]
+pub(crate) fn lookup(key: &[u8]) -> Option<Field> {
+    match key {
+        [k] => lookup_short(*k),
+        _ if key.len() > MAX_KEY => None,
+        _ => lookup_packed(pack(key)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_and_only_keys_are_found() {
+        for &(k, f) in KEYS {
+            assert_eq!(lookup(k.as_bytes()), Some(f), "{k}");
+        }
+        for k in [
+            "",
+            "C",
+            "cc",
+            "c\0",
+            "sub_id\0",
+            "records_returnedx",
+            "records_",
+            "zz",
+            "\u{ff}",
+        ] {
+            assert_eq!(lookup(k.as_bytes()), None, "{k:?}");
+        }
+    }
+}
