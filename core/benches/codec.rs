@@ -1,4 +1,4 @@
-//! Codec benchmarks (issue: parse ≤ 20 ns, serialize ≤ 40 ns, decode ≥ 1 GB/s).
+//! Codec benchmarks (goals: parse ≤ 20 ns, serialize ≤ 40 ns, decode ≥ 1 GB/s).
 //!
 //! Run: `cargo bench -p amps-core --bench codec`
 
@@ -7,7 +7,7 @@ use std::hint::black_box;
 use amps_core::codec::{AckType, Command, FrameDecoder, Message, Scratch};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-/// A typical publish delivery (protocol.md §18 V6).
+/// A typical publish delivery (docs/protocol.md §18 V6).
 const DELIVERY: &[u8] = br#"{"c":"p","t":"orders","sub_id":"2","k":"16666569833721932681","bm":"3084015820777091662|1|","l":21}{"id":"A1","qty":100}"#;
 
 fn mixed_stream() -> Vec<u8> {

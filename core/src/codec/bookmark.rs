@@ -1,4 +1,4 @@
-//! Bookmark values (protocol.md §10.1): EPOCH, NOW, MOST_RECENT, single message ids,
+//! Bookmark values (docs/protocol.md §10.1): EPOCH, NOW, MOST_RECENT, single message ids,
 //! timestamps, lists and ranges.
 
 use core::fmt;

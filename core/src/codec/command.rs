@@ -1,4 +1,4 @@
-//! The [`Command`] builder: every command a client sends (protocol.md §6), every header field
+//! The [`Command`] builder: every command a client sends (docs/protocol.md §6), every header field
 //! of §2 and every ack type of §5, written into a caller buffer with no allocation.
 
 use super::error::EncodeError;
@@ -300,7 +300,7 @@ impl<'a> Command<'a> {
         self
     }
 
-    /// Check the fields a command needs (protocol.md §6: R columns).
+    /// Check the fields a command needs (docs/protocol.md §6: R columns).
     pub fn validate(&self) -> Result<(), EncodeError> {
         let missing = |field| Err(EncodeError::MissingField { field });
         match self.kind {
@@ -327,7 +327,7 @@ impl<'a> Command<'a> {
     /// Write the whole frame (prefix, header, payload) into `out`; returns its length.
     ///
     /// Keys are abbreviated (§2) and `c` comes first; the remaining order is our convention and
-    /// reproduces protocol.md §18's vectors byte for byte.
+    /// reproduces docs/protocol.md §18's vectors byte for byte.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
         self.validate()?;
         let mut w = FrameWriter::with_command(out, self.kind.wire_name());

@@ -8,7 +8,7 @@ use super::field::Field;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Malformed {
-    /// The header does not start with `{` (protocol.md §1.4).
+    /// The header does not start with `{` (docs/protocol.md §1.4).
     NotAnObject,
     /// The frame ended inside the header.
     Truncated,
@@ -58,15 +58,15 @@ impl Malformed {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DecodeError {
-    /// The length prefix announces more than the configured maximum frame size (protocol.md §1.4).
-    /// Ends the connection.
+    /// The length prefix announces more than the configured maximum frame size (docs/protocol.md
+    /// §1.4). Ends the connection.
     FrameTooLarge {
         /// Announced length (header + payload).
         len: u32,
         /// Configured maximum.
         max: u32,
     },
-    /// The length prefix is zero (protocol.md §1.4: a malformed command). Ends the connection.
+    /// The length prefix is zero (docs/protocol.md §1.4: a malformed command). Ends the connection.
     EmptyFrame,
     /// The header is not valid JSON.
     MalformedHeader {
@@ -103,7 +103,7 @@ pub enum DecodeError {
         /// Offset of the record header in the payload.
         offset: usize,
     },
-    /// The `c` field is missing or names no known command (protocol.md §1.4, §3).
+    /// The `c` field is missing or names no known command (docs/protocol.md §1.4, §3).
     UnknownCommand,
 }
 

@@ -1,12 +1,12 @@
-//! Length-prefixed framing (protocol.md §1.1): a 4-byte big-endian length, then that many bytes
-//! of header JSON and payload.
+//! Length-prefixed framing (docs/protocol.md §1.1): a 4-byte big-endian length, then that many
+//! bytes of header JSON and payload.
 
 use super::error::DecodeError;
 
 /// Bytes of the length prefix.
 pub const PREFIX_LEN: usize = 4;
 
-/// The documented server limit per message (protocol.md §1.4: 200 MB).
+/// The documented server limit per message (docs/protocol.md §1.4: 200 MB).
 pub const DEFAULT_MAX_FRAME: u32 = 200 * 1024 * 1024;
 
 /// Split the first frame off `buf`.

@@ -1,11 +1,11 @@
-//! The header of a frame as a borrowed view (protocol.md §1.2, §1.3, §2, §17.1).
+//! The header of a frame as a borrowed view (docs/protocol.md §1.2, §1.3, §2, §17.1).
 //!
 //! [`Header::parse`] scans the JSON object at the start of a frame once and records every field
-//! of protocol.md's header table, under its abbreviated or full key, in any order, with any JSON
-//! whitespace. Strings borrow the frame (or the [`Scratch`] when they contain escapes); integers
-//! are parsed exactly (never through a float) whether written as numbers or strings; strings may
-//! arrive as numbers. Keys the table does not know are skipped but stay reachable through
-//! [`Header::iter`]. The first occurrence of a duplicate key wins.
+//! of the header table in docs/protocol.md §2, under its abbreviated or full key, in any order,
+//! with any JSON whitespace. Strings borrow the frame (or the [`Scratch`] when they contain
+//! escapes); integers are parsed exactly (never through a float) whether written as numbers or
+//! strings; strings may arrive as numbers. Keys the table does not know are skipped but stay
+//! reachable through [`Header::iter`]. The first occurrence of a duplicate key wins.
 
 use core::fmt;
 
@@ -433,7 +433,7 @@ impl<'a, D: HeaderFields> Header<'a, D> {
     }
 
     /// Every `(key, value)` of the header, known or not, keys undecoded. This is how keys the
-    /// table does not know stay accessible (protocol.md §1.2: servers add keys freely).
+    /// table does not know stay accessible (docs/protocol.md §1.2: servers add keys freely).
     pub fn iter(&self) -> ObjectIter<'a> {
         // The header already parsed, so this cannot fail; an empty iterator is the panic-free
         // fallback.

@@ -1,4 +1,4 @@
-//! A minimal JSON scanner for AMPS headers (protocol.md §1.2).
+//! A minimal JSON scanner for AMPS headers (docs/protocol.md §1.2).
 //!
 //! Headers are one flat JSON object; values are strings, numbers, booleans or (for unknown keys
 //! only) nested values, which are skipped with a depth limit. The scanner works on bytes and

@@ -1,4 +1,4 @@
-//! [`Message`]: a view of any frame, above all what the server sends (protocol.md §7):
+//! [`Message`]: a view of any frame, above all what the server sends (docs/protocol.md §7):
 //! acks with their stats, publish deliveries, `sow` batches with their records, group
 //! begin/end, `oof` and heartbeats.
 
@@ -27,7 +27,7 @@ pub(crate) type MessageRef<'a> = Message<'a, &'a Detached>;
 impl<'a> Message<'a> {
     /// Decode a frame body (header + payload, prefix already stripped).
     ///
-    /// A missing or unknown `c` is [`DecodeError::UnknownCommand`] (protocol.md §1.4). The
+    /// A missing or unknown `c` is [`DecodeError::UnknownCommand`] (docs/protocol.md §1.4). The
     /// payload is everything after the header: the frame length is authoritative and an `l`
     /// that disagrees is ignored (§7.1, §17.2).
     #[inline(always)]
@@ -68,11 +68,11 @@ impl<'a, D: HeaderFields> Message<'a, D> {
     pub fn header(&self) -> &Header<'a, D> {
         &self.header
     }
-    /// Payload bytes (the seeds' `data_raw`).
+    /// Payload bytes (the Python client's `data_raw`).
     pub fn data(&self) -> &'a [u8] {
         self.payload
     }
-    /// Payload as text, when it is UTF-8 (the seeds' `data`).
+    /// Payload as text, when it is UTF-8 (the Python client's `data`).
     pub fn data_str(&self) -> Option<&'a str> {
         core::str::from_utf8(self.payload).ok()
     }
@@ -210,7 +210,7 @@ impl<D: HeaderFields> core::fmt::Debug for SowRecord<'_, D> {
     }
 }
 
-/// Counters from acks (protocol.md §7.5). Absent counters are `None`.
+/// Counters from acks (docs/protocol.md §7.5). Absent counters are `None`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AckStats {
     /// `matches`.
@@ -264,7 +264,7 @@ impl<'a, D: HeaderFields> SowRecord<'a, D> {
     }
 }
 
-/// Iterator over the records of a `sow` message (protocol.md §7.2), zero-copy.
+/// Iterator over the records of a `sow` message (docs/protocol.md §7.2), zero-copy.
 ///
 /// Loops "parse a record header, take `l` bytes" until the payload is exhausted. If the payload
 /// does not begin with a record header carrying `l`, the whole payload is one record keyed by

@@ -1,4 +1,4 @@
-//! The AMPS wire codec (protocol.md §1–§7): framing, header view and writer, commands,
+//! The AMPS wire codec (docs/protocol.md §1–§7): framing, header view and writer, commands,
 //! server messages, options and bookmarks. No allocation, no panics on input.
 
 pub mod bookmark;

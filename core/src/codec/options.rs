@@ -1,4 +1,5 @@
-//! The options string `o` (protocol.md §4): parse it bracket-aware, build it without allocation.
+//! The options string `o` (docs/protocol.md §4): parse it bracket-aware, build it without
+//! allocation.
 
 use core::fmt;
 

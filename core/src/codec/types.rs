@@ -1,9 +1,9 @@
-//! Enumerations of the wire vocabulary: commands (protocol.md §3), ack types (§5.1), statuses
+//! Enumerations of the wire vocabulary: commands (docs/protocol.md §3), ack types (§5.1), statuses
 //! (§5.2) and OOF reasons (§7.4).
 
 use core::fmt;
 
-/// The `c` header: what a frame is (protocol.md §3).
+/// The `c` header: what a frame is (docs/protocol.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum CommandKind {
@@ -144,7 +144,7 @@ impl CommandKind {
         )
     }
 
-    /// The acks this command can produce (protocol.md §5.3 support matrix).
+    /// The acks this command can produce (docs/protocol.md §5.3 support matrix).
     pub const fn supported_acks(self) -> AckTypes {
         use AckType::*;
         match self {
@@ -197,7 +197,7 @@ impl fmt::Display for CommandKind {
     }
 }
 
-/// One acknowledgement type (protocol.md §5.1). The discriminant is the client bit.
+/// One acknowledgement type (docs/protocol.md §5.1). The discriminant is the client bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum AckType {
@@ -362,7 +362,7 @@ impl core::ops::BitOr<AckType> for AckTypes {
     }
 }
 
-/// The `status` of an ack (protocol.md §5.2), compared case-insensitively.
+/// The `status` of an ack (docs/protocol.md §5.2), compared case-insensitively.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Status {
@@ -397,7 +397,7 @@ impl Status {
     }
 }
 
-/// Why a record went out of focus (protocol.md §7.4).
+/// Why a record went out of focus (docs/protocol.md §7.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OofReason {

@@ -1,4 +1,4 @@
-//! Writing frames into caller buffers without allocation (protocol.md §1.1, §1.2).
+//! Writing frames into caller buffers without allocation (docs/protocol.md §1.1, §1.2).
 
 use super::error::EncodeError;
 use super::frame::PREFIX_LEN;
@@ -178,7 +178,7 @@ impl<'b> FrameWriter<'b> {
         self.put(bytes);
     }
 
-    /// `"key":"<decimal>"`: an integer written as a JSON string (ids, protocol.md §1.3).
+    /// `"key":"<decimal>"`: an integer written as a JSON string (ids, docs/protocol.md §1.3).
     #[inline]
     pub fn str_u64(&mut self, key: &str, value: u64) -> &mut Self {
         let mut b = itoa::Buffer::new();
