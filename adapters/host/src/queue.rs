@@ -63,13 +63,18 @@ impl Budget {
 
     /// Take `n` bytes if they fit (or nothing is held). False, taking nothing, otherwise.
     pub(crate) fn try_take(&self, n: usize) -> bool {
-        let before = self.used.fetch_add(n, Ordering::AcqRel);
-        if before == 0 || before.saturating_add(n) <= self.limit {
-            return true;
+        // Compare-and-swap, not add-then-undo: a reader of `used()` must never see a take
+        // that did not fit (the transient sum went past the limit).
+        let taken = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u == 0 || u.saturating_add(n) <= self.limit).then_some(u.saturating_add(n))
+            })
+            .is_ok();
+        if !taken {
+            self.starved.store(true, Ordering::SeqCst);
         }
-        self.used.fetch_sub(n, Ordering::AcqRel);
-        self.starved.store(true, Ordering::SeqCst);
-        false
+        taken
     }
 
     /// Take `n` bytes whatever the limit (an unbounded queue, a conflated replacement).
