@@ -24,12 +24,16 @@ use amps_broker::{Config, ServerHandle};
 use amps_core::codec::{AckType, Command};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+fn try_read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
+    s.read_exact(&mut len)?;
     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).unwrap();
-    body
+    s.read_exact(&mut body)?;
+    Ok(body)
+}
+
+fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    try_read_frame(s).unwrap()
 }
 
 fn logon(addr: SocketAddr, name: &str) -> TcpStream {
@@ -109,8 +113,11 @@ fn compile_flood(addr: SocketAddr) -> Abuse {
                         return;
                     }
                     n += 1;
-                    // One compilation in flight per connection: wait for its ack.
-                    read_frame(&mut s);
+                    // One compilation in flight per connection: wait for its ack. The broker
+                    // may close an attacker (e.g. at the end of the scenario): it stops then.
+                    if try_read_frame(&mut s).is_err() {
+                        return;
+                    }
                 }
             })
         })
