@@ -250,7 +250,8 @@ fn bookmark_subscription_resumes_from_most_recent_without_duplicates() {
         "9|2|",
         "resume after the discarded prefix"
     );
-    // Replay from after 9|2|: 3 is delivered again (not discarded), 4 is dropped (discarded), 5 is new.
+    // Replay from after 9|2|: 3 is delivered again (not discarded), 4 is dropped (discarded), 5 is
+    // new.
     let mut got = Vec::new();
     for i in 3..=5 {
         for e in h.feed(&format!(

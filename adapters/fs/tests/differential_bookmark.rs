@@ -1,7 +1,8 @@
 //! `FileBookmarkStore` answers every call as `MemoryBookmarkStore` does (MOST_RECENT = end of
 //! the discarded prefix, duplicates after a resume reported by `log` as `Ok(false)` including
-//! the per-publisher high-water marks, discard, remove, capacity and size errors), across random operation sequences with reopen and prune
-//! in between, and with automatic prunes after nearly every write.
+//! the per-publisher high-water marks, discard, remove, capacity and size errors), across random
+//! operation sequences with reopen and prune in between, and with automatic prunes after nearly
+//! every write.
 
 use amps_core::store::{BookmarkStore, MemoryBookmarkStore};
 use amps_fs::{BookmarkStoreOptions, FileBookmarkStore, FsyncPolicy};

@@ -68,7 +68,8 @@ impl<'a> Options<'a> {
     /// Options from a connection string such as `tcp://user:pw@192.0.2.7:9007/amps/json`
     /// (AMPS Python client guide: "Connection strings"). The host must be an IPv4 literal
     /// (there is no resolver), the transport `tcp`, the protocol `amps`; a password with
-    /// percent-escapes must be decoded by the caller and set in [`Options::logon`]. `tcp_nodelay=false` turns Nagle on.
+    /// percent-escapes must be decoded by the caller and set in [`Options::logon`].
+    /// `tcp_nodelay=false` turns Nagle on.
     pub fn from_uri(uri: &Uri<'a>) -> Result<Self, UriUnsupported> {
         if uri.transport != Transport::Tcp {
             return Err(UriUnsupported::Transport);

@@ -85,8 +85,8 @@
 //!   failure of that retry moves on.
 //!
 //! Every logon sent is the logon of the server it goes to (a server's challenge,
-//! `Event::LogonRetry`, is answered with [`Client::answer_logon_retry`]). Attempts are spaced by the
-//! session's reconnect policy, except after a refused logon, which moves to the next server at
+//! `Event::LogonRetry`, is answered with [`Client::answer_logon_retry`]). Attempts are spaced by
+//! the session's reconnect policy, except after a refused logon, which moves to the next server at
 //! once. When every server in turn has refused its logon, the client stops (retrying refused
 //! credentials cannot help, and the core does the same for a single server) until
 //! [`Client::connect`] is called again. [`Client::current_server`] tells which server the

@@ -276,8 +276,8 @@ impl Client {
             .map(MessageStream)
     }
 
-    /// [`Client::subscribe`] with `handler` receiving the messages on the dispatch thread instead of
-    /// a stream; returns the subscription (or query) id.
+    /// [`Client::subscribe`] with `handler` receiving the messages on the dispatch thread instead
+    /// of a stream; returns the subscription (or query) id.
     pub fn subscribe_with_handler<'a, F, R>(
         &self,
         topic: &'a str,
@@ -293,8 +293,8 @@ impl Client {
             .wait()
     }
 
-    /// [`Client::delta_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
-    /// a stream; returns the subscription (or query) id.
+    /// [`Client::delta_subscribe`] with `handler` receiving the messages on the dispatch thread
+    /// instead of a stream; returns the subscription (or query) id.
     pub fn delta_subscribe_with_handler<'a, F, R>(
         &self,
         topic: &'a str,
@@ -327,8 +327,8 @@ impl Client {
             .wait()
     }
 
-    /// [`Client::sow_and_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
-    /// a stream; returns the subscription (or query) id.
+    /// [`Client::sow_and_subscribe`] with `handler` receiving the messages on the dispatch thread
+    /// instead of a stream; returns the subscription (or query) id.
     pub fn sow_and_subscribe_with_handler<'a, F, R>(
         &self,
         topic: &'a str,
@@ -344,8 +344,8 @@ impl Client {
             .wait()
     }
 
-    /// [`Client::sow_and_delta_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
-    /// a stream; returns the subscription (or query) id.
+    /// [`Client::sow_and_delta_subscribe`] with `handler` receiving the messages on the dispatch
+    /// thread instead of a stream; returns the subscription (or query) id.
     pub fn sow_and_delta_subscribe_with_handler<'a, F, R>(
         &self,
         topic: &'a str,

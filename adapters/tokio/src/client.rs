@@ -297,8 +297,8 @@ impl Client {
             .map(MessageStream)
     }
 
-    /// [`Client::subscribe`] with `handler` receiving the messages on the dispatch thread instead of
-    /// a stream; returns the subscription (or query) id.
+    /// [`Client::subscribe`] with `handler` receiving the messages on the dispatch thread instead
+    /// of a stream; returns the subscription (or query) id.
     pub async fn subscribe_with_handler<'a, F, R>(
         &self,
         topic: &'a str,
@@ -314,8 +314,8 @@ impl Client {
             .await
     }
 
-    /// [`Client::delta_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
-    /// a stream; returns the subscription (or query) id.
+    /// [`Client::delta_subscribe`] with `handler` receiving the messages on the dispatch thread
+    /// instead of a stream; returns the subscription (or query) id.
     pub async fn delta_subscribe_with_handler<'a, F, R>(
         &self,
         topic: &'a str,
@@ -348,8 +348,8 @@ impl Client {
             .await
     }
 
-    /// [`Client::sow_and_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
-    /// a stream; returns the subscription (or query) id.
+    /// [`Client::sow_and_subscribe`] with `handler` receiving the messages on the dispatch thread
+    /// instead of a stream; returns the subscription (or query) id.
     pub async fn sow_and_subscribe_with_handler<'a, F, R>(
         &self,
         topic: &'a str,
@@ -365,8 +365,8 @@ impl Client {
             .await
     }
 
-    /// [`Client::sow_and_delta_subscribe`] with `handler` receiving the messages on the dispatch thread instead of
-    /// a stream; returns the subscription (or query) id.
+    /// [`Client::sow_and_delta_subscribe`] with `handler` receiving the messages on the dispatch
+    /// thread instead of a stream; returns the subscription (or query) id.
     pub async fn sow_and_delta_subscribe_with_handler<'a, F, R>(
         &self,
         topic: &'a str,

@@ -1,5 +1,5 @@
-//! The header fields (docs/protocol.md, section 2): the [`Field`] enum, where a parsed header keeps each
-//! one, and the lookup of a key (wire key or alias) in one multiply and two loads.
+//! The header fields (docs/protocol.md, section 2): the [`Field`] enum, where a parsed header keeps
+//! each one, and the lookup of a key (wire key or alias) in one multiply and two loads.
 
 macro_rules! fields {
     (
@@ -7,8 +7,8 @@ macro_rules! fields {
         int { $($i:ident = $ik:literal $(| $ia:literal)* => $idoc:literal,)* }
         bool { $($b:ident = $bk:literal => $bdoc:literal,)* }
     ) => {
-        /// A known header field (docs/protocol.md, section 2). The discriminant orders strings, then
-        /// integers, then booleans.
+        /// A known header field (docs/protocol.md, section 2). The discriminant orders strings,
+        /// then integers, then booleans.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[non_exhaustive]
         pub enum Field {
@@ -41,7 +41,8 @@ macro_rules! fields {
             /// Every field.
             pub const ALL: &'static [Field] = &[$(Field::$s,)* $(Field::$i,)* $(Field::$b,)*];
 
-            /// The key encoders send (docs/protocol.md, section 2: the abbreviation where one exists).
+            /// The key encoders send (docs/protocol.md, section 2: the abbreviation where one
+            /// exists).
             pub const fn wire_key(self) -> &'static str {
                 match self {
                     $(Field::$s => $sk,)*

@@ -333,8 +333,8 @@ pub async fn publish_range(p: &Peer, topic: &str, range: std::ops::RangeInclusiv
     }
 }
 
-/// Everything published to `topic` (a transaction-logged one: `events`), in log order, read by a fresh client with a
-/// bookmark replay from the start.
+/// Everything published to `topic` (a transaction-logged one: `events`), in log order, read by a
+/// fresh client with a bookmark replay from the start.
 pub async fn audit(addr: SocketAddr, topic: &str, expected: usize) -> Vec<u32> {
     let a = peer(
         addr,
