@@ -90,6 +90,29 @@ pub enum FailureKind {
     Other,
 }
 
+/// Reason substrings and what they mean, tried in order: "name in use" before "in use",
+/// "logon required" before "auth", field-type and missing-field errors before "filter" and
+/// "topic" (the reason names the field: `bad field type: t`).
+const REASONS: [(&str, FailureKind); 17] = [
+    ("name in use", FailureKind::NameInUse),
+    ("logon required", FailureKind::Authentication),
+    ("auth", FailureKind::Authentication),
+    ("entitle", FailureKind::NotEntitled),
+    ("bad field type", FailureKind::Protocol),
+    ("missing field", FailureKind::Protocol),
+    ("message too large", FailureKind::Protocol),
+    ("filter", FailureKind::BadFilter),
+    ("regex", FailureKind::BadRegexTopic),
+    ("message type", FailureKind::MessageTypeNotFound),
+    ("topic", FailureKind::InvalidTopic),
+    ("already exists", FailureKind::SubscriptionAlreadyExists),
+    ("in use", FailureKind::SubscriptionAlreadyExists),
+    ("bookmark", FailureKind::InvalidBookmark),
+    ("option", FailureKind::InvalidOptions),
+    ("duplicate", FailureKind::Duplicate),
+    ("unknown command", FailureKind::Protocol),
+];
+
 impl FailureKind {
     /// Map a failure ack (docs/protocol.md §15): status `retry` is [`FailureKind::Retry`];
     /// otherwise the reason is matched case-insensitively by substring, in the table's order.
@@ -102,37 +125,11 @@ impl FailureKind {
             let n = needle.as_bytes();
             r.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
         };
-        // Order matters: "name in use" before "in use", "logon required" before "auth", ...
-        if has("name in use") {
-            FailureKind::NameInUse
-        } else if has("logon required") || has("auth") {
-            FailureKind::Authentication
-        } else if has("entitle") {
-            FailureKind::NotEntitled
-        } else if has("bad field type") || has("missing field") || has("message too large") {
-            // Before "filter" / "topic": the reason names the field (`bad field type: t`).
-            FailureKind::Protocol
-        } else if has("filter") {
-            FailureKind::BadFilter
-        } else if has("regex") {
-            FailureKind::BadRegexTopic
-        } else if has("message type") {
-            FailureKind::MessageTypeNotFound
-        } else if has("topic") {
-            FailureKind::InvalidTopic
-        } else if has("already exists") || has("in use") {
-            FailureKind::SubscriptionAlreadyExists
-        } else if has("bookmark") {
-            FailureKind::InvalidBookmark
-        } else if has("option") {
-            FailureKind::InvalidOptions
-        } else if has("duplicate") {
-            FailureKind::Duplicate
-        } else if has("unknown command") {
-            FailureKind::Protocol
-        } else {
-            FailureKind::Other
-        }
+        // One loop over a table rather than a chain of tests keeps the code small on devices.
+        REASONS
+            .iter()
+            .find(|(needle, _)| has(needle))
+            .map_or(FailureKind::Other, |&(_, kind)| kind)
     }
 }
 
