@@ -187,6 +187,7 @@ const fn hash(k: Packed) -> usize {
 }
 
 /// One slot of the key table: the key (to verify a hit) and its field.
+#[cfg(target_pointer_width = "64")]
 #[derive(Clone, Copy)]
 struct Entry {
     key: Packed,
@@ -194,6 +195,7 @@ struct Entry {
 }
 
 // Indices are `hash` values (< 256) and positions below `KEYS.len()`.
+#[cfg(target_pointer_width = "64")]
 #[allow(clippy::indexing_slicing)]
 const fn build_table() -> [Entry; 256] {
     let empty = Entry {
@@ -205,32 +207,75 @@ const fn build_table() -> [Entry; 256] {
         field: None,
     };
     let mut t = [empty; 256];
+    let slots = build_slots();
+    let mut h = 0;
+    while h < 256 {
+        if slots[h] != 0 {
+            let (k, f) = KEYS[slots[h] as usize - 1];
+            t[h] = Entry {
+                key: pack(k.as_bytes()),
+                field: Some(f),
+            };
+        }
+        h += 1;
+    }
+    t
+}
+
+/// The key table of 64-bit targets: a hit is verified by comparing two words (8 KB; the fast
+/// scanner looks keys up with it).
+#[cfg(target_pointer_width = "64")]
+static TABLE: [Entry; 256] = build_table();
+
+/// The field a packed key names, if any.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+pub(crate) fn lookup_packed(k: Packed) -> Option<Field> {
+    let e = TABLE.get(hash(k))?;
+    if e.key == k { e.field } else { None }
+}
+
+/// For each hash value, 1 + the position in [`KEYS`] of the key with that hash, or 0.
+// Indices are `hash` values (< 256) and positions below `KEYS.len()` (< 255).
+#[allow(clippy::indexing_slicing)]
+const fn build_slots() -> [u8; 256] {
+    assert!(KEYS.len() < 255, "too many keys for a byte index");
+    let mut t = [0u8; 256];
     let mut i = 0;
     while i < KEYS.len() {
-        let (k, f) = KEYS[i];
+        let (k, _) = KEYS[i];
         assert!(k.len() <= MAX_KEY, "a key longer than the table's keys");
-        let key = pack(k.as_bytes());
-        let h = hash(key);
-        assert!(
-            t[h].field.is_none(),
-            "two keys share a slot: choose another MUL"
-        );
-        t[h] = Entry {
-            key,
-            field: Some(f),
-        };
+        let h = hash(pack(k.as_bytes()));
+        assert!(t[h] == 0, "two keys share a slot: choose another MUL");
+        t[h] = i as u8 + 1;
         i += 1;
     }
     t
 }
 
-static TABLE: [Entry; 256] = build_table();
+/// The key table of other targets: a byte per slot (256 B), a hit verified against [`KEYS`].
+#[cfg(any(test, not(target_pointer_width = "64")))]
+static SLOTS: [u8; 256] = build_slots();
 
-/// The field a packed key names, if any.
+/// [`lookup_long`] through [`SLOTS`].
+#[cfg(any(test, not(target_pointer_width = "64")))]
+fn lookup_slot(key: &[u8]) -> Option<Field> {
+    let i = usize::from(*SLOTS.get(hash(pack(key)))?);
+    let (k, f) = KEYS.get(i.checked_sub(1)?)?;
+    (k.as_bytes() == key).then_some(*f)
+}
+
+/// The field `key` (2 to 16 bytes) names, if any.
 #[inline(always)]
-pub(crate) fn lookup_packed(k: Packed) -> Option<Field> {
-    let e = TABLE.get(hash(k))?;
-    if e.key == k { e.field } else { None }
+fn lookup_long(key: &[u8]) -> Option<Field> {
+    #[cfg(target_pointer_width = "64")]
+    {
+        lookup_packed(pack(key))
+    }
+    #[cfg(not(target_pointer_width = "64"))]
+    {
+        lookup_slot(key)
+    }
 }
 
 // Indices are bytes (< 256).
@@ -263,7 +308,7 @@ pub(crate) fn lookup(key: &[u8]) -> Option<Field> {
     match key {
         [k] => lookup_short(*k),
         _ if key.len() > MAX_KEY => None,
-        _ => lookup_packed(pack(key)),
+        _ => lookup_long(key),
     }
 }
 
@@ -289,5 +334,29 @@ mod tests {
         ] {
             assert_eq!(lookup(k.as_bytes()), None, "{k:?}");
         }
+    }
+
+    /// The byte-per-slot table of 32-bit targets finds what the packed one finds.
+    #[test]
+    fn both_key_tables_agree() {
+        let others = [
+            "cc",
+            "c\0",
+            "sub_id\0",
+            "records_returnedx",
+            "records_",
+            "zz",
+            "ab",
+        ];
+        for k in KEYS.iter().map(|&(k, _)| k).chain(others) {
+            if k.len() >= 2 && k.len() <= MAX_KEY {
+                assert_eq!(
+                    lookup_slot(k.as_bytes()),
+                    lookup_long(k.as_bytes()),
+                    "{k:?}"
+                );
+            }
+        }
+        assert_eq!(lookup_slot(b"sub_id"), Some(Field::SubId));
     }
 }

@@ -4,6 +4,9 @@
 pub mod bookmark;
 mod command;
 mod error;
+// The fast scanner works on 64-bit words: built where they are registers. Elsewhere (32-bit
+// microcontrollers) the general scanner alone keeps the image small.
+#[cfg(target_pointer_width = "64")]
 mod fast;
 mod field;
 mod frame;

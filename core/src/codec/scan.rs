@@ -5,10 +5,13 @@
 //! unsigned integers; it reads keys eight bytes at a time and finds their field with one hash
 //! probe ([`super::field`]). On anything else (whitespace, an escape, a literal, a nested value,
 //! a non-ASCII string, any error) it gives up and the general scanner parses the header again
-//! from the start, so both accept exactly the same headers and report the same errors.
+//! from the start, so both accept exactly the same headers and report the same errors. The
+//! fast scanner is built on 64-bit targets only, where its words are registers: on a 32-bit
+//! microcontroller it would add about 3 KB of code (thumbv7em, opt-level "s"), so the general
+//! one serves alone there.
 
 use super::error::{DecodeError, Malformed};
-use super::field::{Field, Slot, StrIdx, lookup};
+use super::field::{Field, Slot, lookup};
 use super::header::{Detached, Sp};
 use super::json::{Cursor, KeyPos, Scratch, Span, unescape};
 use super::types::CommandKind;
@@ -25,13 +28,16 @@ impl Detached {
     ) -> Result<(&'a [u8], &'a str, usize), DecodeError> {
         // Accessors consult the presence masks first, so stale positions need no clearing.
         self.clear();
-        if let Some(end) = self.scan_fast(frame) {
-            let raw = frame.get(..end).unwrap_or(&[]);
-            self.command = self.command_of(raw);
-            return Ok((raw, "", end));
+        #[cfg(target_pointer_width = "64")]
+        {
+            if let Some(end) = self.scan_fast(frame) {
+                let raw = frame.get(..end).unwrap_or(&[]);
+                self.command = self.command_of(raw);
+                return Ok((raw, "", end));
+            }
+            // Anything the fast path does not handle: the general scanner, from the start.
+            self.clear();
         }
-        // Anything the fast path does not handle: the general scanner, from the start.
-        self.clear();
         self.parse_general(frame, scratch)
     }
 
@@ -46,8 +52,10 @@ impl Detached {
     }
 
     /// The command named by `c` in `raw` (a header without escapes in `c`).
+    #[cfg(target_pointer_width = "64")]
     #[inline(always)]
     fn command_of(&self, raw: &[u8]) -> Option<CommandKind> {
+        use super::field::StrIdx;
         let bit = 1u32 << StrIdx::Command as u32;
         if self.str_set & bit == 0 || self.str_esc & bit != 0 {
             return None;
