@@ -231,6 +231,52 @@ fn queue_acks_batch_capped_by_backlog_timeout_and_cancel() {
 }
 
 #[test]
+fn a_full_ack_batch_flushes_early_and_never_mixes_topics() {
+    let mut cfg = config("c");
+    cfg.ack_batch_size = 100;
+    // "jobs" + two 5-byte bookmarks and a comma: 15 bytes.
+    cfg.limits.ack_batch_bytes = 16;
+    let mut h = H::new(&cfg);
+    h.logon();
+    h.tx();
+    let jobs = h.s.execute(h.now, &Command::subscribe("jobs")).unwrap();
+    let work = h.s.execute(h.now, &Command::subscribe("work")).unwrap();
+    h.tx();
+    for (q, bm) in [(jobs, "1|41|"), (jobs, "1|42|"), (jobs, "1|43|")] {
+        h.feed(&format!(
+            r#"{{"c":"ack","cid":"{}","a":"processed","status":"success","o":"max_backlog=100"}}"#,
+            q.wire()
+        ));
+        h.s.ack(h.now, q, "jobs", bm, AckHow::Ack).unwrap();
+    }
+    h.feed(&format!(
+        r#"{{"c":"ack","cid":"{}","a":"processed","status":"success","o":"max_backlog=100"}}"#,
+        work.wire()
+    ));
+    // The third bookmark did not fit: the first two went, the third waits.
+    assert_eq!(
+        h.tx(),
+        vec![r#"{"c":"sow_delete","t":"jobs","bm":"1|41|,1|42|"}"#]
+    );
+    // Another topic sends the waiting batch first.
+    h.s.ack(h.now, work, "work", "2|1|", AckHow::Ack).unwrap();
+    assert_eq!(
+        h.tx(),
+        vec![r#"{"c":"sow_delete","t":"jobs","bm":"1|43|"}"#]
+    );
+    // A bookmark longer than the whole buffer goes out on its own, after the batch.
+    let long = "3|123456789012345|";
+    h.s.ack(h.now, work, "work", long, AckHow::Ack).unwrap();
+    assert_eq!(
+        h.tx(),
+        vec![
+            r#"{"c":"sow_delete","t":"work","bm":"2|1|"}"#.to_string(),
+            format!(r#"{{"c":"sow_delete","t":"work","bm":"{long}"}}"#)
+        ]
+    );
+}
+
+#[test]
 fn flush_completes_on_its_ack() {
     let mut h = ready("c");
     let f = h.s.flush(h.now).unwrap();

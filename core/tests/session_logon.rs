@@ -289,6 +289,7 @@ fn fixed_tables_cap_the_limits_and_keep_room_for_the_logon() {
         rx: vec![0; 1 << 16],
         tx: vec![0; 1 << 14],
         scratch: vec![0; 512],
+        ack_batch: Vec::new(),
         arena: vec![0; 1024],
         commands: heapless::Vec::new(),
         routes: heapless::Vec::new(),

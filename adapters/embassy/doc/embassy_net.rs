@@ -135,6 +135,7 @@ fn wiring(spawner: Spawner, device: Loopback) {
         tx: singleton!(: [u8; 512] = [0; 512]).unwrap(),
         scratch: singleton!(: [u8; 128] = [0; 128]).unwrap(),
         arena: singleton!(: [u8; 256] = [0; 256]).unwrap(),
+        ack_batch: singleton!(: [u8; 512] = [0; 512]).unwrap(),
         publish_store: singleton!(: [u8; 4096] = [0; 4096]).unwrap(),
         publish_window: 32,
         bookmark_store: singleton!(: [u8; 64] = [0; 64]).unwrap(),

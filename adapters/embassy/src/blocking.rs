@@ -29,7 +29,7 @@
 //! # fn clock() -> amps_core::Instant { amps_core::Instant::ZERO }
 //! # fn sleep_until(_: Option<amps_core::Instant>) {}
 //! let buffers = Buffers {
-//!     rx: buf(1100), tx: buf(1024), scratch: buf(256), arena: buf(256),
+//!     rx: buf(1100), tx: buf(1024), scratch: buf(256), arena: buf(256), ack_batch: buf(512),
 //!     publish_store: buf(4096), publish_window: 32, bookmark_store: buf(64),
 //! };
 //! let session = buffers.session::<8, 2>(&Config::new("sensor-17")).unwrap();

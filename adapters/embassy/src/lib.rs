@@ -52,7 +52,7 @@
 //! config.reconnect = ReconnectPolicy::Exponential(ExponentialDelayStrategy::default());
 //! config.resubscribe = true;
 //! let buffers = Buffers {
-//!     rx: buf(1100), tx: buf(1024), scratch: buf(256), arena: buf(256),
+//!     rx: buf(1100), tx: buf(1024), scratch: buf(256), arena: buf(256), ack_batch: buf(512),
 //!     publish_store: buf(4096), publish_window: 32, bookmark_store: buf(64),
 //! };
 //! // At most 8 commands awaiting acks and 2 subscriptions.
@@ -107,15 +107,14 @@ mod clock;
 mod connect;
 mod driver;
 mod log;
-mod storage;
 
+pub use amps_core::session::Buffers;
 pub use client::{Client, Link, Stats};
 pub use clock::Clock;
 #[cfg(feature = "embassy-time")]
 pub use clock::EmbassyClock;
 pub use connect::Connect;
 pub use driver::{Driver, Options};
-pub use storage::Buffers;
 
 /// # Wiring on embassy-net
 ///

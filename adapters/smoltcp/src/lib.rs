@@ -39,7 +39,7 @@
 //! config.reconnect = ReconnectPolicy::Exponential(ExponentialDelayStrategy::default());
 //! config.resubscribe = true;
 //! let buffers = Buffers {
-//!     rx: buf(1100), tx: buf(1024), scratch: buf(256), arena: buf(256),
+//!     rx: buf(1100), tx: buf(1024), scratch: buf(256), arena: buf(256), ack_batch: buf(512),
 //!     publish_store: buf(4096), publish_window: 32, bookmark_store: buf(64),
 //! };
 //! // At most 8 commands awaiting acks and 2 subscriptions.
@@ -143,12 +143,11 @@ mod drive;
 mod failover;
 mod log;
 pub mod loopback;
-mod storage;
 pub mod time;
 
+pub use amps_core::session::Buffers;
 pub use client::{Client, Link, Options, Stats, UriUnsupported};
 pub use failover::Server;
-pub use storage::Buffers;
 
 /// The examples of the crate's README, compiled and run as doctests.
 #[cfg(doctest)]

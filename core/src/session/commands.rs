@@ -11,6 +11,10 @@ use super::tables::{
 use super::{AckHow, CommandError, CommandId, Core, Exec, PublishError, State, Storage, Table};
 
 /// Encode `cmd` into the transmit buffer: `WouldBlock` if it would fit an empty buffer.
+/// Transmit-buffer bytes a `sow_delete` of a batch needs beyond its topic and bookmarks (frame
+/// prefix, command name, field names, a command id).
+const SOW_DELETE_OVERHEAD: usize = 96;
+
 fn encode_into(
     tx: &mut super::io::TxBuf<impl AsRef<[u8]> + AsMut<[u8]>>,
     cmd: &Command<'_>,
@@ -452,27 +456,32 @@ impl<S: Storage> Core<S> {
             self.tx.commit(n);
             return Ok(());
         }
-        if self.acks.count > 0 && self.acks.topic.as_str() != topic {
+        // A `sow_delete` must fit the transmit buffer whole; beyond that a batch could never go.
+        let max = self.tx.capacity().saturating_sub(SOW_DELETE_OVERHEAD);
+        if !self.acks.push(topic, bookmark, max) {
+            // Another topic's batch, or no room: send what is batched first.
             self.flush_acks(now);
+            if self.acks.count > 0 {
+                if self.is_logged_on() {
+                    return Err(CommandError::WouldBlock);
+                }
+                // Not sent on this connection, and moot on the next (the server delivers the
+                // messages again).
+                self.acks.clear();
+            }
+            if !self.acks.push(topic, bookmark, max) {
+                // Longer than the whole batch buffer: on its own.
+                let cmd = Command::sow_delete_by_bookmarks(topic, bookmark);
+                let n = encode_into(&mut self.tx, &cmd)?;
+                self.tx.commit(n);
+                return Ok(());
+            }
         }
-        let target = match backlog {
+        self.acks.target = match backlog {
             0 => self.ack_batch_size,
             b => self.ack_batch_size.min(b),
         };
-        use core::fmt::Write;
-        let fits = |b: &crate::util::FixedStr<2048>| b.as_str().len() + bookmark.len() < 2048;
-        if !fits(&self.acks.bookmarks) {
-            self.flush_acks(now);
-        }
-        if self.acks.count == 0 {
-            self.acks.topic = crate::util::FixedStr::new(topic).ok_or(CommandError::TooLarge)?;
-            self.acks.bookmarks = crate::util::FixedStr::EMPTY;
-        }
-        let sep = if self.acks.count > 0 { "," } else { "" };
-        write!(self.acks.bookmarks, "{sep}{bookmark}").map_err(|_| CommandError::TooLarge)?;
-        self.acks.count += 1;
-        self.acks.target = target;
-        if self.acks.count >= target {
+        if self.acks.count >= self.acks.target {
             self.flush_acks(now);
         } else if self.ack_flush_at.is_none() {
             self.ack_flush_at = Some(now + self.ack_timeout);
@@ -489,15 +498,11 @@ impl<S: Storage> Core<S> {
         if !self.is_logged_on() {
             return;
         }
-        let cmd = Command::sow_delete_by_bookmarks(
-            self.acks.topic.as_str(),
-            self.acks.bookmarks.as_str(),
-        );
+        let cmd = Command::sow_delete_by_bookmarks(self.acks.topic(), self.acks.bookmarks());
         match encode_into(&mut self.tx, &cmd) {
             Ok(n) => {
                 self.tx.commit(n);
-                self.acks.count = 0;
-                self.acks.bookmarks = crate::util::FixedStr::EMPTY;
+                self.acks.clear();
                 self.ack_flush_at = None;
             }
             // Retried when the transmit buffer drains (poll_transmit pumps) or at the timeout.

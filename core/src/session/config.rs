@@ -44,7 +44,8 @@ pub struct Limits {
     pub publish_window_messages: usize,
     /// Publish window: unpersisted bytes (sizes the heap publish store).
     pub publish_window_bytes: usize,
-    /// Bytes of queue-ack bookmarks batched before a flush.
+    /// Bytes of the queue-ack batch (its topic and bookmarks; sizes the heap buffer
+    /// [`super::Parts::ack_batch`]).
     pub ack_batch_bytes: usize,
 }
 

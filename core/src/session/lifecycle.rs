@@ -113,8 +113,7 @@ impl<S: Storage> Core<S> {
         self.rx_reset = true;
         self.tx.clear();
         self.closing = false;
-        self.acks.count = 0;
-        self.acks.bookmarks = crate::util::FixedStr::EMPTY;
+        self.acks.clear();
         self.ack_flush_at = None;
         self.state = State::LoggingOn;
         self.hb_deadline = None;
@@ -510,8 +509,7 @@ impl<S: Storage> Core<S> {
         self.hb_deadline = None;
         self.logon_deadline = None;
         self.ack_flush_at = None;
-        self.acks.count = 0;
-        self.acks.bookmarks = crate::util::FixedStr::EMPTY;
+        self.acks.clear();
         self.recovery = Recovery::Idle;
         self.logon_id = None;
         self.queue

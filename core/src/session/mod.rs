@@ -38,6 +38,7 @@
 //! - Memory is bounded by [`Limits`] and the [`Storage`] types; a full table or store is a typed
 //!   error or a documented policy, never a panic or silent growth.
 
+mod acks;
 mod commands;
 mod config;
 mod error;
@@ -54,7 +55,7 @@ pub use error::{
     StoreError,
 };
 pub use event::{ConnectionState, Delivery, Event, State};
-pub use storage::{Buf, FixedStorage, Parts, Storage, Table};
+pub use storage::{Buf, Buffers, FixedStorage, Parts, Storage, Table};
 #[cfg(feature = "alloc")]
 pub use storage::{HeapStorage, heap_bookmark_store, heap_publish_store};
 pub use tables::{CommandId, CommandIdHasher, Pending, Route};
@@ -202,15 +203,6 @@ enum Recovery {
     Resubscribe { next: usize },
 }
 
-/// Queue acks waiting to be sent as one `sow_delete` (docs/protocol.md §11; Python client: ack
-/// batching).
-struct AckBatch {
-    topic: FixedStr<256>,
-    bookmarks: FixedStr<2048>,
-    count: u32,
-    target: u32,
-}
-
 /// The client connection state machine. See the module docs for the call order and contracts.
 ///
 /// The receive buffer, the unescape scratch and the dispatch cursor live here; everything else
@@ -291,7 +283,7 @@ pub(crate) struct Core<S: Storage> {
     /// The receive buffer must be emptied (new or ended connection).
     rx_reset: bool,
     deferred_discard: Option<u64>,
-    acks: AckBatch,
+    acks: acks::AckBatch<S::Bytes>,
     /// The last routing attempt only found bookmark duplicates.
     dup_only: bool,
     /// Serial of the delivery being routed (see `Route::delivered`).
@@ -388,12 +380,7 @@ impl<S: Storage> Session<S> {
             closing: false,
             rx_reset: false,
             deferred_discard: None,
-            acks: AckBatch {
-                topic: FixedStr::EMPTY,
-                bookmarks: FixedStr::EMPTY,
-                count: 0,
-                target: 1,
-            },
+            acks: acks::AckBatch::new(parts.ack_batch),
             dup_only: false,
             msg_serial: 0,
             persisted_seq: 0,

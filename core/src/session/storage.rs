@@ -101,6 +101,10 @@ pub struct Parts<S: Storage> {
     /// Route arena: the strings of every subscription and running query (for routing,
     /// replace, resubscription).
     pub arena: S::Bytes,
+    /// Queue-ack batch: a topic and the bookmarks acknowledged on it, sent together as one
+    /// `sow_delete`. A batch flushes early when it is full; a bookmark that does not fit an
+    /// empty batch goes out on its own, so a zero-length buffer sends every ack at once.
+    pub ack_batch: S::Bytes,
     /// Pending-command table.
     pub commands: S::Commands,
     /// Route table.
@@ -137,6 +141,7 @@ impl<P: PublishStore, B: BookmarkStore> Parts<HeapStorage<P, B>> {
             tx: vec![0; limits.tx_bytes],
             scratch: vec![0; limits.scratch_bytes],
             arena: vec![0; limits.arena_bytes],
+            ack_batch: vec![0; limits.ack_batch_bytes],
             commands: alloc::vec::Vec::with_capacity(limits.max_commands.min(1024)),
             routes: alloc::vec::Vec::with_capacity(limits.max_routes.min(1024)),
             publish_store,
@@ -171,4 +176,69 @@ impl<const CMDS: usize, const ROUTES: usize> Storage for FixedStorage<CMDS, ROUT
     type Routes = heapless::Vec<Route, ROUTES>;
     type PublishStore = MemoryPublishStore<&'static mut [u8]>;
     type BookmarkStore = MemoryBookmarkStore<&'static mut [u8], 4>;
+}
+
+/// The buffers of a session without `alloc`, all provided by the application (typically
+/// `static` cells in firmware). Sizes bound everything the session keeps:
+///
+/// - `rx`: the largest frame accepted from the server plus 4 (its prefix);
+/// - `tx`: the largest command (a publish with its payload, about 80 bytes of header);
+/// - `scratch`: the largest header with JSON escapes (rare; 256 bytes is plenty);
+/// - `arena`: the strings of subscriptions (topic, filter, ids) for routing and re-entry;
+/// - `ack_batch`: queue acks batched into one `sow_delete` (a topic and its bookmarks; empty
+///   when the application consumes no queue: each ack then goes out at once);
+/// - `publish_store` / `publish_window`: the unpersisted-publish window in bytes (each entry
+///   costs its encoded frame plus 12 bytes) and in messages (docs/protocol.md §8.4);
+/// - `bookmark_store`: bookmarks of bookmark subscriptions (may be tiny if none are used).
+#[derive(Debug)]
+pub struct Buffers {
+    /// Receive buffer.
+    pub rx: &'static mut [u8],
+    /// Transmit buffer.
+    pub tx: &'static mut [u8],
+    /// Header unescape scratch.
+    pub scratch: &'static mut [u8],
+    /// Route arena.
+    pub arena: &'static mut [u8],
+    /// Queue-ack batch.
+    pub ack_batch: &'static mut [u8],
+    /// Publish store bytes.
+    pub publish_store: &'static mut [u8],
+    /// Publish store capacity in messages.
+    pub publish_window: usize,
+    /// Bookmark store bytes.
+    pub bookmark_store: &'static mut [u8],
+}
+
+impl Buffers {
+    /// The [`Parts`] of a session with `CMDS` pending commands and `ROUTES` subscriptions at
+    /// most, over these buffers.
+    pub fn into_parts<const CMDS: usize, const ROUTES: usize>(
+        self,
+    ) -> Parts<FixedStorage<CMDS, ROUTES>> {
+        Parts {
+            rx: self.rx,
+            tx: self.tx,
+            scratch: self.scratch,
+            arena: self.arena,
+            ack_batch: self.ack_batch,
+            commands: heapless::Vec::new(),
+            routes: heapless::Vec::new(),
+            publish_store: MemoryPublishStore::new(self.publish_store, self.publish_window),
+            bookmark_store: MemoryBookmarkStore::new(self.bookmark_store),
+        }
+    }
+
+    /// A session over these buffers with `CMDS` pending commands and `ROUTES` subscriptions
+    /// at most. The configured limits are capped to the table sizes, so a full table is the
+    /// session's typed error (`TooManyCommands`) and never a silently dropped entry.
+    pub fn session<const CMDS: usize, const ROUTES: usize>(
+        self,
+        config: &super::Config<'_>,
+    ) -> Result<super::Session<FixedStorage<CMDS, ROUTES>>, super::ConfigError> {
+        let mut config = *config;
+        config.limits.max_commands = config.limits.max_commands.min(CMDS);
+        config.limits.max_routes = config.limits.max_routes.min(ROUTES);
+        super::Session::new(&config, self.into_parts())
+    }
 }

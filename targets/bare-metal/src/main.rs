@@ -127,6 +127,7 @@ fn run() -> Result<selftest::Report, Failure> {
         tx: buffer!(512).ok_or(missing)?,
         scratch: buffer!(128).ok_or(missing)?,
         arena: buffer!(128).ok_or(missing)?,
+        ack_batch: &mut [], // no queue subscriptions: each ack, if any, goes out at once
         publish_store: buffer!(4096).ok_or(missing)?,
         publish_window: 32,
         bookmark_store: buffer!(64).ok_or(missing)?,

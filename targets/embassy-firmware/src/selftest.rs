@@ -177,6 +177,7 @@ pub fn spawn(spawner: Spawner, net: &'static Net) -> Result<(), &'static str> {
         tx: singleton!(: [u8; 512] = [0; 512]).ok_or(missing)?,
         scratch: singleton!(: [u8; 128] = [0; 128]).ok_or(missing)?,
         arena: singleton!(: [u8; 128] = [0; 128]).ok_or(missing)?,
+        ack_batch: &mut [], // no queue subscriptions: each ack, if any, goes out at once
         publish_store: singleton!(: [u8; 4096] = [0; 4096]).ok_or(missing)?,
         publish_window: 32,
         bookmark_store: singleton!(: [u8; 64] = [0; 64]).ok_or(missing)?,

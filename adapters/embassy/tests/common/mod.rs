@@ -260,6 +260,7 @@ pub fn peer(addr: SocketAddr, spec: Spec) -> Peer {
         tx: buf(4096),
         scratch: buf(512),
         arena: buf(1024),
+        ack_batch: buf(2048),
         publish_store: buf(16 * 1024),
         publish_window: 64,
         bookmark_store: buf(512),
