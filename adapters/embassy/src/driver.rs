@@ -114,12 +114,53 @@ where
                 Next::Connect(req) => req,
             };
             let at = client.clock.now().saturating_add(opts.connect_timeout);
-            let attempt = select(connector.connect(req), client.clock.sleep_until(at)).await;
-            let Either::First(Ok(mut conn)) = attempt else {
+            let Either::First(Ok(mut conn)) =
+                select(connector.connect(req), client.clock.sleep_until(at)).await
+            else {
                 after = After::Failed(req.attempt);
                 continue;
             };
-            let end = connected(client, &mut conn, buf, &opts.logon, &mut on_event).await;
+            // Serve the connection until it ends (written out here rather than as an async
+            // fn of its own, whose future would hold copies of its arguments).
+            let mut p = Pending::default();
+            let end = loop {
+                let guard = client.inner.lock().await;
+                let deadline =
+                    match connection_step(client, guard, &opts.logon, buf, &mut p, &mut on_event) {
+                        Ok(deadline) => deadline,
+                        Err(end) => break end,
+                    };
+                let writing = p.out_pos < p.out_len;
+                if !writing && p.unflushed {
+                    p.unflushed = false;
+                    if conn.flush().await.is_err() {
+                        break End::lost(TransportClosed::Error);
+                    }
+                }
+                // One transport operation at a time: write what is pending, else wait for
+                // input; either races the session's next timer and the commands of other
+                // tasks.
+                let io = async {
+                    if writing {
+                        conn.write(buf.get(p.out_pos..p.out_len).unwrap_or(&[]))
+                            .await
+                    } else {
+                        conn.read(buf).await
+                    }
+                };
+                let timer = sleep_until(&client.clock, deadline);
+                match select3(io, timer, client.wake.wait()).await {
+                    Either3::First(Err(_)) => break End::lost(TransportClosed::Error),
+                    Either3::First(Ok(n)) if writing => {
+                        p.out_pos += n;
+                        p.written += n;
+                        p.unflushed = true;
+                    }
+                    Either3::First(Ok(0)) => break End::lost(TransportClosed::PeerClosed),
+                    Either3::First(Ok(n)) => p.in_len = n,
+                    Either3::Second(()) | Either3::Third(()) => {}
+                }
+            };
             C::close(&mut conn, end.graceful).await;
             drop(conn);
             after = After::Closed(end);
@@ -182,7 +223,6 @@ enum Next {
 
 /// Without a connection, under the lock: tell the session how the last attempt or connection
 /// ended, fire timers, hand out events, and see whether the session wants a connection.
-#[inline(never)]
 fn idle_step<M, S, K, F>(
     client: &Client<M, S, K>,
     mut guard: MutexGuard<'_, M, Inner<S>>,
@@ -282,69 +322,14 @@ struct Pending {
     out_pos: usize,
     out_len: usize,
     /// Written since the counters were last updated.
-    written: u64,
+    written: usize,
     /// Something was written since the last flush.
     unflushed: bool,
-}
-
-/// Serve one open connection until it ends.
-async fn connected<M, S, K, T, F>(
-    client: &Client<M, S, K>,
-    conn: &mut T,
-    buf: &mut [u8],
-    logon: &Logon<'_>,
-    on_event: &mut F,
-) -> End
-where
-    M: RawMutex,
-    S: Storage,
-    K: Clock,
-    T: Read + Write,
-    F: FnMut(Event<'_>),
-{
-    let mut p = Pending::default();
-    loop {
-        let guard = client.inner.lock().await;
-        let deadline = match connection_step(client, guard, logon, buf, &mut p, on_event) {
-            Ok(deadline) => deadline,
-            Err(end) => return end,
-        };
-        let writing = p.out_pos < p.out_len;
-        if !writing && p.unflushed {
-            p.unflushed = false;
-            if conn.flush().await.is_err() {
-                return End::lost(TransportClosed::Error);
-            }
-        }
-        // One transport operation at a time: write what is pending, else wait for input;
-        // either races the session's next timer and the commands of other tasks.
-        let io = async {
-            if writing {
-                conn.write(buf.get(p.out_pos..p.out_len).unwrap_or(&[]))
-                    .await
-            } else {
-                conn.read(buf).await
-            }
-        };
-        let timer = sleep_until(&client.clock, deadline);
-        match select3(io, timer, client.wake.wait()).await {
-            Either3::First(Err(_)) => return End::lost(TransportClosed::Error),
-            Either3::First(Ok(n)) if writing => {
-                p.out_pos += n;
-                p.written += n as u64;
-                p.unflushed = true;
-            }
-            Either3::First(Ok(0)) => return End::lost(TransportClosed::PeerClosed),
-            Either3::First(Ok(n)) => p.in_len = n,
-            Either3::Second(()) | Either3::Third(()) => {}
-        }
-    }
 }
 
 /// One round of an open connection, under the lock: hand a new connection to the session,
 /// fire timers, feed the input, hand out events, and take the next output. Returns the
 /// session's next deadline, or how the connection ends.
-#[inline(never)]
 fn connection_step<M, S, K, F>(
     client: &Client<M, S, K>,
     mut guard: MutexGuard<'_, M, Inner<S>>,
@@ -377,7 +362,7 @@ where
         p.accepted = true;
         log::info!("amps-embassy: connected");
     }
-    g.stats.bytes_out += core::mem::take(&mut p.written);
+    g.stats.bytes_out += core::mem::take(&mut p.written) as u64;
     fire_timers(g, now);
     let input = buf.get(..core::mem::take(&mut p.in_len)).unwrap_or(&[]);
     let fed = feed(g, now, input, on_event);
