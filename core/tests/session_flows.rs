@@ -469,3 +469,56 @@ fn identical_events_whatever_the_chunking() {
         assert_eq!(script(chunk), whole, "chunk {chunk}");
     }
 }
+
+/// Writing straight from the session's transmit buffer, in small pieces, while publishing more:
+/// every frame arrives once, whole and in order, and a full buffer pushes back rather than
+/// losing or reordering anything.
+#[test]
+fn output_taken_from_the_transmit_buffer_in_pieces_keeps_every_frame_in_order() {
+    let mut cfg = config("zero-copy");
+    cfg.limits.tx_bytes = 256;
+    // Nothing is persisted here: the window must hold every message.
+    cfg.limits.publish_window_messages = 1_000;
+    cfg.limits.publish_window_bytes = 1 << 20;
+    let mut h = H::new(&cfg);
+    h.logon();
+    h.tx();
+    let mut wire = Vec::new();
+    let (mut next, mut pushed_back) = (0u32, 0u32);
+    for round in 0..2_000 {
+        if next < 300 {
+            let payload = format!(r#"{{"n":{next}}}"#);
+            match h.s.publish(h.now, "t", payload.as_bytes()) {
+                Ok(_) => next += 1,
+                Err(PublishError::WouldBlock) => pushed_back += 1,
+                Err(e) => panic!("publish {next}: {e:?}"),
+            }
+        }
+        // The transport takes 1 to 29 bytes at a time.
+        let out = h.s.transmit_buffer(h.now);
+        let n = out.len().min(1 + round % 29);
+        wire.extend_from_slice(&out[..n]);
+        h.s.transmitted(n);
+    }
+    assert_eq!(next, 300, "every publish eventually went in");
+    assert!(
+        pushed_back > 0,
+        "the 256-byte buffer never filled: the test proves nothing"
+    );
+    assert!(h.s.transmit_buffer(h.now).is_empty());
+    let mut rest = &wire[..];
+    let mut seen = Vec::new();
+    while !rest.is_empty() {
+        let (body, used) = amps_core::codec::split_frame(rest, u32::MAX)
+            .unwrap()
+            .expect("whole frames");
+        let body = String::from_utf8_lossy(body).into_owned();
+        let n: u32 = body
+            .rsplit_once(r#"{"n":"#)
+            .and_then(|(_, t)| t.trim_end_matches('}').parse().ok())
+            .unwrap_or_else(|| panic!("{body}"));
+        seen.push(n);
+        rest = &rest[used..];
+    }
+    assert_eq!(seen, (0..300).collect::<Vec<_>>());
+}

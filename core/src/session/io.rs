@@ -138,13 +138,21 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> TxBuf<B> {
         self.buf.as_mut().get_mut(end..).unwrap_or(&mut [])
     }
 
+    /// Whether moving the pending bytes to the front is worth it: only when there are no more
+    /// of them than the bytes already sent before them, so that, whatever the transport's
+    /// write sizes, compaction copies each byte at most once on average. Otherwise the
+    /// caller waits (backpressure) until the transport has taken more.
+    fn may_compact(&self) -> bool {
+        self.start > 0 && self.pending() <= self.start
+    }
+
     /// Encode `cmd` at the tail without committing it. Pending bytes are moved to the front
     /// only when the frame does not fit behind them (a partial drain must not cost a copy of
-    /// everything pending on every encode).
+    /// everything pending on every encode), see [`TxBuf::may_compact`].
     pub(crate) fn stage(&mut self, cmd: &Command<'_>) -> Result<usize, EncodeError> {
         match cmd.encode(self.tail_space()) {
             Err(EncodeError::BufferTooSmall { needed })
-                if self.start > 0 && needed <= self.free() =>
+                if self.may_compact() && needed <= self.free() =>
             {
                 self.compact();
                 cmd.encode(self.tail_space())
@@ -181,6 +189,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> TxBuf<B> {
             return false;
         }
         if bytes.len() > self.capacity() - self.end {
+            if !self.may_compact() {
+                return false;
+            }
             self.compact();
         }
         let tail = self.tail_space();
@@ -203,16 +214,50 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> TxBuf<B> {
         ) {
             dst.copy_from_slice(src);
         }
-        self.start += n;
+        self.consume(n);
+        n
+    }
+
+    /// The pending bytes, in order.
+    pub(crate) fn pending_bytes(&self) -> &[u8] {
+        self.buf.as_ref().get(self.start..self.end).unwrap_or(&[])
+    }
+
+    /// The first `n` pending bytes were sent (at most all of them).
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start += n.min(self.pending());
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        n
     }
 
     pub(crate) fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TxBuf;
+
+    #[test]
+    fn pending_bytes_move_to_the_front_only_when_no_more_than_were_sent() {
+        let mut tx = TxBuf::new([0u8; 10]);
+        assert!(tx.append(b"abcdefgh"));
+        tx.consume(3);
+        // 5 pending behind 3 sent: room for 3 more exists only after moving 5 bytes.
+        assert!(!tx.append(b"xyz"), "moving 5 bytes to free 3 is refused");
+        assert_eq!(tx.pending_bytes(), b"defgh");
+        tx.consume(2);
+        assert!(tx.append(b"xyz"), "3 pending behind 5 sent: moved");
+        assert_eq!(tx.pending_bytes(), b"fghxyz");
+        tx.consume(100);
+        assert_eq!((tx.pending(), tx.pending_bytes()), (0, &b""[..]));
+        assert!(
+            tx.append(b"0123456789"),
+            "an emptied buffer starts over at the front"
+        );
     }
 }

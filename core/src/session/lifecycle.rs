@@ -662,20 +662,35 @@ impl<S: Storage> Core<S> {
     /// never `Some(0)`. Remembers its place inside a frame. Transmitting frees space, so this
     /// also sends what was waiting for it (publish replay, resubscriptions, queue acks).
     pub(super) fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
-        if !self.is_connected() {
+        if !self.ready_to_transmit(now) {
             return None;
+        }
+        let n = self.tx.drain_into(out);
+        if n == 0 { None } else { Some(n) }
+    }
+
+    pub(super) fn transmit_buffer(&mut self, now: Instant) -> &[u8] {
+        if !self.ready_to_transmit(now) {
+            return &[];
+        }
+        self.tx.pending_bytes()
+    }
+
+    /// Whether bytes may go out now; refills an empty transmit buffer first.
+    fn ready_to_transmit(&mut self, now: Instant) -> bool {
+        if !self.is_connected() {
+            return false;
         }
         if let Some(t) = self.tx_hold {
             if now < t {
-                return None;
+                return false;
             }
             self.tx_hold = None;
         }
         if self.tx.pending() == 0 {
             self.pump(now);
         }
-        let n = self.tx.drain_into(out);
-        if n == 0 { None } else { Some(n) }
+        true
     }
 
     pub(super) fn remove_pending(&mut self, id: CommandId) -> Option<Pending> {

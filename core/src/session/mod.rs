@@ -850,6 +850,21 @@ impl<S: Storage> Session<S> {
         self.core.poll_transmit(now, out)
     }
 
+    /// The pending outgoing bytes, in the session's own transmit buffer (no copy): write them
+    /// to the transport straight from here, then say how many it took with
+    /// [`Session::transmitted`]. Empty when there is nothing to send. Like
+    /// [`Session::poll_transmit`], it first sends what waited for room. Other calls may add
+    /// bytes before `transmitted`; the count always refers to the front of what is pending.
+    pub fn transmit_buffer(&mut self, now: Instant) -> &[u8] {
+        self.enter(now);
+        self.core.transmit_buffer(now)
+    }
+
+    /// The transport took the first `n` bytes of [`Session::transmit_buffer`].
+    pub fn transmitted(&mut self, n: usize) {
+        self.core.tx.consume(n);
+    }
+
     /// The earliest time `handle_timeout` (or `poll_connect`) has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.core.poll_timeout()

@@ -51,9 +51,6 @@ use routes::{IdMap, Out, Route, Wait};
 type Store = HeapStorage<Box<dyn PublishStore + Send>, Box<dyn BookmarkStore + Send>>;
 type Session = amps_core::session::Session<Store>;
 
-/// The write buffer: large, so a busy connection moves many frames per system call; at least
-/// the session's transmit buffer.
-const WBUF: usize = 256 * 1024;
 /// Events handled between deliveries to streams and the dispatch queue.
 const EVENT_BATCH: usize = 512;
 
@@ -168,9 +165,9 @@ struct State {
     user_disconnect: bool,
     /// `close()` is under way: outputs no longer wait for full streams.
     closing: bool,
-    wbuf: Vec<u8>,
-    wpos: usize,
-    wlen: usize,
+    /// Bytes at the front of the session's pending output already shown to the transport
+    /// filter (the transport may take them in several writes).
+    filtered: usize,
     /// Publish bytes and records processed since the last report to the inbox.
     done_pub: usize,
     done_pub_records: usize,
@@ -217,7 +214,6 @@ impl Driver {
             Parts::heap(&c.limits, s.publish_store, s.bookmark_store),
         )?;
         shared.set_unpersisted(session.unpersisted_count());
-        let wbuf = WBUF.max(session.limits().tx_bytes);
         Ok(Driver {
             session,
             st: State {
@@ -253,9 +249,7 @@ impl Driver {
                 skip_connected: false,
                 user_disconnect: false,
                 closing: false,
-                wbuf: vec![0; wbuf],
-                wpos: 0,
-                wlen: 0,
+                filtered: 0,
                 done_pub: 0,
                 done_pub_records: 0,
                 dropped_publishes: 0,
@@ -359,40 +353,28 @@ impl Driver {
         taken
     }
 
-    /// Bytes to write to the transport now (empty when there is nothing to send). Call
-    /// [`Driver::handle_written`] with how many the transport took.
+    /// Bytes to write to the transport now (empty when there is nothing to send), straight
+    /// from the session's transmit buffer: no copy. Call [`Driver::handle_written`] with how
+    /// many the transport took.
     pub fn output(&mut self) -> &[u8] {
         if !self.st.open {
             return &[];
         }
-        if self.st.wpos >= self.st.wlen {
-            let now = self.now();
-            self.st.wpos = 0;
-            self.st.wlen = 0;
-            let mut len = 0;
-            while len < self.st.wbuf.len() {
-                let Some(out) = self.st.wbuf.get_mut(len..) else {
-                    break;
-                };
-                match self.session.poll_transmit(now, out) {
-                    Some(n) => len += n,
-                    None => break,
-                }
-            }
-            self.st.wlen = len;
-            if len > 0
-                && let Some(f) = &self.st.transport_filter
-            {
-                let seen = self.st.wbuf.get(..len).unwrap_or(&[]);
-                filter(f, Direction::Outgoing, seen, &mut self.st.out);
-            }
+        let now = self.now();
+        let out = self.session.transmit_buffer(now);
+        if let Some(f) = &self.st.transport_filter
+            && let Some(new) = out.get(self.st.filtered..).filter(|b| !b.is_empty())
+        {
+            filter(f, Direction::Outgoing, new, &mut self.st.out);
+            self.st.filtered = out.len();
         }
-        self.st.wbuf.get(self.st.wpos..self.st.wlen).unwrap_or(&[])
+        out
     }
 
     /// The transport took `n` bytes of [`Driver::output`].
     pub fn handle_written(&mut self, n: usize) {
-        self.st.wpos = (self.st.wpos + n).min(self.st.wlen);
+        self.session.transmitted(n);
+        self.st.filtered = self.st.filtered.saturating_sub(n);
         if self.st.blocked == Some(Blocked::Transmit) {
             self.st.blocked = None;
         }
@@ -592,8 +574,7 @@ impl State {
             self.open = false;
             self.io = Some(IoRequest::Close);
         }
-        self.wpos = 0;
-        self.wlen = 0;
+        self.filtered = 0;
         if self.blocked == Some(Blocked::Transmit) {
             self.blocked = None;
         }
