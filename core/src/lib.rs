@@ -106,6 +106,7 @@ pub mod msgtypes;
 mod rng;
 pub mod session;
 pub mod store;
+mod strlist;
 pub mod time;
 pub mod uri;
 pub mod util;

@@ -1,6 +1,8 @@
 //! The header fields (docs/protocol.md, section 2): the [`Field`] enum, where a parsed header keeps
 //! each one, and the lookup of a key (wire key or alias) in one multiply and two loads.
 
+use crate::strlist;
+
 macro_rules! fields {
     (
         str { $($s:ident = $sk:literal $(| $sa:literal)* => $sdoc:literal,)* }
@@ -9,7 +11,7 @@ macro_rules! fields {
     ) => {
         /// A known header field (docs/protocol.md, section 2). The discriminant orders strings,
         /// then integers, then booleans.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[non_exhaustive]
         pub enum Field {
             $(#[doc = $sdoc] $s,)*
@@ -36,6 +38,9 @@ macro_rules! fields {
             $(($ik, Field::$i), $(($ia, Field::$i),)*)*
             $(($bk, Field::$b),)*
         ];
+
+        /// The variants' names, in discriminant order (for `Debug`).
+        const NAMES: &[&str] = &[$(stringify!($s),)* $(stringify!($i),)* $(stringify!($b),)*];
 
         impl Field {
             /// Every field.
@@ -136,6 +141,16 @@ fields! {
     }
 }
 
+/// The variants' names packed (a derived `Debug` keeps two tables of four bytes per variant:
+/// flash in every firmware image that prints an error naming a field).
+static NAME_LIST: [u8; strlist::packed_len(NAMES)] = strlist::pack(NAMES);
+
+impl core::fmt::Debug for Field {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(strlist::nth_str(&NAME_LIST, *self as usize))
+    }
+}
+
 /// Where a header keeps a field: its index in the string or integer table, or its bit in the
 /// boolean masks.
 #[derive(Clone, Copy)]
@@ -146,9 +161,11 @@ pub(crate) enum Slot {
 }
 
 /// The longest key decoders know.
+#[cfg(target_pointer_width = "64")]
 const MAX_KEY: usize = 16;
 
 /// A key of at most 16 bytes as two little-endian words (zero-padded) and its length.
+#[cfg(target_pointer_width = "64")]
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Packed {
     pub(crate) w0: u64,
@@ -157,6 +174,7 @@ pub(crate) struct Packed {
 }
 
 // `i < k.len()` guards the index; `const fn` cannot use `get`.
+#[cfg(target_pointer_width = "64")]
 #[allow(clippy::indexing_slicing)]
 const fn pack(k: &[u8]) -> Packed {
     let (mut w0, mut w1) = (0u64, 0u64);
@@ -178,8 +196,10 @@ const fn pack(k: &[u8]) -> Packed {
 
 /// The multiplier of the key hash: found offline so that every key of [`KEYS`] lands in its own
 /// slot of a 256-entry table (checked when the table is built, at compile time).
+#[cfg(target_pointer_width = "64")]
 const MUL: u64 = 0xc8bf_c6d1_991c_86b5;
 
+#[cfg(target_pointer_width = "64")]
 #[inline(always)]
 const fn hash(k: Packed) -> usize {
     let x = k.w0 ^ k.w1.rotate_left(23) ^ ((k.len as u64) << 59);
@@ -237,6 +257,7 @@ pub(crate) fn lookup_packed(k: Packed) -> Option<Field> {
 
 /// For each hash value, 1 + the position in [`KEYS`] of the key with that hash, or 0.
 // Indices are `hash` values (< 256) and positions below `KEYS.len()` (< 255).
+#[cfg(target_pointer_width = "64")]
 #[allow(clippy::indexing_slicing)]
 const fn build_slots() -> [u8; 256] {
     assert!(KEYS.len() < 255, "too many keys for a byte index");
@@ -253,32 +274,104 @@ const fn build_slots() -> [u8; 256] {
     t
 }
 
-/// The key table of other targets: a byte per slot (256 B), a hit verified against [`KEYS`].
+/// The key table of other targets (microcontrollers), where flash is what counts: every key
+/// once, packed ([`strlist`]), searched in order: about 500 bytes, where a hash table and its
+/// entries take 1.2 KB.
 #[cfg(any(test, not(target_pointer_width = "64")))]
-static SLOTS: [u8; 256] = build_slots();
+mod list {
+    use super::{Field, KEYS, strlist};
 
-/// [`lookup_long`] through [`SLOTS`].
-#[cfg(any(test, not(target_pointer_width = "64")))]
-fn lookup_slot(key: &[u8]) -> Option<Field> {
-    let i = usize::from(*SLOTS.get(hash(pack(key)))?);
-    let (k, f) = KEYS.get(i.checked_sub(1)?)?;
-    (k.as_bytes() == key).then_some(*f)
+    /// [`KEYS`] with the wire keys first (what servers send), then the aliases.
+    // Indices are below `KEYS.len()`.
+    #[allow(clippy::indexing_slicing)]
+    const fn wire_keys_first() -> [(&'static str, Field); KEYS.len()] {
+        let mut out = [("", Field::Command); KEYS.len()];
+        let (mut at, mut pass) = (0, 0);
+        while pass < 2 {
+            let mut i = 0;
+            while i < KEYS.len() {
+                let (k, f) = KEYS[i];
+                if is_wire_key(k, f) == (pass == 0) {
+                    out[at] = (k, f);
+                    at += 1;
+                }
+                i += 1;
+            }
+            pass += 1;
+        }
+        out
+    }
+
+    /// Whether `k` is `f`'s wire key (`const` string equality).
+    // `i < a.len() == b.len()` guards the indices.
+    #[allow(clippy::indexing_slicing)]
+    const fn is_wire_key(k: &str, f: Field) -> bool {
+        let (a, b) = (k.as_bytes(), f.wire_key().as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// The keys in search order, with their fields apart.
+    const ORDERED: [(&str, Field); KEYS.len()] = wire_keys_first();
+
+    // Indices are below `KEYS.len()`.
+    #[allow(clippy::indexing_slicing)]
+    const fn ordered_keys() -> [&'static str; KEYS.len()] {
+        let mut out = [""; KEYS.len()];
+        let mut i = 0;
+        while i < KEYS.len() {
+            out[i] = ORDERED[i].0;
+            i += 1;
+        }
+        out
+    }
+
+    // Indices are below `KEYS.len()`.
+    #[allow(clippy::indexing_slicing)]
+    const fn ordered_fields() -> [Field; KEYS.len()] {
+        let mut out = [Field::Command; KEYS.len()];
+        let mut i = 0;
+        while i < KEYS.len() {
+            out[i] = ORDERED[i].1;
+            i += 1;
+        }
+        out
+    }
+
+    const KEY_STRS: [&str; KEYS.len()] = ordered_keys();
+
+    /// The keys, packed in search order.
+    static KEY_LIST: [u8; strlist::packed_len(&KEY_STRS)] = strlist::pack(&KEY_STRS);
+    /// Each key's field, in the same order.
+    static KEY_FIELDS: [Field; KEYS.len()] = ordered_fields();
+
+    /// The field `key` names, searched in [`KEY_LIST`].
+    pub(super) fn lookup_list(key: &[u8]) -> Option<Field> {
+        let i = strlist::items(&KEY_LIST).position(|k| k == key)?;
+        KEY_FIELDS.get(i).copied()
+    }
 }
+#[cfg(any(test, not(target_pointer_width = "64")))]
+use list::lookup_list;
 
 /// The field `key` (2 to 16 bytes) names, if any.
+#[cfg(target_pointer_width = "64")]
 #[inline(always)]
 fn lookup_long(key: &[u8]) -> Option<Field> {
-    #[cfg(target_pointer_width = "64")]
-    {
-        lookup_packed(pack(key))
-    }
-    #[cfg(not(target_pointer_width = "64"))]
-    {
-        lookup_slot(key)
-    }
+    lookup_packed(pack(key))
 }
 
 // Indices are bytes (< 256).
+#[cfg(target_pointer_width = "64")]
 #[allow(clippy::indexing_slicing)]
 const fn build_short() -> [Option<Field>; 256] {
     let mut t = [None; 256];
@@ -294,15 +387,18 @@ const fn build_short() -> [Option<Field>; 256] {
 }
 
 /// The fields of the one-byte keys, by that byte.
+#[cfg(target_pointer_width = "64")]
 static SHORT: [Option<Field>; 256] = build_short();
 
 /// The field the one-byte key `k` names, if any.
+#[cfg(target_pointer_width = "64")]
 #[inline(always)]
 pub(crate) fn lookup_short(k: u8) -> Option<Field> {
     SHORT.get(usize::from(k)).copied().flatten()
 }
 
 /// The field `key` names (wire key or alias), if any.
+#[cfg(target_pointer_width = "64")]
 #[inline]
 pub(crate) fn lookup(key: &[u8]) -> Option<Field> {
     match key {
@@ -310,6 +406,13 @@ pub(crate) fn lookup(key: &[u8]) -> Option<Field> {
         _ if key.len() > MAX_KEY => None,
         _ => lookup_long(key),
     }
+}
+
+/// The field `key` names (wire key or alias), if any.
+#[cfg(not(target_pointer_width = "64"))]
+#[inline]
+pub(crate) fn lookup(key: &[u8]) -> Option<Field> {
+    lookup_list(key)
 }
 
 #[cfg(test)]
@@ -339,19 +442,26 @@ mod tests {
         }
     }
 
-    /// The byte-per-slot table of 32-bit targets finds what the packed one finds.
+    #[test]
+    fn debug_names_every_field() {
+        assert_eq!(alloc::format!("{:?}", Field::Command), "Command");
+        assert_eq!(alloc::format!("{:?}", Field::LeasePeriod), "LeasePeriod");
+        assert_eq!(alloc::format!("{:?}", Field::Seq), "Seq");
+        assert_eq!(alloc::format!("{:?}", Field::DataOnly), "DataOnly");
+        assert_eq!(NAMES.len(), Field::ALL.len());
+        for (f, name) in Field::ALL.iter().zip(NAMES) {
+            assert_eq!(alloc::format!("{f:?}"), *name);
+        }
+    }
+
+    /// The key list of 32-bit targets finds what the hash tables find.
     #[test]
     fn both_key_tables_agree() {
-        let others = NOT_KEYS.into_iter().chain(["ab"]);
+        let others = NOT_KEYS.into_iter().chain(["ab", "records_returned"]);
         for k in KEYS.iter().map(|&(k, _)| k).chain(others) {
-            if k.len() >= 2 && k.len() <= MAX_KEY {
-                assert_eq!(
-                    lookup_slot(k.as_bytes()),
-                    lookup_long(k.as_bytes()),
-                    "{k:?}"
-                );
-            }
+            assert_eq!(lookup_list(k.as_bytes()), lookup(k.as_bytes()), "{k:?}");
         }
-        assert_eq!(lookup_slot(b"sub_id"), Some(Field::SubId));
+        assert_eq!(lookup_list(b"sub_id"), Some(Field::SubId));
+        assert_eq!(lookup_list(b"lease_period"), Some(Field::LeasePeriod));
     }
 }

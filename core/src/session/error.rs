@@ -4,6 +4,7 @@
 use core::fmt;
 
 use crate::codec::{DecodeError, EncodeError};
+use crate::strlist;
 
 /// A copy of a server's `reason` text, truncated to 96 bytes at a char boundary, so errors stay
 /// `Copy` and allocation-free.
@@ -52,9 +53,10 @@ impl fmt::Display for ReasonText {
     }
 }
 
+strlist::packed_debug_enum! {
 /// What a server failure means (docs/protocol.md §15), so adapters can expose matchable variants
 /// (the Python client's exception types).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FailureKind {
     /// Bad credentials or logon required (AuthenticationException).
@@ -89,6 +91,7 @@ pub enum FailureKind {
     /// Any other failure (CommandException).
     Other,
 }
+}
 
 /// Reason substrings and what they mean, tried in order: "name in use" before "in use",
 /// "logon required" before "auth", field-type and missing-field errors before "filter" and
@@ -113,6 +116,25 @@ const REASONS: [(&str, FailureKind); 17] = [
     ("unknown command", FailureKind::Protocol),
 ];
 
+// Indices are below `REASONS.len()`.
+#[allow(clippy::indexing_slicing)]
+const fn reason_parts() -> ([&'static str; 17], [FailureKind; 17]) {
+    let mut out = ([""; 17], [FailureKind::Other; 17]);
+    let mut i = 0;
+    while i < REASONS.len() {
+        (out.0[i], out.1[i]) = REASONS[i];
+        i += 1;
+    }
+    out
+}
+
+const REASON_PARTS: ([&str; 17], [FailureKind; 17]) = reason_parts();
+
+/// [`REASONS`]' substrings packed, with their kinds apart: on a microcontroller a third of the
+/// flash a table of `(&str, FailureKind)` takes.
+static REASON_LIST: [u8; strlist::packed_len(&REASON_PARTS.0)] = strlist::pack(&REASON_PARTS.0);
+static REASON_KINDS: [FailureKind; 17] = REASON_PARTS.1;
+
 impl FailureKind {
     /// Map a failure ack (docs/protocol.md §15): status `retry` is [`FailureKind::Retry`];
     /// otherwise the reason is matched case-insensitively by substring, in the table's order.
@@ -121,15 +143,16 @@ impl FailureKind {
             return FailureKind::Retry;
         }
         let r = reason.as_bytes();
-        let has = |needle: &str| {
-            let n = needle.as_bytes();
-            r.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+        // (No reason is empty; the test keeps `windows` from a zero size and its panic.)
+        let has = |n: &[u8]| {
+            let size = core::num::NonZeroUsize::new(n.len());
+            size.is_some_and(|s| r.windows(s.get()).any(|w| w.eq_ignore_ascii_case(n)))
         };
-        // One loop over a table rather than a chain of tests keeps the code small on devices.
-        REASONS
-            .iter()
-            .find(|(needle, _)| has(needle))
-            .map_or(FailureKind::Other, |&(_, kind)| kind)
+        // One loop over a list rather than a chain of tests keeps the code small on devices.
+        let found = strlist::items(&REASON_LIST).position(has);
+        found
+            .and_then(|i| REASON_KINDS.get(i).copied())
+            .unwrap_or(FailureKind::Other)
     }
 }
 
