@@ -534,7 +534,7 @@ impl Handle {
         if !s.has_store {
             return 0;
         }
-        s.unpersisted() + s.inbox.queued_publishes()
+        s.inbox.unpersisted()
     }
 
     // ------------------------------------------------------------------ receiving

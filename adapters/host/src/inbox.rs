@@ -149,6 +149,10 @@ struct State {
     pub_bytes: usize,
     /// Publish records queued and not yet processed.
     pub_records: usize,
+    /// Publishes in the publish store not yet acknowledged as persisted, as the driver last
+    /// reported them: kept under the same lock as `pub_records`, so a reader never counts a
+    /// publish in both places (the driver moves it from one to the other in one step).
+    stored: usize,
     /// Commands queued and not yet taken.
     ops: usize,
     closed: bool,
@@ -175,6 +179,7 @@ impl Inbox {
                 items: VecDeque::new(),
                 pub_bytes: 0,
                 pub_records: 0,
+                stored: 0,
                 ops: 0,
                 closed: false,
                 spare_chunks: Vec::new(),
@@ -252,23 +257,25 @@ impl Inbox {
         !lock(&self.state).items.is_empty()
     }
 
-    /// The driver processed `records` publishes of `bytes` bytes: publishers waiting for room
-    /// may go on.
-    pub(crate) fn release(&self, bytes: usize, records: usize) {
-        if bytes == 0 && records == 0 {
-            return;
-        }
+    /// The driver processed `records` publishes of `bytes` bytes (publishers waiting for room
+    /// may go on), and its publish store holds `stored` unpersisted publishes.
+    pub(crate) fn release(&self, bytes: usize, records: usize, stored: usize) {
         {
             let mut st = lock(&self.state);
             st.pub_bytes = st.pub_bytes.saturating_sub(bytes);
             st.pub_records = st.pub_records.saturating_sub(records);
+            st.stored = stored;
         }
-        self.space.notify_all();
+        if bytes != 0 || records != 0 {
+            self.space.notify_all();
+        }
     }
 
-    /// Publishes queued and not yet processed.
-    pub(crate) fn queued_publishes(&self) -> usize {
-        lock(&self.state).pub_records
+    /// Publishes not yet acknowledged as persisted: queued here or in the publish store, one
+    /// consistent reading of both.
+    pub(crate) fn unpersisted(&self) -> usize {
+        let st = lock(&self.state);
+        st.stored + st.pub_records
     }
 
     /// Give a publish chunk's buffer back for reuse.
@@ -367,7 +374,7 @@ mod tests {
             Err(Refused::Full)
         );
         let ticket = inbox.space.ticket();
-        inbox.release(REC_HDR + 71, 1);
+        inbox.release(REC_HDR + 71, 1, 0);
         assert!(ticket.wait_blocking(Some(std::time::Instant::now())));
         inbox
             .try_push_publish(PubKind::Publish, "t", &[0; 70], &none)

@@ -3,7 +3,7 @@
 //! the inbox.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use amps_core::session::ConnectionState;
 
@@ -52,8 +52,6 @@ pub(crate) struct Shared {
     pub(crate) has_store: bool,
     /// The client logged on once (the publish store's numbering is known).
     seq_known: AtomicBool,
-    /// Publish store entries not yet persisted, mirrored by the driver.
-    unpersisted: AtomicUsize,
     pub(crate) next_listener: AtomicU64,
     pub(crate) stream_defaults: StreamOptions,
     pub(crate) timeouts: Timeouts,
@@ -81,7 +79,6 @@ impl Shared {
             last_state: std::sync::Mutex::new(ConnectionState::Disconnected),
             has_store: s.publish_store.is_enabled(),
             seq_known: AtomicBool::new(false),
-            unpersisted: AtomicUsize::new(0),
             next_listener: AtomicU64::new(1),
             stream_defaults: s.stream,
             timeouts: s.timeouts,
@@ -159,12 +156,6 @@ impl Shared {
     }
     pub(crate) fn uri(&self) -> Option<String> {
         lock(&self.uri).clone()
-    }
-    pub(crate) fn set_unpersisted(&self, n: usize) {
-        self.unpersisted.store(n, Ordering::Release);
-    }
-    pub(crate) fn unpersisted(&self) -> usize {
-        self.unpersisted.load(Ordering::Acquire)
     }
 }
 

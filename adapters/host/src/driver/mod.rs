@@ -213,7 +213,7 @@ impl Driver {
             &c,
             Parts::heap(&c.limits, s.publish_store, s.bookmark_store),
         )?;
-        shared.set_unpersisted(session.unpersisted_count());
+        shared.inbox.release(0, 0, session.unpersisted_count());
         Ok(Driver {
             session,
             st: State {
@@ -425,8 +425,14 @@ impl Driver {
     /// Mirror the publish store's count for the handles, and what it holds for a
     /// `publish_flush` timeout.
     fn mirror_store(&mut self) {
+        self.report_store(0, 0);
+    }
+
+    /// Tell the inbox that `records` publishes of `bytes` bytes left it, and what the publish
+    /// store now holds, in one step; remember the store's range for a `publish_flush` timeout.
+    fn report_store(&mut self, bytes: usize, records: usize) {
         let n = self.session.unpersisted_count();
-        self.st.shared.set_unpersisted(n);
+        self.st.shared.inbox.release(bytes, records, n);
         self.st.unpersisted_range = if n == 0 {
             None
         } else {
@@ -438,14 +444,12 @@ impl Driver {
 
     /// Tell the inbox and the handles how far the driver got.
     fn report_progress(&mut self) {
-        // The store's count first: a publish is never counted in neither place.
-        self.mirror_store();
         let st = &mut self.st;
         let (bytes, records) = (
             std::mem::take(&mut st.done_pub),
             std::mem::take(&mut st.done_pub_records),
         );
-        st.shared.inbox.release(bytes, records);
+        self.report_store(bytes, records);
     }
 
     /// After `close()` (or when dropped): answer every caller still waiting and stop the
