@@ -161,6 +161,14 @@ impl<C: Adapter> ClientBuilder<C> {
         self
     }
 
+    /// Options sent with every logon (`o`), e.g. `ack_conflation=100ms` or `pretty`
+    /// (docs/protocol.md §6.1), at most 128 bytes (`build` fails with `Usage` otherwise).
+    /// `pretty` in the connection string is added to them.
+    pub fn logon_options(mut self, options: impl Into<String>) -> Self {
+        self.settings.logon_options = Some(options.into()).filter(|o| !o.is_empty());
+        self
+    }
+
     /// Bytes of publishes the client queues before `publish` waits (default 4 MiB), on top
     /// of the publish store's window.
     pub fn publish_queue_bytes(mut self, n: usize) -> Self {

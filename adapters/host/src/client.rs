@@ -763,18 +763,33 @@ impl Handle {
 
     /// Queue acks sent together in one `sow_delete`.
     pub fn set_ack_batch_size(&self, n: u32) -> Result<()> {
-        self.shared().send_op(Op::AckBatch {
-            size: Some(n.max(1)),
-            timeout: None,
-        })
+        self.set_ack_batching(Some(n.max(1)), None)
+    }
+
+    /// Queue acks sent together in one `sow_delete`, as last set (default 1).
+    pub fn ack_batch_size(&self) -> u32 {
+        self.shared().ack_batching().0
     }
 
     /// Longest time a queue ack waits in a batch.
     pub fn set_ack_timeout(&self, t: Duration) -> Result<()> {
-        self.shared().send_op(Op::AckBatch {
-            size: None,
-            timeout: Some(t),
-        })
+        self.set_ack_batching(None, Some(t))
+    }
+
+    /// Longest time a queue ack waits in a batch, as last set (default 1 s).
+    pub fn ack_timeout(&self) -> Duration {
+        self.shared().ack_batching().1
+    }
+
+    fn set_ack_batching(&self, size: Option<u32>, timeout: Option<Duration>) -> Result<()> {
+        self.shared().send_op(Op::AckBatch { size, timeout })?;
+        self.shared().set_ack_batching(size, timeout);
+        Ok(())
+    }
+
+    /// The options sent with every logon (`ClientBuilder::logon_options`), if any.
+    pub fn logon_options(&self) -> Option<&str> {
+        self.shared().logon_options.as_deref()
     }
 
     /// Heartbeats: the server sends traffic at least every `interval` (whole seconds, at
@@ -794,6 +809,11 @@ impl Handle {
     /// once with `Disconnected`.
     pub fn set_retry_on_disconnect(&self, on: bool) {
         self.shared().set_retry_on_disconnect(on);
+    }
+
+    /// HA: whether commands issued while reconnecting wait for the connection.
+    pub fn retry_on_disconnect(&self) -> bool {
+        self.shared().retry_on_disconnect()
     }
 
     /// Make the publish and bookmark stores durable now (file stores: fsync), and prune the

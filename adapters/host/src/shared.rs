@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
 
 use amps_core::session::ConnectionState;
 
@@ -55,6 +56,10 @@ pub(crate) struct Shared {
     pub(crate) next_listener: AtomicU64,
     pub(crate) stream_defaults: StreamOptions,
     pub(crate) timeouts: Timeouts,
+    /// The options sent with every logon.
+    pub(crate) logon_options: Option<String>,
+    /// Queue-ack batching as last set: size and longest wait.
+    ack_batching: std::sync::Mutex<(u32, Duration)>,
     /// The server's version from the last logon.
     server_version: std::sync::Mutex<Option<crate::version::ServerVersion>>,
     /// The connection string of the open (or last) connection, password masked.
@@ -82,6 +87,8 @@ impl Shared {
             next_listener: AtomicU64::new(1),
             stream_defaults: s.stream,
             timeouts: s.timeouts,
+            logon_options: s.logon_options.clone(),
+            ack_batching: std::sync::Mutex::new((s.ack_batch_size, s.ack_timeout)),
             server_version: std::sync::Mutex::new(None),
             uri: std::sync::Mutex::new(None),
         }
@@ -118,6 +125,15 @@ impl Shared {
     }
     pub(crate) fn set_retry_on_disconnect(&self, on: bool) {
         self.retry.store(on, Ordering::Relaxed);
+    }
+    /// Queue-ack batch size and longest wait, as last set.
+    pub(crate) fn ack_batching(&self) -> (u32, Duration) {
+        *lock(&self.ack_batching)
+    }
+    pub(crate) fn set_ack_batching(&self, size: Option<u32>, timeout: Option<Duration>) {
+        let mut b = lock(&self.ack_batching);
+        b.0 = size.unwrap_or(b.0);
+        b.1 = timeout.unwrap_or(b.1);
     }
     pub(crate) fn set_status(&self, s: Status) {
         self.status.store(s as u8, Ordering::Release);

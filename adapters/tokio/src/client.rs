@@ -446,6 +446,21 @@ impl Client {
         self.handle.set_ack_timeout(t)
     }
 
+    /// Acks sent together in one `sow_delete`, as last set (default 1).
+    pub fn ack_batch_size(&self) -> u32 {
+        self.handle.ack_batch_size()
+    }
+
+    /// Longest time an ack waits in a batch, as last set (default 1 s).
+    pub fn ack_timeout(&self) -> Duration {
+        self.handle.ack_timeout()
+    }
+
+    /// The options sent with every logon (`ClientBuilder::logon_options`), if any.
+    pub fn logon_options(&self) -> Option<&str> {
+        self.handle.logon_options()
+    }
+
     /// Heartbeats every `interval` (whole seconds), the connection dead after `timeout`
     /// without a complete frame; an `interval` of zero stops them.
     pub async fn set_heartbeat(&self, interval: Duration, timeout: Duration) -> Result<()> {
@@ -588,6 +603,11 @@ impl HaClient {
     /// way.
     pub fn set_retry_on_disconnect(&self, on: bool) {
         self.client.handle.set_retry_on_disconnect(on);
+    }
+
+    /// Whether commands issued while reconnecting wait for the new connection.
+    pub fn retry_on_disconnect(&self) -> bool {
+        self.client.handle.retry_on_disconnect()
     }
 }
 

@@ -356,6 +356,8 @@ pub enum ConfigError {
     },
     /// A heartbeat interval of zero.
     Heartbeat,
+    /// Logon options longer than 128 bytes.
+    LogonOptions,
 }
 
 impl fmt::Display for ConfigError {
@@ -364,6 +366,7 @@ impl fmt::Display for ConfigError {
             ConfigError::ClientName => f.write_str("client name must be 1..=128 bytes"),
             ConfigError::BufferTooSmall { which } => write!(f, "{which} buffer too small"),
             ConfigError::Heartbeat => f.write_str("heartbeat interval must be at least 1 second"),
+            ConfigError::LogonOptions => f.write_str("logon options must be at most 128 bytes"),
         }
     }
 }

@@ -329,7 +329,8 @@ impl<S: Storage> Session<S> {
         let core = Core {
             client_name,
             version: FixedStr::new(config.version).unwrap_or_default(),
-            logon_options: FixedStr::new(config.logon_options.unwrap_or("")).unwrap_or_default(),
+            logon_options: FixedStr::new(config.logon_options.unwrap_or(""))
+                .ok_or(ConfigError::LogonOptions)?,
             logon_mt: FixedStr::EMPTY,
             logon_extra: FixedStr::EMPTY,
             logon_user: FixedStr::EMPTY,

@@ -127,8 +127,13 @@ pub trait Api:
     fn set_ack_batch_size(&self, n: u32) -> Result<()>;
     fn set_ack_timeout(&self, t: Duration) -> Result<()>;
     fn set_heartbeat(&self, interval: Duration, timeout: Duration) -> Result<()>;
+    fn ack_batch_size(&self) -> u32;
+    fn ack_timeout(&self) -> Duration;
+    fn logon_options(&self) -> Option<String>;
     /// HA clients only.
     fn set_retry_on_disconnect(&self, on: bool);
+    /// HA clients only.
+    fn retry_on_disconnect(&self) -> bool;
     fn sync_stores(&self) -> Result<()>;
     fn prune(&self) -> Result<()>;
 

@@ -221,6 +221,21 @@ impl Api for TokioApi {
             .expect("an HA client")
             .set_retry_on_disconnect(on)
     }
+    fn retry_on_disconnect(&self) -> bool {
+        self.ha
+            .as_ref()
+            .expect("an HA client")
+            .retry_on_disconnect()
+    }
+    fn ack_batch_size(&self) -> u32 {
+        self.c.ack_batch_size()
+    }
+    fn ack_timeout(&self) -> Duration {
+        self.c.ack_timeout()
+    }
+    fn logon_options(&self) -> Option<String> {
+        self.c.logon_options().map(str::to_owned)
+    }
     fn sync_stores(&self) -> Result<()> {
         block(self.c.sync_stores())
     }

@@ -347,7 +347,57 @@ fn server_version_and_uri_describe_the_connection<A: Api>() {
     c.close().unwrap();
 }
 
+/// Logon options reach the server with every logon, after the builder's and before the
+/// connection string's; settings read back as set.
+fn logon_options_and_settings_read_back<A: Api>() {
+    let b = broker();
+    let (tx, rx) = mpsc::channel();
+    let c = A::build(
+        A::builder("logonopts")
+            .logon_options("ack_conflation=10ms")
+            .transport_filter(move |dir, bytes| {
+                if dir == amps_host::Direction::Outgoing {
+                    let _ = tx.send(String::from_utf8_lossy(bytes).into_owned());
+                }
+            }),
+    );
+    assert_eq!(c.logon_options().as_deref(), Some("ack_conflation=10ms"));
+    c.connect(&format!("{}?pretty", uri(&b))).unwrap();
+    c.logon().unwrap();
+    let sent = rx.recv_timeout(GUARD).expect("the logon went out");
+    assert!(sent.contains(r#""c":"logon""#), "{sent}");
+    assert!(
+        sent.contains(r#""o":"ack_conflation=10ms,pretty""#),
+        "{sent}"
+    );
+    // Queue-ack batching reads back as last set.
+    assert_eq!(
+        (c.ack_batch_size(), c.ack_timeout()),
+        (1, Duration::from_secs(1))
+    );
+    c.set_ack_batch_size(25).unwrap();
+    c.set_ack_timeout(Duration::from_millis(250)).unwrap();
+    assert_eq!(
+        (c.ack_batch_size(), c.ack_timeout()),
+        (25, Duration::from_millis(250))
+    );
+    c.close().unwrap();
+    // Options the session cannot hold are refused when the client is built.
+    let long = A::builder("logonopts")
+        .logon_options("x".repeat(129))
+        .build();
+    let e = long.err().expect("129 bytes of options are refused");
+    assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
+    // An HA client's retry setting reads back too.
+    let ha = A::build_ha(A::ha_builder("logonopts-ha"));
+    assert!(ha.retry_on_disconnect(), "the default");
+    ha.set_retry_on_disconnect(false);
+    assert!(!ha.retry_on_disconnect());
+    ha.close().unwrap();
+}
+
 suite!(
+    logon_options_and_settings_read_back,
     server_version_and_uri_describe_the_connection,
     credentials_never_reach_errors_events_or_debug_output,
     connect_logon_publish_subscribe_round_trip,

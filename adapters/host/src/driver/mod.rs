@@ -207,6 +207,7 @@ impl Driver {
         c.ack_batch_size = s.ack_batch_size;
         c.error_on_publish_gap = s.error_on_publish_gap;
         c.ack_timeout = s.ack_timeout.into();
+        c.logon_options = s.logon_options.as_deref();
         c.limits = s.limits;
         c.seed = seed();
         let session = Session::new(
