@@ -825,6 +825,16 @@ impl Handle {
         })
     }
 
+    /// The bookmark store's resume point for subscription `sub_id`: where a subscription
+    /// with bookmark `MOST_RECENT` resumes (empty: the store knows none, so it starts at
+    /// `EPOCH`). Needs a connection since the client was built, like `sync_stores`.
+    pub fn most_recent(&self, sub_id: &str) -> Pending<String> {
+        let sub_id = sub_id.to_owned();
+        self.call("most_recent", self.timeouts().command, |reply| {
+            Op::MostRecent { sub_id, reply }
+        })
+    }
+
     // ------------------------------------------------------------------ listeners
 
     /// Receive errors that have no caller to return to: handler errors and panics, failures

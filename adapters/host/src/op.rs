@@ -75,6 +75,11 @@ pub(crate) enum Op {
     },
     /// Sync the stores, and prune the bookmark store when asked.
     Stores { prune: bool, reply: Reply<()> },
+    /// The bookmark store's resume point for a subscription.
+    MostRecent {
+        sub_id: String,
+        reply: Reply<String>,
+    },
     /// HA: a disconnect handler replaces the automatic reconnect.
     StopReconnecting,
 }
@@ -121,6 +126,9 @@ impl Op {
             | Op::Stores { reply, .. } => {
                 let _ = reply.send(Err(e.clone()));
             }
+            Op::MostRecent { reply, .. } => {
+                let _ = reply.send(Err(e.clone()));
+            }
             Op::Close { reply } => {
                 let _ = reply.send(Ok(()));
             }
@@ -164,6 +172,7 @@ impl std::fmt::Debug for Op {
             Op::Heartbeat { .. } => "Heartbeat",
             Op::AckBatch { .. } => "AckBatch",
             Op::Stores { .. } => "Stores",
+            Op::MostRecent { .. } => "MostRecent",
             Op::StopReconnecting => "StopReconnecting",
         };
         f.write_str(name)

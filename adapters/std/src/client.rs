@@ -447,6 +447,12 @@ impl Client {
         self.handle.sync_stores(false).wait()
     }
 
+    /// The bookmark store's resume point for subscription `sub_id`: where a subscription with
+    /// bookmark `MOST_RECENT` resumes (empty: none known, it starts at `EPOCH`).
+    pub fn most_recent(&self, sub_id: &str) -> Result<String> {
+        self.handle.most_recent(sub_id).wait()
+    }
+
     /// Sync the stores and prune the bookmark store (applications call it when they exit).
     pub fn prune(&self) -> Result<()> {
         self.handle.sync_stores(true).wait()

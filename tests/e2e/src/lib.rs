@@ -135,6 +135,7 @@ pub trait Api:
     /// HA clients only.
     fn retry_on_disconnect(&self) -> bool;
     fn sync_stores(&self) -> Result<()>;
+    fn most_recent(&self, sub_id: &str) -> Result<String>;
     fn prune(&self) -> Result<()>;
 
     fn set_exception_listener(&self, f: impl Fn(&Error) + Send + Sync + 'static);

@@ -220,6 +220,9 @@ impl Api for StdApi {
     fn sync_stores(&self) -> Result<()> {
         self.c.sync_stores()
     }
+    fn most_recent(&self, sub_id: &str) -> Result<String> {
+        self.c.most_recent(sub_id)
+    }
     fn prune(&self) -> Result<()> {
         self.c.prune()
     }

@@ -239,6 +239,9 @@ impl Api for TokioApi {
     fn sync_stores(&self) -> Result<()> {
         block(self.c.sync_stores())
     }
+    fn most_recent(&self, sub_id: &str) -> Result<String> {
+        block(self.c.most_recent(sub_id))
+    }
     fn prune(&self) -> Result<()> {
         block(self.c.prune())
     }

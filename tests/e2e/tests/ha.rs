@@ -587,6 +587,41 @@ fn the_chooser_supplies_each_servers_authenticator<A: Api>() {
     c.close().unwrap();
 }
 
+/// The bookmark store's resume point can be read: empty before anything was discarded, then
+/// the bookmark of the last message discarded in order.
+fn most_recent_names_the_resume_point<A: Api>() {
+    use amps_host::MemoryBookmarkStore;
+    let b = broker_with(config());
+    let store = MemoryBookmarkStore::<_>::new(vec![0; 1 << 16]);
+    let c = A::build(A::builder("recent").bookmark_store(store));
+    c.connect(&uri(&b)).unwrap();
+    c.logon().unwrap();
+    let p: A = client(&b, "recent-pub");
+    let mut s = c
+        .bookmark_subscribe("events", bookmark::MOST_RECENT, None, Some("r1"))
+        .unwrap();
+    assert_eq!(c.most_recent("r1").unwrap(), "", "nothing discarded yet");
+    for i in 0..3 {
+        p.publish("events", format!("e{i}")).unwrap();
+    }
+    let mut last = String::new();
+    for i in 0..3 {
+        let m = s.next_msg();
+        assert_eq!(text(&m), format!("e{i}"));
+        last = m
+            .bookmark()
+            .expect("a replayable delivery has a bookmark")
+            .to_owned();
+        m.discard().unwrap();
+    }
+    // Discards reach the store through the driver: a flush orders after them.
+    c.flush().unwrap();
+    assert_eq!(c.most_recent("r1").unwrap(), last);
+    assert_eq!(c.most_recent("unknown").unwrap(), "");
+    c.close().unwrap();
+    p.close().unwrap();
+}
+
 fn recovery_points_in_a_sow_topic_resume_a_subscription_with_a_new_store<A: Api>() {
     use amps_broker::config::SowTopic;
     use amps_host::{MemoryBookmarkStore, RecoveryPointStore, SowRecoveryPointAdapter};
@@ -658,6 +693,7 @@ fn recovery_points_in_a_sow_topic_resume_a_subscription_with_a_new_store<A: Api>
 }
 
 suite!(
+    most_recent_names_the_resume_point,
     recovery_points_in_a_sow_topic_resume_a_subscription_with_a_new_store,
     the_chooser_supplies_each_servers_authenticator,
     recovery_states_in_order_and_subscriptions_come_back,

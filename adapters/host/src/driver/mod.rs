@@ -507,6 +507,17 @@ impl Driver {
         }
     }
 
+    /// The bookmark store's resume point for `sub_id` (empty: none).
+    fn most_recent(&mut self, sub_id: &str) -> Result<String> {
+        // The longest bookmark list the session itself resumes from.
+        let mut buf = [0u8; 256];
+        let recent = self
+            .session
+            .bookmark_store_mut()
+            .most_recent(sub_id, &mut buf)?;
+        Ok(recent.to_owned())
+    }
+
     /// Sync both stores (file stores: fsync) and optionally prune the bookmark store.
     fn sync_stores(&mut self, prune: bool) -> Result<()> {
         self.session.publish_store_mut().sync()?;

@@ -234,6 +234,9 @@ impl Driver {
             Op::Stores { prune, reply } => {
                 let _ = reply.send(self.sync_stores(prune));
             }
+            Op::MostRecent { sub_id, reply } => {
+                let _ = reply.send(self.most_recent(&sub_id));
+            }
             Op::StopReconnecting => self
                 .session
                 .set_reconnect(amps_core::ha::ReconnectPolicy::None),
