@@ -22,6 +22,7 @@ use crate::handler::{self, HandlerResult};
 use crate::inbox::{PubKind, Refused};
 use crate::listeners::ListenerId;
 use crate::message::{FailedWrite, Message};
+use crate::net::Direction;
 use crate::op::{FlushKind, Op, Target};
 use crate::params::Params;
 use crate::shared::{Shared, Status};
@@ -833,6 +834,21 @@ impl Handle {
         self.call("most_recent", self.timeouts().command, |reply| {
             Op::MostRecent { sub_id, reply }
         })
+    }
+
+    /// Replace the transport filter (`ClientBuilder::transport_filter`, with the same rules)
+    /// from the next byte the connection reads or writes.
+    pub fn set_transport_filter(
+        &self,
+        f: impl Fn(Direction, &[u8]) + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.shared()
+            .send_op(Op::TransportFilter(Some(Arc::new(f))))
+    }
+
+    /// Remove the transport filter, from the next byte the connection reads or writes.
+    pub fn clear_transport_filter(&self) -> Result<()> {
+        self.shared().send_op(Op::TransportFilter(None))
     }
 
     // ------------------------------------------------------------------ listeners

@@ -11,6 +11,7 @@ use crate::control::Control;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::message::Message;
+use crate::net::TransportFilter;
 use crate::stream::{StreamCore, StreamShared};
 use crate::sync::Reply;
 
@@ -82,6 +83,8 @@ pub(crate) enum Op {
     },
     /// HA: a disconnect handler replaces the automatic reconnect.
     StopReconnecting,
+    /// Replace (or remove) the transport filter.
+    TransportFilter(Option<Arc<TransportFilter>>),
 }
 
 /// What a flush waits for.
@@ -133,8 +136,11 @@ impl Op {
                 let _ = reply.send(Ok(()));
             }
             Op::Execute { target, .. } => target.fail(e),
-            Op::PublishCommand(_) | Op::Control(_) | Op::AckBatch { .. } | Op::StopReconnecting => {
-            }
+            Op::PublishCommand(_)
+            | Op::Control(_)
+            | Op::AckBatch { .. }
+            | Op::StopReconnecting
+            | Op::TransportFilter(_) => {}
         }
     }
 }
@@ -174,6 +180,7 @@ impl std::fmt::Debug for Op {
             Op::Stores { .. } => "Stores",
             Op::MostRecent { .. } => "MostRecent",
             Op::StopReconnecting => "StopReconnecting",
+            Op::TransportFilter(_) => "TransportFilter",
         };
         f.write_str(name)
     }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use amps_core::session::ConnectionState;
 use amps_host::{
-    Adapter, Authenticator, ClientBuilder, Command, CommandKind, Driver, Error, ErrorKind,
-    FailedWrite, HaAdapter, Handle, HandlerResult, ListenerId, Message, Params, PublishOptions,
-    Result, ServerVersion, StreamOptions,
+    Adapter, Authenticator, ClientBuilder, Command, CommandKind, Direction, Driver, Error,
+    ErrorKind, FailedWrite, HaAdapter, Handle, HandlerResult, ListenerId, Message, Params,
+    PublishOptions, Result, ServerVersion, StreamOptions,
 };
 
 use crate::stream::{Events, MessageStream};
@@ -419,6 +419,20 @@ impl Client {
     /// Longest time an ack waits in a batch.
     pub fn set_ack_timeout(&self, t: Duration) -> Result<()> {
         self.handle.set_ack_timeout(t)
+    }
+
+    /// Replace the transport filter (`ClientBuilder::transport_filter`, with the same rules)
+    /// from the next byte the connection reads or writes.
+    pub fn set_transport_filter(
+        &self,
+        f: impl Fn(Direction, &[u8]) + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.handle.set_transport_filter(f)
+    }
+
+    /// Remove the transport filter, from the next byte the connection reads or writes.
+    pub fn clear_transport_filter(&self) -> Result<()> {
+        self.handle.clear_transport_filter()
     }
 
     /// Acks sent together in one `sow_delete`, as last set (default 1).

@@ -124,6 +124,11 @@ pub trait Api:
     fn unsubscribe(&self, sub_id: &str) -> Result<()>;
 
     fn set_auto_ack(&self, on: bool);
+    fn set_transport_filter(
+        &self,
+        f: impl Fn(amps_host::Direction, &[u8]) + Send + Sync + 'static,
+    ) -> Result<()>;
+    fn clear_transport_filter(&self) -> Result<()>;
     fn set_ack_batch_size(&self, n: u32) -> Result<()>;
     fn set_ack_timeout(&self, t: Duration) -> Result<()>;
     fn set_heartbeat(&self, interval: Duration, timeout: Duration) -> Result<()>;

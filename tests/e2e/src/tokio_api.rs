@@ -206,6 +206,15 @@ impl Api for TokioApi {
     fn set_auto_ack(&self, on: bool) {
         self.c.set_auto_ack(on)
     }
+    fn set_transport_filter(
+        &self,
+        f: impl Fn(amps_host::Direction, &[u8]) + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.c.set_transport_filter(f)
+    }
+    fn clear_transport_filter(&self) -> Result<()> {
+        self.c.clear_transport_filter()
+    }
     fn set_ack_batch_size(&self, n: u32) -> Result<()> {
         self.c.set_ack_batch_size(n)
     }

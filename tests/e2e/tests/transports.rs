@@ -222,7 +222,42 @@ fn unix_socket_forwarded_to_the_broker<A: Api>() {
     );
 }
 
+/// A transport filter set on a built client sees what follows, in order with the calls made
+/// before; removed, it sees nothing more.
+fn a_transport_filter_can_be_set_and_removed_on_a_built_client<A: Api>() {
+    let b = broker();
+    let c: A = A::build(A::builder("filter-later"));
+    let (tx, rx) = mpsc::channel();
+    // Set before the connection: it sees the logon.
+    c.set_transport_filter(move |dir, bytes| {
+        let _ = tx.send((dir, String::from_utf8_lossy(bytes).into_owned()));
+    })
+    .unwrap();
+    c.connect(&uri(&b)).unwrap();
+    c.logon().unwrap();
+    c.publish("filtered", "seen-1").unwrap();
+    c.flush().unwrap();
+    let seen: Vec<(Direction, String)> = rx.try_iter().collect();
+    let out = |what: &str| {
+        seen.iter()
+            .any(|(d, t)| *d == Direction::Outgoing && t.contains(what))
+    };
+    assert!(out(r#""c":"logon""#), "{seen:?}");
+    assert!(out("seen-1"), "{seen:?}");
+    assert!(
+        seen.iter().any(|(d, _)| *d == Direction::Incoming),
+        "the logon ack came in: {seen:?}"
+    );
+    c.clear_transport_filter().unwrap();
+    c.publish("filtered", "unseen-2").unwrap();
+    c.flush().unwrap();
+    let after: Vec<(Direction, String)> = rx.try_iter().collect();
+    assert!(after.is_empty(), "nothing after removal: {after:?}");
+    c.close().unwrap();
+}
+
 suite!(
+    a_transport_filter_can_be_set_and_removed_on_a_built_client,
     tcps_with_a_private_ca_and_verification_on_by_default,
     a_tls_handshake_that_never_finishes_is_a_timeout,
     unix_socket_forwarded_to_the_broker,

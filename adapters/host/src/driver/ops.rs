@@ -240,6 +240,8 @@ impl Driver {
             Op::StopReconnecting => self
                 .session
                 .set_reconnect(amps_core::ha::ReconnectPolicy::None),
+            // From the next byte on; bytes already shown to the old filter are not shown again.
+            Op::TransportFilter(f) => self.st.transport_filter = f,
         }
         Ran::Done
     }
