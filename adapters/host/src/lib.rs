@@ -181,8 +181,8 @@ pub use amps_core::codec::{AckType, Command, CommandKind, OofReason, Status, boo
 pub use amps_core::ha::{Authenticator, DefaultAuthenticator, DefaultServerChooser, ServerChooser};
 pub use amps_core::session::{ConnectionState, Limits};
 pub use amps_core::store::{
-    BookmarkStore, MemoryBookmarkStore, MemoryPublishStore, NoBookmarkStore, NoPublishStore,
-    PublishStore,
+    BookmarkStore, HybridPublishStore, MemoryBookmarkStore, MemoryPublishStore, NoBookmarkStore,
+    NoPublishStore, PublishStore,
 };
 #[cfg(feature = "tls")]
 pub use rustls;
@@ -201,10 +201,10 @@ pub mod api {
         DEFAULT_CONNECT_AND_LOGON_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOGON_TIMEOUT,
         DEFAULT_PUBLISH_QUEUE_BYTES, DEFAULT_RECEIVE_BYTES, DEFAULT_STREAM_CAPACITY,
         DefaultAuthenticator, DefaultServerChooser, DelayStrategy, Direction, Error, ErrorKind,
-        ExponentialDelay, FailedWrite, FixedDelay, HandlerResult, Limits, ListenerId,
-        MemoryBookmarkStore, MemoryPublishStore, Message, NoBookmarkStore, NoPublishStore,
-        OofReason, OverflowPolicy, Params, PublishOptions, PublishStore, Result, ServerChooser,
-        ServerVersion, Status, StreamOptions, TlsConfig, bookmark, options,
+        ExponentialDelay, FailedWrite, FixedDelay, HandlerResult, HybridPublishStore, Limits,
+        ListenerId, MemoryBookmarkStore, MemoryPublishStore, Message, NoBookmarkStore,
+        NoPublishStore, OofReason, OverflowPolicy, Params, PublishOptions, PublishStore, Result,
+        ServerChooser, ServerVersion, Status, StreamOptions, TlsConfig, bookmark, options,
     };
 }
 

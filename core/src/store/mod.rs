@@ -3,10 +3,12 @@
 //! bounded and work without `alloc`; `amps-fs` implements the same traits on disk.
 
 mod bookmark;
+mod hybrid;
 mod publish;
 
 pub use bookmark::{
     BookmarkStore, HIGH_WATER_PUBLISHERS, MAX_BOOKMARK, MAX_SUB_ID, MemoryBookmarkStore,
     NoBookmarkStore,
 };
+pub use hybrid::HybridPublishStore;
 pub use publish::{MemoryPublishStore, NoPublishStore, PublishStore};

@@ -206,6 +206,48 @@ fn a_full_publish_window_is_backpressure_with_bounded_memory<A: Api>() {
     c.close().unwrap();
 }
 
+/// A hybrid store (4 messages in memory, the rest in a file) holds what the server has not
+/// acknowledged, and a reconnect replays it from both parts in sequence order, once each.
+fn a_hybrid_store_spills_to_a_file_and_replays_in_order<A: Api>() {
+    let b = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let me = name("hybrid");
+    let spill = amps_fs::FilePublishStore::open(dir.path(), &me, Default::default()).unwrap();
+    let store =
+        amps_host::HybridPublishStore::new(MemoryPublishStore::new(vec![0; 4096], 4), spill);
+    let c = A::build_ha(
+        amps_host::ClientBuilder::<A::H>::new(me.clone())
+            .uris([uri(&b)])
+            .publish_store(store),
+    );
+    c.connect_and_logon().unwrap();
+    b.faults(|f| f.withhold_acks = true);
+    for i in 0..20 {
+        c.publish("events", format!("h{i}")).unwrap();
+    }
+    assert_eq!(
+        c.unpersisted_count(),
+        20,
+        "4 in memory, 16 spilled, none persisted"
+    );
+    // The acks the broker dropped are never sent: a reconnect replays all twenty.
+    b.faults(|f| f.withhold_acks = false);
+    b.kill_connections();
+    c.publish_flush(GUARD).unwrap();
+    assert_eq!(c.unpersisted_count(), 0);
+    let r: A = client(&b, "hybrid-reader");
+    let mut s = r
+        .bookmark_subscribe("events", amps_host::bookmark::EPOCH, None, None)
+        .unwrap();
+    for i in 0..20 {
+        assert_eq!(text(&s.next_msg()), format!("h{i}"));
+    }
+    r.flush().unwrap();
+    assert!(s.is_empty(), "each publish once");
+    c.close().unwrap();
+    r.close().unwrap();
+}
+
 fn a_server_missing_persisted_publishes_is_a_publish_gap<A: Api>() {
     let (first, second) = (broker(), broker());
     for refuse in [true, false] {
@@ -236,6 +278,7 @@ fn a_server_missing_persisted_publishes_is_a_publish_gap<A: Api>() {
 }
 
 suite!(
+    a_hybrid_store_spills_to_a_file_and_replays_in_order,
     a_server_missing_persisted_publishes_is_a_publish_gap,
     publish_and_delta_publish_update_the_sow,
     publish_options_and_commands_carry_extra_headers,
