@@ -8,7 +8,9 @@ use core::fmt;
 #[non_exhaustive]
 pub enum CommandKind {
     /// `logon` (C→S, §6.1).
-    Logon,
+    // From 1, so `None` of an `Option<CommandKind>` is 0 and an empty header is all zeros: a
+    // session's initial state is then zero-filled, not copied from a 304-byte template in flash.
+    Logon = 1,
     /// `p` / `publish`: a publish (C→S) or a delivery (S→C).
     Publish,
     /// `delta_publish` (C→S, §6.3).

@@ -227,7 +227,7 @@ impl<S: Storage> Core<S> {
             let mut why = crate::util::FixedStr::<96>::EMPTY;
             let _ = write!(
                 why,
-                "publish gap: the server has persisted up to {server_seq}, this client saw up to {known} persisted"
+                "publish gap: server persisted up to {server_seq}, client saw up to {known}"
             );
             self.logon_failed(
                 now,
