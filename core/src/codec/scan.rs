@@ -327,7 +327,8 @@ mod tests {
             br#"{"c":"ack","cid":"7","a":"processed","status":"success","records_returned":0}"#,
         ] {
             let hl = f.iter().position(|&c| c == b'}').unwrap() + 1;
-            assert_eq!(Detached::EMPTY.scan_fast(f), Some(hl), "{f:?}");
+            let mut d = Detached::EMPTY;
+            assert_eq!(d.scan_fast(f), Some(hl), "{f:?}");
         }
         let mut fast = Detached::EMPTY;
         assert!(fast.scan_fast(br#"{"c":"p","t":"\u0041"}"#).is_none());
