@@ -84,15 +84,24 @@ const fn specials(w: u64) -> u64 {
     ((q.wrapping_sub(ONES) & !q) | (s.wrapping_sub(ONES) & !s) | w) & HI
 }
 
+/// The place in `w` of the lowest byte `m` flags (`m` ≠ 0) and that byte. A word's padding
+/// past the end of the text is zero, which is never flagged: the byte is one of the text.
+#[inline(always)]
+const fn first(w: u64, m: u64) -> (usize, u8) {
+    let bit = m.trailing_zeros() & !7;
+    ((bit / 8) as usize, (w >> bit) as u8)
+}
+
 /// Where the string whose text starts at `i` ends: the position of its closing quote, if it
 /// comes before any backslash, any byte that is not ASCII and the end of `b`.
 #[inline(always)]
 fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        let m = specials(word(b, i));
+        let w = word(b, i);
+        let m = specials(w);
         if m != 0 {
-            let at = i + (m.trailing_zeros() / 8) as usize;
-            return (b.get(at) == Some(&b'"')).then_some(at);
+            let (k, c) = first(w, m);
+            return (c == b'"').then_some(i + k);
         }
         i += 8;
         if i >= b.len() {
@@ -112,9 +121,9 @@ fn key_at(b: &[u8], p: usize) -> Option<(Option<Field>, usize)> {
         let ke = string_end(b, p + 9)?;
         return Some((key_field(b, p + 1, ke), ke));
     }
-    let len = (m.trailing_zeros() / 8) as usize;
+    let (len, c) = first(w, m);
     let ke = p + 1 + len;
-    if b.get(ke) != Some(&b'"') {
+    if c != b'"' {
         return None;
     }
     let field = match len {
