@@ -95,19 +95,26 @@ const fn first(w: u64, m: u64) -> (usize, u8) {
 /// Where the string whose text starts at `i` ends: the position of its closing quote, if it
 /// comes before any backslash, any byte that is not ASCII and the end of `b`.
 #[inline(always)]
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
-    loop {
-        let w = word(b, i);
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    // Whole words first (no bounds check per word), then the last bytes, zero-padded.
+    let (words, _) = b.get(i..)?.as_chunks::<8>();
+    let mut at = i;
+    for w in words {
+        let w = u64::from_le_bytes(*w);
         let m = specials(w);
         if m != 0 {
             let (k, c) = first(w, m);
-            return (c == b'"').then_some(i + k);
+            return (c == b'"').then_some(at + k);
         }
-        i += 8;
-        if i >= b.len() {
-            return None;
-        }
+        at += 8;
     }
+    let w = word(b, at);
+    let m = specials(w);
+    if m != 0 {
+        let (k, c) = first(w, m);
+        return (c == b'"').then_some(at + k);
+    }
+    None
 }
 
 /// The key whose opening quote is at `p`: the field it names (if any) and the position of
