@@ -117,27 +117,28 @@ fn string_end(b: &[u8], i: usize) -> Option<usize> {
     None
 }
 
-/// The key whose opening quote is at `p`: the field it names (if any) and the position of
-/// its closing quote. `None` if the key is not a plain ASCII string.
+/// The key whose opening quote is at `p` (`w` is the word there): the field it names (if
+/// any) and the position of its closing quote. `None` if the key is not a plain ASCII string.
 #[inline(always)]
-fn key_at(b: &[u8], p: usize) -> Option<(Option<Field>, usize)> {
-    let w = word(b, p + 1);
-    let m = specials(w);
+fn key_at(b: &[u8], p: usize, w: u64) -> Option<(Option<Field>, usize)> {
+    // The key's first seven bytes, from the word already loaded (the top byte is zero).
+    let k = w >> 8;
+    let m = specials(k);
     if m == 0 {
-        // Eight bytes or more.
-        let ke = string_end(b, p + 9)?;
+        // Seven bytes or more.
+        let ke = string_end(b, p + 8)?;
         return Some((key_field(b, p + 1, ke), ke));
     }
-    let (len, c) = first(w, m);
+    let (len, c) = first(k, m);
     let ke = p + 1 + len;
     if c != b'"' {
         return None;
     }
     let field = match len {
         0 => None,
-        1 => lookup_short(w as u8),
+        1 => lookup_short(k as u8),
         _ => lookup_packed(Packed {
-            w0: keep(w, len),
+            w0: keep(k, len),
             w1: 0,
             len,
         }),
@@ -216,7 +217,7 @@ impl Detached {
                 if w as u8 != b'"' {
                     return None;
                 }
-                let (field, ke) = key_at(b, p)?;
+                let (field, ke) = key_at(b, p, w)?;
                 if b.get(ke + 1) != Some(&b':') {
                     return None;
                 }
@@ -360,17 +361,19 @@ mod tests {
         for (text, field, ke) in [
             (&br#""c":"p""#[..], Some(Field::Command), 2),
             (br#""sub_id":"1""#, Some(Field::SubId), 7),
+            (br#""orderby":"1""#, Some(Field::OrderBy), 8),
             (br#""query_id":"1""#, Some(Field::QueryId), 9),
             (br#""records_returned":1"#, Some(Field::RecordsReturned), 17),
             (br#""records_returnedx":1"#, None, 18),
             (br#""":1"#, None, 1),
             (br#""zz":1"#, None, 3),
         ] {
-            let (f, e) = key_at(text, 0).unwrap();
+            let (f, e) = key_at(text, 0, word(text, 0)).unwrap();
             assert_eq!((f, e), (field, ke), "{text:?}");
         }
-        assert!(key_at(br#""a\"":1"#, 0).is_none());
-        assert!(key_at(br#""abcdefghi"#, 0).is_none());
+        for text in [&br#""a\"":1"#[..], br#""abcdefghi"#, "\"é\":1".as_bytes()] {
+            assert!(key_at(text, 0, word(text, 0)).is_none(), "{text:?}");
+        }
     }
 
     #[test]
