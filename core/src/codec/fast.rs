@@ -15,7 +15,7 @@
 //! gives up and the general scanner parses the header from the start: both accept exactly the
 //! same headers, and errors always come from the general one.
 
-use super::field::{Field, Packed, Slot, StrIdx, lookup_packed, lookup_short};
+use super::field::{Field, Packed, Slot, StrIdx, lookup_packed};
 use super::header::{Detached, Sp};
 use super::types::CommandKind;
 
@@ -29,6 +29,77 @@ const ONE_BYTE_KEY_MASK: u64 = 0xff_ff_00_ff;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Where the scanner puts a field, in one byte: a string's index (below [`INT`]), an
+/// integer's index plus [`INT`], [`BOOL`] for a boolean (left to the general scanner) or
+/// [`SKIP`] for a key the table does not know.
+type Code = u8;
+const INT: Code = 32;
+const BOOL: Code = 0xfe;
+const SKIP: Code = 0xff;
+
+const fn code_of(f: Field) -> Code {
+    match f.slot() {
+        Slot::Str(i) => i,
+        Slot::Int(i) => INT + i,
+        Slot::Bool(_) => BOOL,
+    }
+}
+
+/// The code of every field, by its discriminant.
+static CODES: [Code; Field::ALL.len()] = build_codes();
+
+/// The code of the field named by a one-byte key, by that byte ([`SKIP`] if none).
+static SHORT_CODES: [Code; 256] = build_short_codes();
+
+// Indices are below the tables' lengths: positions in `Field::ALL` (as long as the table)
+// and bytes (< 256).
+#[allow(clippy::indexing_slicing)]
+const fn build_codes() -> [Code; Field::ALL.len()] {
+    let mut t = [SKIP; Field::ALL.len()];
+    let mut i = 0;
+    while i < t.len() {
+        // `Field::ALL` lists the fields in discriminant order (checked by a test).
+        t[i] = code_of(Field::ALL[i]);
+        i += 1;
+    }
+    t
+}
+
+#[allow(clippy::indexing_slicing)]
+const fn build_short_codes() -> [Code; 256] {
+    let mut t = [SKIP; 256];
+    let mut i = 0;
+    while i < Field::ALL.len() {
+        let f = Field::ALL[i];
+        let aliases = f.aliases();
+        let mut j = 0;
+        while j <= aliases.len() {
+            let key = if j == 0 { f.wire_key() } else { aliases[j - 1] };
+            if key.len() == 1 {
+                t[key.as_bytes()[0] as usize] = code_of(f);
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+}
+
+/// The code of the one-byte key `k`.
+#[inline(always)]
+fn short_code(k: u8) -> Code {
+    SHORT_CODES.get(usize::from(k)).copied().unwrap_or(SKIP)
+}
+
+/// The code of `f` (or [`SKIP`]).
+#[inline(always)]
+fn code(f: Option<Field>) -> Code {
+    match f {
+        Some(f) => CODES.get(f as usize).copied().unwrap_or(SKIP),
+        None => SKIP,
+    }
+}
 
 /// Eight bytes at `i`, little-endian; zero-padded past the end of `b`.
 #[inline(always)]
@@ -120,30 +191,30 @@ fn string_end(b: &[u8], i: usize) -> Option<usize> {
 /// The key whose opening quote is at `p` (`w` is the word there): the field it names (if
 /// any) and the position of its closing quote. `None` if the key is not a plain ASCII string.
 #[inline(always)]
-fn key_at(b: &[u8], p: usize, w: u64) -> Option<(Option<Field>, usize)> {
+fn key_at(b: &[u8], p: usize, w: u64) -> Option<(Code, usize)> {
     // The key's first seven bytes, from the word already loaded (the top byte is zero).
     let k = w >> 8;
     let m = specials(k);
     if m == 0 {
         // Seven bytes or more.
         let ke = string_end(b, p + 8)?;
-        return Some((key_field(b, p + 1, ke), ke));
+        return Some((code(key_field(b, p + 1, ke)), ke));
     }
     let (len, c) = first(k, m);
     let ke = p + 1 + len;
     if c != b'"' {
         return None;
     }
-    let field = match len {
-        0 => None,
-        1 => lookup_short(k as u8),
-        _ => lookup_packed(Packed {
+    let code = match len {
+        0 => SKIP,
+        1 => short_code(k as u8),
+        _ => code(lookup_packed(Packed {
             w0: keep(k, len),
             w1: 0,
             len,
-        }),
+        })),
     };
-    Some((field, ke))
+    Some((code, ke))
 }
 
 /// The field named by the key `b[s..e]` (8 bytes or more, no quote or backslash in it), if
@@ -207,35 +278,31 @@ impl Detached {
             let w = word(b, p);
             // `"k":` with a known one-byte key (most of a delivery's): one compare, one table.
             let short = if w & ONE_BYTE_KEY_MASK == ONE_BYTE_KEY {
-                lookup_short((w >> 8) as u8)
+                short_code((w >> 8) as u8)
             } else {
-                None
+                SKIP
             };
-            let (field, v) = if let Some(f) = short {
-                (Some(f), p + 4)
+            let (code, v) = if short != SKIP {
+                (short, p + 4)
             } else {
                 if w as u8 != b'"' {
                     return None;
                 }
-                let (field, ke) = key_at(b, p, w)?;
+                let (code, ke) = key_at(b, p, w)?;
                 if b.get(ke + 1) != Some(&b':') {
                     return None;
                 }
-                (field, ke + 2)
+                (code, ke + 2)
             };
             let end = match *b.get(v)? {
                 b'"' => {
                     let e = string_end(b, v + 1)?;
-                    if let Some(f) = field {
-                        self.fast_str(f, b, v + 1, e)?;
-                    }
+                    self.fast_str(code, b, v + 1, e)?;
                     e + 1
                 }
                 b'0'..=b'9' => {
                     let (n, e) = digits(b, v)?;
-                    if let Some(f) = field {
-                        self.fast_num(f, n, v, e)?;
-                    }
+                    self.fast_num(code, n, v, e)?;
                     e
                 }
                 _ => return None,
@@ -249,69 +316,70 @@ impl Detached {
         }
     }
 
-    /// A string value `b[s..e]` (no escapes) for `f`.
+    /// A string value `b[s..e]` (no escapes) for the field of `code`.
     #[inline(always)]
-    fn fast_str(&mut self, f: Field, b: &[u8], s: usize, e: usize) -> Option<()> {
-        match f.slot() {
-            Slot::Str(i) => {
-                let bit = 1u32 << i;
-                if self.str_set & bit == 0 {
-                    *self.strs.get_mut(usize::from(i))? = Sp {
-                        start: s as u32,
-                        len: (e - s) as u32,
-                    };
-                    self.str_set |= bit;
+    fn fast_str(&mut self, code: Code, b: &[u8], s: usize, e: usize) -> Option<()> {
+        if code < INT {
+            self.fast_put(code, s, e)
+        } else if code == SKIP {
+            Some(())
+        } else if code < BOOL {
+            let i = code - INT;
+            let bit = 1u16 << i;
+            if self.int_set & bit == 0 {
+                // Digits only (the general scanner handles spaces and errors).
+                let (n, end) = digits(b, s)?;
+                if end != e {
+                    return None;
                 }
-                Some(())
+                *self.ints.get_mut(usize::from(i))? = n;
+                self.int_set |= bit;
             }
-            Slot::Int(i) => {
-                let bit = 1u16 << i;
-                if self.int_set & bit == 0 {
-                    // Digits only (the general scanner handles spaces and errors).
-                    let (n, end) = digits(b, s)?;
-                    if end != e {
-                        return None;
-                    }
-                    *self.ints.get_mut(usize::from(i))? = n;
-                    self.int_set |= bit;
-                }
-                Some(())
-            }
-            Slot::Bool(_) => None,
+            Some(())
+        } else {
+            None
         }
     }
 
-    /// A number `n`, written as `b[s..e]`, for `f`.
+    /// A number `n`, written as `b[s..e]`, for the field of `code`.
     #[inline(always)]
-    fn fast_num(&mut self, f: Field, n: u64, s: usize, e: usize) -> Option<()> {
-        match f.slot() {
-            Slot::Str(i) => {
-                let bit = 1u32 << i;
-                if self.str_set & bit == 0 {
-                    *self.strs.get_mut(usize::from(i))? = Sp {
-                        start: s as u32,
-                        len: (e - s) as u32,
-                    };
-                    self.str_set |= bit;
-                }
-                Some(())
+    fn fast_num(&mut self, code: Code, n: u64, s: usize, e: usize) -> Option<()> {
+        if code < INT {
+            self.fast_put(code, s, e)
+        } else if code == SKIP {
+            Some(())
+        } else if code < BOOL {
+            let i = code - INT;
+            let bit = 1u16 << i;
+            if self.int_set & bit == 0 {
+                *self.ints.get_mut(usize::from(i))? = n;
+                self.int_set |= bit;
             }
-            Slot::Int(i) => {
-                let bit = 1u16 << i;
-                if self.int_set & bit == 0 {
-                    *self.ints.get_mut(usize::from(i))? = n;
-                    self.int_set |= bit;
-                }
-                Some(())
-            }
-            Slot::Bool(_) => None,
+            Some(())
+        } else {
+            None
         }
+    }
+
+    /// String field `i` at `s..e`, unless an earlier occurrence was stored.
+    #[inline(always)]
+    fn fast_put(&mut self, i: Code, s: usize, e: usize) -> Option<()> {
+        let bit = 1u32 << i;
+        if self.str_set & bit == 0 {
+            *self.strs.get_mut(usize::from(i))? = Sp {
+                start: s as u32,
+                len: (e - s) as u32,
+            };
+            self.str_set |= bit;
+        }
+        Some(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::field::lookup_short;
 
     /// The reference for [`specials`]: the first quote, backslash or non-ASCII byte.
     fn first_special(b: &[u8]) -> Option<usize> {
@@ -368,12 +436,30 @@ mod tests {
             (br#""":1"#, None, 1),
             (br#""zz":1"#, None, 3),
         ] {
-            let (f, e) = key_at(text, 0, word(text, 0)).unwrap();
-            assert_eq!((f, e), (field, ke), "{text:?}");
+            let (c, e) = key_at(text, 0, word(text, 0)).unwrap();
+            assert_eq!((c, e), (code(field), ke), "{text:?}");
         }
         for text in [&br#""a\"":1"#[..], br#""abcdefghi"#, "\"é\":1".as_bytes()] {
             assert!(key_at(text, 0, word(text, 0)).is_none(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn codes_say_where_each_field_goes() {
+        for (i, &f) in Field::ALL.iter().enumerate() {
+            assert_eq!(f as usize, i, "{f:?}");
+            let want = match f.slot() {
+                Slot::Str(i) => i,
+                Slot::Int(i) => INT + i,
+                Slot::Bool(_) => BOOL,
+            };
+            assert_eq!(code(Some(f)), want, "{f:?}");
+        }
+        assert_eq!(code(None), SKIP);
+        for k in 0..=255u8 {
+            assert_eq!(short_code(k), code(lookup_short(k)), "{k}");
+        }
+        assert_eq!(short_code(b't'), code(Some(Field::Topic)));
     }
 
     #[test]
