@@ -63,15 +63,9 @@ impl<'a> Text<'a> {
             // Over bytes a header was not parsed from (a bad image): `None`, never a panic.
             Text::Bytes(b) => match b.get(r)? {
                 // One ASCII byte (a sub id such as `2`, a command `p`): from a table, without
-                // a call to a check.
+                // a call to the UTF-8 check.
                 &[c] if c.is_ascii() => ASCII.get(usize::from(c)..usize::from(c) + 1),
-                // ASCII (every header the fast scanner takes): checked a word at a time.
-                // `core::str::from_utf8` steps byte by byte up to an 8-aligned address and
-                // over the last bytes, which on a field of a few bytes is nearly all of it.
-                v => match ascii::AsciiStr::from_ascii(v) {
-                    Ok(a) => Some(a.as_str()),
-                    Err(_) => core::str::from_utf8(v).ok(),
-                },
+                v => core::str::from_utf8(v).ok(),
             },
         }
     }
