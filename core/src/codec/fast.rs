@@ -217,8 +217,8 @@ fn key_at(b: &[u8], p: usize, w: u64) -> Option<(Code, usize)> {
     Some((code, ke))
 }
 
-/// The field named by the key `b[s..e]` (8 bytes or more, no quote or backslash in it), if
-/// any.
+/// The field named by the key `b[s..e]` (seven bytes or more, no quote, backslash or
+/// non-ASCII byte in it), if any.
 #[inline(always)]
 fn key_field(b: &[u8], s: usize, e: usize) -> Option<Field> {
     let len = e.checked_sub(s)?;
