@@ -322,6 +322,7 @@ mod tests {
         // The shapes servers send are taken by the fast scanner (not left to the general one).
         for f in [
             &br#"{"c":"p","t":"orders","sub_id":"sub-1"}{"id":1}"#[..],
+            br#"{"c":"p","t":"orders","sub_id":"2","k":"16666569833721932681","bm":"3084015820777091662|1|","l":21}{"id":"A1","qty":100}"#,
             br#"{"c":"p","cid":"cmd-1","t":"orders","sub_id":"sub-1","query_id":"qry-1","o":"replace","f":"/id > 10","lp":"2026-01-01T00:00:00.000000Z"}{"id":1}"#,
             br#"{"sub_id":"2","bm":"3084015820777091662|1|","t":"orders","c":"p","l":21,"k":"16666569833721932681"}{"id":"A1","qty":100}"#,
             br#"{"c":"ack","cid":"7","a":"processed","status":"success","records_returned":0}"#,
