@@ -56,7 +56,7 @@ impl<'a> Text<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn get(self, r: core::ops::Range<usize>) -> Option<&'a str> {
         match self {
             Text::Str(t) => t.get(r),
@@ -371,7 +371,7 @@ impl<'a, D: HeaderFields> Header<'a, D> {
     }
 
     /// Where string field `i` is: in the decoded escapes (true) or the header text, and its range.
-    #[inline]
+    #[inline(always)]
     fn span_at(&self, i: u8) -> Option<(bool, core::ops::Range<usize>)> {
         let bit = 1u32 << i;
         if self.f().str_set & bit == 0 {
@@ -384,7 +384,7 @@ impl<'a, D: HeaderFields> Header<'a, D> {
         ))
     }
 
-    #[inline]
+    #[inline(always)]
     fn str_at(&self, i: u8) -> Option<&'a str> {
         match self.span_at(i)? {
             (true, r) => self.esc.get(r),
@@ -593,6 +593,26 @@ mod tests {
             (h.topic(), h.sub_id(), h.command_id()),
             (Some("x"), Some("é"), Some("7"))
         );
+    }
+
+    #[test]
+    fn fields_convert_as_ascii_as_utf8_or_not_at_all() {
+        let text = r#"{"c":"p","t":"orders","x":"naïve","sub_id":"s"}"#;
+        let h = parse(text).unwrap();
+        assert_eq!(
+            (h.topic(), h.correlation_id(), h.sub_id()),
+            (Some("orders"), Some("naïve"), Some("s"))
+        );
+        // The same positions over bytes that are not text: `None`, never a wrong string.
+        let mut d = Detached::EMPTY;
+        let (raw, esc, _) = d
+            .parse_into(text.as_bytes(), &mut Scratch::empty())
+            .unwrap();
+        let mut bad = raw.to_vec();
+        bad[15] = 0xff; // inside `orders`
+        assert_eq!(d.view(&bad, esc).topic(), None);
+        bad[15] = b'R';
+        assert_eq!(d.view(&bad, esc).topic(), Some("oRders"));
     }
 
     fn parse(s: &str) -> Result<Header<'_>, DecodeError> {

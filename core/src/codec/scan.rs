@@ -32,7 +32,9 @@ impl Detached {
         {
             if let Some(end) = self.scan_fast(frame) {
                 let raw = frame.get(..end).unwrap_or(&[]);
-                self.command = self.command_of(raw);
+                if self.command.is_none() {
+                    self.command = self.command_of(raw);
+                }
                 return Ok((raw, "", end));
             }
             // Anything the fast path does not handle: the general scanner, from the start.
@@ -291,7 +293,8 @@ mod tests {
         assert_eq!(raw.len(), end);
         assert_eq!(esc, "");
         assert_eq!(compact(&fast), compact(&general), "{frame:?}");
-        assert_eq!(fast.command_of(raw), general.command, "{frame:?}");
+        let command = fast.command.or_else(|| fast.command_of(raw));
+        assert_eq!(command, general.command, "{frame:?}");
     }
 
     #[test]
@@ -306,8 +309,27 @@ mod tests {
             br#"{"c":"p","s":9999999999999999999}"#,
             br#"{"records_returned":5,"topic_matches":"6"}"#,
             br#"{"c":"ack","status":"success","a":"processed"}"#,
+            // One-byte keys that are not plain: a quote, a backslash, a byte that is not ASCII.
+            br#"{""":1}"#,
+            br#"{"\":1}"#,
+            br#"{"\"":1}"#,
+            "{\"é\":1}".as_bytes(),
+            b"{\"\xff\":1}",
+            br#"{"":1,"t":"x"}"#,
         ] {
             agree(f);
+        }
+        // The shapes servers send are taken by the fast scanner (not left to the general one).
+        for f in [
+            &br#"{"c":"p","t":"orders","sub_id":"sub-1"}{"id":1}"#[..],
+            br#"{"c":"p","t":"orders","sub_id":"2","k":"16666569833721932681","bm":"3084015820777091662|1|","l":21}{"id":"A1","qty":100}"#,
+            br#"{"c":"p","cid":"cmd-1","t":"orders","sub_id":"sub-1","query_id":"qry-1","o":"replace","f":"/id > 10","lp":"2026-01-01T00:00:00.000000Z"}{"id":1}"#,
+            br#"{"sub_id":"2","bm":"3084015820777091662|1|","t":"orders","c":"p","l":21,"k":"16666569833721932681"}{"id":"A1","qty":100}"#,
+            br#"{"c":"ack","cid":"7","a":"processed","status":"success","records_returned":0}"#,
+        ] {
+            let hl = f.iter().position(|&c| c == b'}').unwrap() + 1;
+            let mut d = Detached::EMPTY;
+            assert_eq!(d.scan_fast(f), Some(hl), "{f:?}");
         }
         let mut fast = Detached::EMPTY;
         assert!(fast.scan_fast(br#"{"c":"p","t":"\u0041"}"#).is_none());
