@@ -9,6 +9,9 @@
 //! go through the `CHUNK`-byte buffer: publishes out, deliveries and acks in. The connection
 //! and the subscription are set up once per configuration, outside the measurement.
 //!
+//! After each configuration the bench prints the driver's `read` and `write` calls per message
+//! (counted, so the same on a busy machine as on a quiet one).
+//!
 //! `cargo bench -p amps-embassy --bench chunk`
 
 use std::cell::{Cell, RefCell};
@@ -59,6 +62,19 @@ struct Far {
     reader: Option<Waker>,
 }
 
+thread_local! {
+    /// `read` and `write` calls the driver made (to print calls per message, which do not
+    /// depend on how busy the machine is).
+    static CALLS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+fn count(read: bool) {
+    CALLS.with(|c| {
+        let (r, w) = c.get();
+        c.set(if read { (r + 1, w) } else { (r, w + 1) });
+    });
+}
+
 impl Far {
     /// Move what the engine has to send into the client's inbound bytes.
     fn pump(&mut self) {
@@ -93,6 +109,7 @@ impl Read for Near {
                 far.reader = Some(cx.waker().clone());
                 return Poll::Pending;
             }
+            count(true);
             let n = buf.len().min(far.to_client.len());
             for (d, s) in buf.iter_mut().zip(far.to_client.drain(..n)) {
                 *d = s;
@@ -105,6 +122,7 @@ impl Read for Near {
 
 impl Write for Near {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        count(false);
         let mut far = self.0.borrow_mut();
         let (now, conn) = (far.clock.now(), far.conn);
         far.engine.handle_bytes(now, conn, buf);
@@ -263,6 +281,15 @@ fn bench_chunk<const CHUNK: usize>(c: &mut Criterion, payload_len: usize) {
         b.iter_custom(|iters| rt.block_on(local.run_until(rounds(client, seen, &payload, iters))))
     });
     g.finish();
+    CALLS.with(|c| c.set((0, 0)));
+    rt.block_on(local.run_until(rounds(client, seen, &payload, 10)));
+    let (r, w) = CALLS.with(Cell::get);
+    let per = f64::from(ROUND * 10);
+    println!(
+        "publish_deliver/{payload_len}B/chunk/{CHUNK}: {:.2} reads and {:.2} writes per message",
+        r as f64 / per,
+        w as f64 / per
+    );
     rt.block_on(local.run_until(client.close()));
 }
 
