@@ -51,12 +51,13 @@
 use amps_core::codec::Command;
 use amps_core::session::{
     CommandError, CommandId, ConnectRequest, Event, Exec, Logon, PublishError, Session, State,
-    Storage, TransportClosed,
+    Storage,
 };
 use amps_core::{Duration, Instant};
 use embedded_io::{Read, ReadReady, Write};
 
 use crate::client::{Link, Stats};
+use crate::disconnect::{Disconnect, check_read, check_write};
 use crate::log;
 
 /// Opens blocking connections to the server (closures
@@ -283,14 +284,12 @@ impl<'a, S: Storage, C: Connect, const CHUNK: usize> BlockingClient<'a, S, C, CH
                 Err(e) => Err(e),
             };
             progress = true;
+            // A count the transport could not have read ends the connection.
+            let read = read.map_or(Err(Disconnect::ReadFailed), |n| check_read(n, CHUNK));
             let n = match read {
-                Ok(0) => {
-                    self.lost(now, TransportClosed::PeerClosed, on_event);
-                    break;
-                }
                 Ok(n) => n,
-                Err(_) => {
-                    self.lost(now, TransportClosed::Error, on_event);
+                Err(why) => {
+                    self.lost(now, why, on_event);
                     break;
                 }
             };
@@ -321,7 +320,7 @@ impl<'a, S: Storage, C: Connect, const CHUNK: usize> BlockingClient<'a, S, C, CH
             idle_rounds = if taken == 0 { idle_rounds + 1 } else { 0 };
             if idle_rounds >= 2 {
                 // Input the session neither takes nor refuses: end rather than spin.
-                self.lost(now, TransportClosed::Error, on_event);
+                self.lost(now, Disconnect::Stuck, on_event);
                 return false;
             }
         }
@@ -336,38 +335,56 @@ impl<'a, S: Storage, C: Connect, const CHUNK: usize> BlockingClient<'a, S, C, CH
                 break;
             };
             let out = self.buf.get(..n).unwrap_or(&[]);
-            if conn.write_all(out).and_then(|()| conn.flush()).is_err() {
-                self.lost(now, TransportClosed::Error, on_event);
+            let (written, r) = write_all(conn, out);
+            self.stats.bytes_out += written as u64;
+            progress = true;
+            if let Err(why) = r {
+                self.lost(now, why, on_event);
                 break;
             }
-            self.stats.bytes_out += n as u64;
-            progress = true;
         }
         // Transmitting can finish a recovery step (publish replayed, resubscribed).
         progress | self.drain(on_event)
     }
 
-    /// The transport failed or the peer closed it.
-    fn lost<F: FnMut(Event<'_>)>(
-        &mut self,
-        now: Instant,
-        cause: TransportClosed,
-        on_event: &mut F,
-    ) {
-        log::warning!("amps-embassy: connection lost");
+    /// The transport failed, misbehaved or the peer closed it.
+    fn lost<F: FnMut(Event<'_>)>(&mut self, now: Instant, why: Disconnect, on_event: &mut F) {
+        log::warning!("amps-embassy: connection lost: {}", why);
         if let Some(mut conn) = self.conn.take() {
             C::close(&mut conn, false);
             self.stats.disconnects += 1;
+            self.stats.last_disconnect = Some(why);
         }
-        self.session.handle_closed(now, cause);
+        if let Some(cause) = why.transport_closed() {
+            self.session.handle_closed(now, cause);
+        }
         self.drain(on_event);
     }
 
-    /// Close the open connection (if any).
+    /// Close the open connection (if any): the session ended it.
     fn end(&mut self, graceful: bool) {
         if let Some(mut conn) = self.conn.take() {
             C::close(&mut conn, graceful);
             self.stats.disconnects += 1;
+            self.stats.last_disconnect = Some(Disconnect::Session);
         }
     }
+}
+
+/// Write all of `out` and flush, checking every count `write` returns (`embedded_io`'s own
+/// `write_all` panics on `Ok(0)` and on a count larger than the buffer). Returns the bytes
+/// written and how the connection ends, if it does.
+fn write_all<W: Write>(conn: &mut W, out: &[u8]) -> (usize, Result<(), Disconnect>) {
+    let mut pos = 0;
+    while let Some(rest) = out.get(pos..).filter(|r| !r.is_empty()) {
+        let n = conn
+            .write(rest)
+            .map_or(Err(Disconnect::WriteFailed), |n| check_write(n, rest.len()));
+        match n {
+            Ok(n) => pos += n,
+            Err(why) => return (pos, Err(why)),
+        }
+    }
+    let flushed = conn.flush().map_err(|_| Disconnect::WriteFailed);
+    (pos, flushed)
 }

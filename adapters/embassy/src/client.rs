@@ -18,6 +18,7 @@ use embassy_sync::mutex::{Mutex, MutexGuard};
 use embassy_sync::signal::Signal;
 
 use crate::clock::Clock;
+use crate::disconnect::Disconnect;
 
 /// Where the transport is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes written to the transport.
     pub bytes_out: u64,
+    /// Why the last open connection ended (`None` before the first one ended).
+    pub last_disconnect: Option<Disconnect>,
 }
 
 /// What the driver and the commands share under the mutex.

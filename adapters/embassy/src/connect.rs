@@ -22,7 +22,10 @@ use embedded_io_async::{Read, Write};
 /// `read` and `write` must be cancel-safe (no bytes consumed or written when the future is
 /// dropped before it completes): the driver waits for input, timers and commands at once and
 /// drops the read that lost. embassy-net's `TcpSocket` and embedded-io-adapters' tokio
-/// wrappers are. A read of 0 bytes means the peer closed the connection.
+/// wrappers are. A read of 0 bytes means the peer closed the connection. Counts that break
+/// the traits' contract (a `write` of 0 bytes, a `read` or `write` claiming more bytes than
+/// the buffer) end the connection like an error, with a [`Disconnect`](crate::Disconnect)
+/// that names them in [`Stats::last_disconnect`](crate::Stats::last_disconnect).
 pub trait Connect {
     /// One open connection.
     type Conn<'c>: Read + Write

@@ -3,7 +3,7 @@
 //! application, in the order the core requires (input, then `poll_event`, then
 //! `poll_transmit`; see amps-core's `session` module).
 
-use amps_core::session::{ConnectRequest, Event, Logon, State, Storage, TransportClosed};
+use amps_core::session::{ConnectRequest, Event, Logon, State, Storage};
 use amps_core::{Duration, Instant};
 use embassy_futures::select::{Either, Either3, select, select3};
 use embassy_sync::blocking_mutex::raw::RawMutex;
@@ -13,6 +13,7 @@ use embedded_io_async::{Read, Write};
 use crate::client::{Client, Inner, Link, Stats};
 use crate::clock::Clock;
 use crate::connect::Connect;
+use crate::disconnect::{Disconnect, check_read, check_write};
 use crate::log;
 
 /// How the driver logs on and bounds connection attempts.
@@ -54,7 +55,9 @@ impl Options<'_> {
 /// accepts them. Reads and writes take turns (the session takes all the input before the next
 /// output is fetched), so one buffer serves both. Any size from 1 works: a larger one means
 /// fewer `read` and `write` calls, a smaller one less RAM in the driver's task (the buffer is
-/// part of it).
+/// part of it). The default, 256, is the speed choice: 128 saves 128 bytes of task RAM but
+/// makes 1.7 to 2 times the `read` and `write` calls for 64- to 400-byte messages (see
+/// BENCHMARKS.md, "Embassy firmware image").
 pub struct Driver<'a, M: RawMutex, S: Storage, K: Clock, C: Connect, const CHUNK: usize = 256> {
     client: &'a Client<M, S, K>,
     connector: C,
@@ -134,7 +137,7 @@ where
                 if !writing && p.unflushed {
                     p.unflushed = false;
                     if conn.flush().await.is_err() {
-                        break End::lost(TransportClosed::Error);
+                        break End::lost(Disconnect::WriteFailed);
                     }
                 }
                 // One transport operation at a time: write what is pending, else wait for
@@ -149,16 +152,23 @@ where
                     }
                 };
                 let timer = sleep_until(&client.clock, deadline);
-                match select3(io, timer, client.wake.wait()).await {
-                    Either3::First(Err(_)) => break End::lost(TransportClosed::Error),
+                // What the transport returned is checked, not trusted: a count it could not
+                // have moved ends the connection rather than stall or spin the driver.
+                let r = match select3(io, timer, client.wake.wait()).await {
                     Either3::First(Ok(n)) if writing => {
-                        p.out_pos += n;
-                        p.written += n;
-                        p.unflushed = true;
+                        check_write(n, p.out_len - p.out_pos).map(|n| {
+                            p.out_pos += n;
+                            p.written += n;
+                            p.unflushed = true;
+                        })
                     }
-                    Either3::First(Ok(0)) => break End::lost(TransportClosed::PeerClosed),
-                    Either3::First(Ok(n)) => p.in_len = n,
-                    Either3::Second(()) | Either3::Third(()) => {}
+                    Either3::First(Ok(n)) => check_read(n, CHUNK).map(|n| p.in_len = n),
+                    Either3::First(Err(_)) if writing => Err(Disconnect::WriteFailed),
+                    Either3::First(Err(_)) => Err(Disconnect::ReadFailed),
+                    Either3::Second(()) | Either3::Third(()) => Ok(()),
+                };
+                if let Err(why) = r {
+                    break End::lost(why);
                 }
             };
             C::close(&mut conn, end.graceful).await;
@@ -182,9 +192,9 @@ enum After {
 /// How a connection ended, from the driver's side.
 #[derive(Clone, Copy)]
 struct End {
-    /// The transport closed or failed (the session is told after the transport is closed);
-    /// `None` when the session asked (`CloseTransport`, or it moved on).
-    lost: Option<TransportClosed>,
+    /// Why. Unless the session asked (`CloseTransport`, or it moved on: `Session`), the
+    /// session is told after the transport is closed.
+    why: Disconnect,
     /// End with FIN (the application asked for the close), not a reset.
     graceful: bool,
     /// The session took the connection (its end counts as a disconnect).
@@ -195,16 +205,16 @@ impl End {
     /// The session ended an accepted connection.
     fn session(graceful: bool) -> Self {
         End {
-            lost: None,
+            why: Disconnect::Session,
             graceful,
             accepted: true,
         }
     }
 
-    /// The transport of an accepted connection closed or failed.
-    fn lost(cause: TransportClosed) -> Self {
+    /// The transport of an accepted connection closed, failed or misbehaved.
+    fn lost(why: Disconnect) -> Self {
         End {
-            lost: Some(cause),
+            why,
             graceful: false,
             accepted: true,
         }
@@ -247,7 +257,7 @@ where
             g.link = Link::Idle;
         }
         After::Closed(end) => {
-            if let Some(cause) = end.lost {
+            if let Some(cause) = end.why.transport_closed() {
                 g.session.handle_closed(now, cause);
                 // Frames received before the close are still delivered.
                 drain(g, on_event);
@@ -255,7 +265,8 @@ where
             g.link = Link::Idle;
             if end.accepted {
                 g.stats.disconnects += 1;
-                log::warning!("amps-embassy: connection ended");
+                g.stats.last_disconnect = Some(end.why);
+                log::warning!("amps-embassy: connection ended: {}", end.why);
             }
             progress = true;
         }
@@ -353,7 +364,7 @@ where
         if !ok {
             g.link = Link::Idle;
             return Err(End {
-                lost: None,
+                why: Disconnect::Session,
                 graceful: true,
                 accepted: false,
             });
@@ -373,7 +384,7 @@ where
     if fed.stuck {
         // A frame the receive buffer cannot hold that the session did not refuse: end the
         // connection rather than spin.
-        return Err(End::lost(TransportClosed::Error));
+        return Err(End::lost(Disconnect::Stuck));
     }
     if matches!(
         g.session.state(),

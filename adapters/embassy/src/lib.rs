@@ -105,6 +105,7 @@ pub mod blocking;
 mod client;
 mod clock;
 mod connect;
+mod disconnect;
 mod driver;
 mod log;
 
@@ -114,6 +115,7 @@ pub use clock::Clock;
 #[cfg(feature = "embassy-time")]
 pub use clock::EmbassyClock;
 pub use connect::Connect;
+pub use disconnect::Disconnect;
 pub use driver::{Driver, Options};
 
 /// # Wiring on embassy-net

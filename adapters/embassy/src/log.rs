@@ -1,5 +1,6 @@
 //! Logging that routes to `defmt` with the `defmt` feature and to nothing otherwise, so call
-//! sites carry no `cfg`. Arguments must be integers or `&str`.
+//! sites carry no `cfg`. Arguments must be integers, `&str` or types
+//! that derive `defmt::Format` under the feature.
 
 macro_rules! info {
     ($($arg:tt)*) => {{

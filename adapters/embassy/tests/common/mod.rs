@@ -106,7 +106,24 @@ pub struct Recorder {
     pub opened: Cell<u32>,
     /// Heartbeat frames the client wrote.
     pub beats_out: Cell<u32>,
+    /// From now on connection number `.0` (counting from 1) lies this way.
+    pub lie: Cell<Option<(u32, Lie)>>,
+    /// Lies told so far.
+    pub lies_told: Cell<u32>,
     changed: Notify,
+}
+
+/// How a lying transport breaks the `embedded_io_async` contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lie {
+    /// `write` returns `Ok(0)` for a non-empty buffer, writing nothing.
+    WriteZero,
+    /// `write` writes what it was given and claims one byte more.
+    WriteOverrun,
+    /// `read` reads nothing and claims one byte more than the buffer holds.
+    ReadOverrun,
+    /// `read` returns `Ok(0)` (end of stream) although the socket is open.
+    Eof,
 }
 
 impl Recorder {
@@ -177,10 +194,31 @@ impl Recorder {
     }
 }
 
-/// A tokio socket in the embedded-io-async traits, counting the heartbeat frames it writes.
+/// A tokio socket in the embedded-io-async traits, counting the heartbeat frames it writes,
+/// and lying when the recorder says so (see [`Recorder::lie`]).
 pub struct Counted {
     inner: FromTokio<TcpStream>,
     rec: &'static Recorder,
+    /// This connection's number, from 1.
+    conn: u32,
+}
+
+impl Counted {
+    /// The lie this connection tells now, if any. Each lie yields first, so a driver that
+    /// retries without end still lets the test's failure guard run.
+    async fn lie(&self, on_write: bool) -> Option<Lie> {
+        let lie = match self.rec.lie.get() {
+            Some((conn, lie)) if conn == self.conn => lie,
+            _ => return None,
+        };
+        if on_write != matches!(lie, Lie::WriteZero | Lie::WriteOverrun) {
+            return None;
+        }
+        tokio::task::yield_now().await;
+        self.rec.lies_told.set(self.rec.lies_told.get() + 1);
+        self.rec.touch();
+        Some(lie)
+    }
 }
 
 impl ErrorType for Counted {
@@ -189,12 +227,21 @@ impl ErrorType for Counted {
 
 impl Read for Counted {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        self.inner.read(buf).await
+        match self.lie(false).await {
+            Some(Lie::ReadOverrun) => Ok(buf.len() + 1),
+            Some(_) => Ok(0),
+            None => self.inner.read(buf).await,
+        }
     }
 }
 
 impl Write for Counted {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        match self.lie(true).await {
+            Some(Lie::WriteOverrun) => return Ok(self.inner.write(buf).await? + 1),
+            Some(_) => return Ok(0),
+            None => {}
+        }
         let n = self.inner.write(buf).await?;
         // The driver writes what the session hands it; a beat is a short frame of its own.
         let written = &buf[..n];
@@ -277,6 +324,7 @@ pub fn peer(addr: SocketAddr, spec: Spec) -> Peer {
                 Ok(Counted {
                     inner: FromTokio::new(s),
                     rec,
+                    conn: rec.opened.get(),
                 })
             }
             Err(e) => {
