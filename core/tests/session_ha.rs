@@ -137,12 +137,18 @@ fn publish_store_is_trimmed_by_the_logon_ack_and_replayed_in_order() {
         .collect();
     assert_eq!(seqs, ["4", "5", "6"]);
     assert!(states(&evs).contains(&CS::PublishReplayed));
+    // 3 was dropped from the store because the server has it: that is a persisted event.
+    assert!(evs.contains(&Ev::Persisted(3)), "{evs:?}");
     assert_eq!(h.s.unpersisted_count(), 3);
     assert_eq!(h.s.publish(h.now, "orders", b"7"), Ok(Some(7)));
     // Numbering continues after max(server s, stored).
     let mut h2 = H::new(&ha_config("pub-2"));
     connect(&mut h2);
-    h2.logon_with_seq(40);
+    let evs = h2.logon_with_seq(40);
+    assert!(
+        !evs.iter().any(|e| matches!(e, Ev::Persisted(_))),
+        "nothing stored, nothing persisted: {evs:?}"
+    );
     assert_eq!(h2.s.publish(h2.now, "t", b"x"), Ok(Some(41)));
 }
 

@@ -249,7 +249,13 @@ impl<S: Storage> Core<S> {
         // the rest, continue numbering after the larger of the two.
         if self.pstore.is_enabled() {
             self.persisted_seq = self.persisted_seq.max(server_seq);
+            let stored = self.pstore.unpersisted_count();
             self.pstore.discard_up_to(server_seq);
+            if self.pstore.unpersisted_count() < stored {
+                // The server has publishes the store still held: they are persisted, and
+                // whoever counts `Persisted` events must hear it, as from an ack.
+                self.queue.push(Queued::Persisted(server_seq));
+            }
             self.next_seq = server_seq
                 .max(self.pstore.last_seq())
                 .max(self.next_seq.saturating_sub(1))
