@@ -363,6 +363,11 @@ impl Driver {
         }
         let now = self.now();
         let out = self.session.transmit_buffer(now);
+        if self.st.filtered > out.len() {
+            // Fewer bytes pending than were shown: the session started its buffer afresh (a
+            // new connection), so everything in it is new to the filter.
+            self.st.filtered = 0;
+        }
         if let Some(f) = &self.st.transport_filter
             && let Some(new) = out.get(self.st.filtered..).filter(|b| !b.is_empty())
         {
