@@ -170,10 +170,27 @@ impl EventQueue {
 /// What the frame at the front of the receive buffer is being turned into.
 #[derive(Clone, Copy)]
 struct Dispatch {
+    /// Where the frame starts in the receive buffer.
+    start: usize,
     len: usize,
     header_len: usize,
     esc_len: usize,
     emit: Emit,
+}
+
+impl Dispatch {
+    /// Whether the frame is handed out in a single event (not a `sow` batch's records, not a
+    /// delivery with more subscription ids to look at).
+    fn one_part(&self) -> bool {
+        !matches!(
+            self.emit,
+            Emit::Records { .. }
+                | Emit::Delivery {
+                    next_sid: Some(_),
+                    ..
+                }
+        )
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -148,9 +148,9 @@ impl Route {
     }
 
     /// String `i` of this route in `arena`.
+    #[inline]
     pub(crate) fn str<'a>(&self, arena: &'a [u8], i: usize) -> Option<&'a str> {
-        self.bytes(arena, i)
-            .and_then(|b| core::str::from_utf8(b).ok())
+        self.bytes(arena, i).and_then(text)
     }
 
     /// String `i` of this route in `arena`, as bytes (for comparing without converting).
@@ -169,6 +169,23 @@ impl Route {
                 .map(|&l| usize::from(l))
                 .sum::<usize>();
         arena.get(start..start + usize::from(len))
+    }
+}
+
+/// Every ASCII character, in order: `ASCII[c..c + 1]` is the text of byte `c`.
+const ASCII: &str = "\0\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\
+    \x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \
+    !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f";
+
+/// `b` as text, if it is UTF-8. Empty and one-byte ASCII texts (no escapes, a sub id such as
+/// `2`) are answered without a call to the UTF-8 check, which costs more than the rest of a
+/// delivery's bookkeeping for such short texts.
+#[inline]
+pub(crate) fn text(b: &[u8]) -> Option<&str> {
+    match *b {
+        [] => Some(""),
+        [c] if c.is_ascii() => ASCII.get(usize::from(c)..usize::from(c) + 1),
+        _ => core::str::from_utf8(b).ok(),
     }
 }
 
