@@ -312,10 +312,7 @@ impl<S: Storage> Session<S> {
         let msg = Message::from_header(slot.view(raw, esc), payload).ok()?;
         let route_key = |i: usize| {
             let r = core.routes.items().get(i)?;
-            let key = r
-                .str(core.arena.as_ref(), rs::SUB_ID)
-                .or_else(|| r.str(core.arena.as_ref(), rs::QUERY_ID));
-            Some((r.handle, key.unwrap_or("")))
+            Some((r.handle, r.key(core.arena.as_ref())))
         };
         Some(match d.emit {
             Emit::Ack(id) => Event::Ack { id, msg },
@@ -522,6 +519,7 @@ impl<S: Storage> Core<S> {
     /// The next route named in the delivery's subscription ids at or after byte `from`,
     /// skipping bookmark duplicates. Returns the route index and where to continue (`None`
     /// when the list is exhausted, so a delivery for one subscription is not looked at again).
+    #[inline]
     fn next_route(&mut self, msg: &MessageRef<'_>, from: usize) -> Option<(usize, Option<usize>)> {
         // Compared as bytes: the header's UTF-8 was checked by the parse, the routes' when
         // they were added.
@@ -552,7 +550,7 @@ impl<S: Storage> Core<S> {
                 .items_mut()
                 .iter_mut()
                 .enumerate()
-                .find(|(_, r)| r.bytes(arena, rs::SUB_ID) == Some(item))
+                .find(|(_, r)| r.has_sub_id(arena, item))
             else {
                 continue;
             };

@@ -153,6 +153,23 @@ impl Route {
         self.bytes(arena, i).and_then(text)
     }
 
+    /// The route key: the `sub_id`, else the `query_id` (empty if neither, which a route
+    /// never lacks).
+    #[inline]
+    pub(crate) fn key<'a>(&self, arena: &'a [u8]) -> &'a str {
+        let sub_id = self.lens.get(rs::SUB_ID).is_some_and(|&l| l != u16::MAX);
+        self.str(arena, if sub_id { rs::SUB_ID } else { rs::QUERY_ID })
+            .unwrap_or("")
+    }
+
+    /// Whether the `sub_id` is `id`: compared in line, byte by byte (ids are short: a call to
+    /// the library's comparison costs more than the comparison).
+    #[inline]
+    pub(crate) fn has_sub_id(&self, arena: &[u8], id: &[u8]) -> bool {
+        self.bytes(arena, rs::SUB_ID)
+            .is_some_and(|b| b.len() == id.len() && b.iter().zip(id).all(|(x, y)| x == y))
+    }
+
     /// String `i` of this route in `arena`, as bytes (for comparing without converting).
     #[inline]
     pub(crate) fn bytes<'a>(&self, arena: &'a [u8], i: usize) -> Option<&'a [u8]> {
