@@ -310,10 +310,7 @@ impl<S: Storage> Session<S> {
         let esc = text(esc)?;
         let payload = body.get(d.header_len..)?;
         let msg = Message::from_header(slot.view(raw, esc), payload).ok()?;
-        let route_key = |i: usize| {
-            let r = core.routes.items().get(i)?;
-            Some((r.handle, r.key(core.arena.as_ref())))
-        };
+        let (routes, arena) = (core.routes.items(), core.arena.as_ref());
         Some(match d.emit {
             Emit::Ack(id) => Event::Ack { id, msg },
             Emit::LastChance => Event::LastChance(msg),
@@ -329,7 +326,7 @@ impl<S: Storage> Session<S> {
                 stored: core.pstore.get(seq),
             },
             Emit::Delivery { route, .. } => {
-                let (id, sub_id) = route_key(route)?;
+                let (id, sub_id) = route_key(routes, arena, route)?;
                 Event::Delivery(Delivery {
                     id,
                     sub_id,
@@ -338,7 +335,7 @@ impl<S: Storage> Session<S> {
                 })
             }
             Emit::Records { route, .. } => {
-                let (id, sub_id) = route_key(route)?;
+                let (id, sub_id) = route_key(routes, arena, route)?;
                 let slot = record.as_ref()?;
                 let header = if slot.outer {
                     *msg.header()
@@ -660,6 +657,17 @@ impl<S: Storage> Core<S> {
         }
         Step::Queued(Queued::Failed(p.report, CommandError::TimedOut))
     }
+}
+
+/// The handle and key of route `i`.
+#[inline(always)]
+fn route_key<'a>(
+    routes: &[super::Route],
+    arena: &'a [u8],
+    i: usize,
+) -> Option<(super::CommandId, &'a str)> {
+    let r = routes.get(i)?;
+    Some((r.handle, r.key(arena)))
 }
 
 /// `item` without the whitespace around it, cut exactly as `str::trim` cuts it.
