@@ -548,6 +548,10 @@ impl<S: Storage> Session<S> {
         if hb.is_some_and(|h| h.interval_secs == 0) {
             return Err(ConfigError::Heartbeat);
         }
+        if self.core.heartbeat.is_none() {
+            // Frames that completed while nobody watched are not news.
+            self.rx.frames_completed();
+        }
         let core = &mut self.core;
         core.heartbeat = hb;
         core.hb_send = None;
@@ -663,10 +667,11 @@ impl<S: Storage> Session<S> {
         }
         let n = self.rx.push(input);
         // A complete frame of any kind proves the server alive (docs/protocol.md §9); bytes that
-        // never complete a frame do not.
+        // never complete a frame do not. Without heartbeats nobody asks: the frames are not
+        // walked (`set_heartbeat` catches up).
         if n > 0
-            && self.rx.frames_completed()
             && let Some(hb) = self.core.heartbeat
+            && self.rx.frames_completed()
             && self.core.is_logged_on()
         {
             self.core.hb_deadline = Some(now + hb.timeout);
