@@ -309,8 +309,18 @@ impl<S: Storage> Session<S> {
         let (esc, rest) = (*scratch).as_ref().split_at(cut);
         let esc = text(esc)?;
         let payload = body.get(d.header_len..)?;
-        let msg = Message::from_header(slot.view(raw, esc), payload).ok()?;
         let (routes, arena) = (core.routes.items(), core.arena.as_ref());
+        if let Emit::Delivery { route, .. } = d.emit {
+            // Nearly every event: built straight into the result.
+            let (id, sub_id) = route_key(routes, arena, route)?;
+            return Some(Event::Delivery(Delivery {
+                id,
+                sub_id,
+                msg: Message::from_header(slot.view(raw, esc), payload).ok()?,
+                record: None,
+            }));
+        }
+        let msg = Message::from_header(slot.view(raw, esc), payload).ok()?;
         Some(match d.emit {
             Emit::Ack(id) => Event::Ack { id, msg },
             Emit::LastChance => Event::LastChance(msg),
@@ -325,15 +335,8 @@ impl<S: Storage> Session<S> {
                 reason: msg.reason().unwrap_or(""),
                 stored: core.pstore.get(seq),
             },
-            Emit::Delivery { route, .. } => {
-                let (id, sub_id) = route_key(routes, arena, route)?;
-                Event::Delivery(Delivery {
-                    id,
-                    sub_id,
-                    msg,
-                    record: None,
-                })
-            }
+            // Built above.
+            Emit::Delivery { .. } => return None,
             Emit::Records { route, .. } => {
                 let (id, sub_id) = route_key(routes, arena, route)?;
                 let slot = record.as_ref()?;
