@@ -527,24 +527,26 @@ impl<S: Storage> Core<S> {
             .str_bytes(Field::SubIds)
             .or_else(|| msg.str_bytes(Field::SubId))
             .unwrap_or(&[]);
-        let mut at = from;
         self.dup_only = false;
         if from == 0 {
             self.msg_serial = self.msg_serial.wrapping_add(1);
         }
-        while at < ids.len() {
-            let rest = ids.get(at..).unwrap_or(&[]);
-            let (item, consumed) = match rest.iter().position(|&c| c == b',') {
-                Some(c) => (rest.get(..c).unwrap_or(&[]), c + 1),
-                None => (rest, rest.len()),
+        let serial = self.msg_serial;
+        let mut rest = ids.get(from..).unwrap_or(&[]);
+        while !rest.is_empty() {
+            let item = match rest.iter().position(|&c| c == b',') {
+                Some(c) => {
+                    let (item, tail) = rest.split_at(c);
+                    rest = tail.get(1..).unwrap_or(&[]);
+                    item
+                }
+                None => core::mem::take(&mut rest),
             };
-            at += consumed;
             let item = trim(item);
             if item.is_empty() {
                 continue;
             }
             let arena = self.arena.as_ref();
-            let serial = self.msg_serial;
             let Some((ri, r)) = self
                 .routes
                 .items_mut()
@@ -580,7 +582,7 @@ impl<S: Storage> Core<S> {
                         .push(Queued::Error(SessionError::BookmarkStore(e))),
                 }
             }
-            return Some((ri, (at < ids.len()).then_some(at)));
+            return Some((ri, (!rest.is_empty()).then(|| ids.len() - rest.len())));
         }
         None
     }
