@@ -150,10 +150,13 @@ impl<S: Storage> Session<S> {
                 // Unknown subscription (e.g. just unsubscribed): the last-chance handler.
                 None => Some(Emit::LastChance),
             },
-            CommandKind::Sow => Some(
-                core.query_route(&msg)
-                    .map_or(Emit::LastChance, |route| Emit::Records { route, next: 0 }),
-            ),
+            CommandKind::Sow => match core.query_route(&msg) {
+                // A batch without records: nothing to hand out (and no event that would end
+                // the caller's drain while frames wait behind it).
+                Some(_) if msg.data().is_empty() => None,
+                Some(route) => Some(Emit::Records { route, next: 0 }),
+                None => Some(Emit::LastChance),
+            },
             CommandKind::GroupBegin | CommandKind::GroupEnd => Some(core.query_route(&msg).map_or(
                 Emit::LastChance,
                 |route| Emit::Delivery {
