@@ -195,8 +195,8 @@ const ASCII: &str = "\0\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\
     !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f";
 
 /// `b` as text, if it is UTF-8. Empty and one-byte ASCII texts (no escapes, a sub id such as
-/// `2`) are answered without a call to the UTF-8 check, which costs more than the rest of a
-/// delivery's bookkeeping for such short texts.
+/// `2`) are answered without a call to the UTF-8 check, which costs dozens of instructions
+/// even for such short texts.
 #[inline]
 pub(crate) fn text(b: &[u8]) -> Option<&str> {
     match *b {
