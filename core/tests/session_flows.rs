@@ -522,3 +522,29 @@ fn output_taken_from_the_transmit_buffer_in_pieces_keeps_every_frame_in_order() 
     }
     assert_eq!(seen, (0..300).collect::<Vec<_>>());
 }
+
+#[test]
+fn an_empty_sow_batch_does_not_stop_the_events_behind_it() {
+    let mut h = ready("c");
+    let q = h.s.execute(h.now, &Command::sow("orders")).unwrap();
+    h.tx();
+    let qid = q.wire();
+    h.feed(&ack(qid, "processed"));
+    // Both frames in one read: a batch without records, then the group's end.
+    let mut wire = Vec::new();
+    for f in [
+        format!(r#"{{"c":"sow","t":"orders","query_id":"{qid}"}}"#),
+        format!(r#"{{"c":"group_end","query_id":"{qid}"}}"#),
+    ] {
+        wire.extend((f.len() as u32).to_be_bytes());
+        wire.extend(f.as_bytes());
+    }
+    assert_eq!(h.s.handle_bytes(h.now, &wire), Ok(wire.len()));
+    // One drain, as an adapter does after a read: the group's end is in it.
+    let evs = h.events();
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, Ev::Delivery { kind, .. } if *kind == CommandKind::GroupEnd)),
+        "{evs:?}"
+    );
+}

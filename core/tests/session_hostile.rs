@@ -219,6 +219,39 @@ fn a_server_trickling_one_endless_frame_is_silent() {
 }
 
 #[test]
+fn frames_completed_before_heartbeats_start_are_not_traffic_after() {
+    let mut h = ready("c");
+    // Without heartbeats: a whole frame, not drained yet when heartbeats start.
+    let frame = r#"{"c":"heartbeat"}"#;
+    let mut wire = (frame.len() as u32).to_be_bytes().to_vec();
+    wire.extend_from_slice(frame.as_bytes());
+    h.s.handle_bytes(h.now, &wire).unwrap();
+    h.s.set_heartbeat(h.now, Some(HeartbeatConfig::new(5)))
+        .unwrap();
+    let mut trickle = 30_000u32.to_be_bytes().to_vec();
+    trickle.extend_from_slice(br#"{"c":"p","t":"x"}"#);
+    // A second later the first byte of a frame that never completes arrives while the old
+    // frame still waits: the old frame is not news.
+    h.at(1_000);
+    h.s.handle_bytes(h.now, &trickle[..1]).unwrap();
+    let mut evs = h.events();
+    for (i, b) in trickle.iter().enumerate().skip(1) {
+        evs.extend(h.timeout(1_000 * (i as u64 + 1)));
+        h.tx();
+        if evs.contains(&Ev::Close) {
+            break;
+        }
+        h.s.handle_bytes(h.now, &[*b]).unwrap();
+        evs.extend(h.events());
+    }
+    assert!(evs.contains(&Ev::Error(SessionError::Silent)), "{evs:?}");
+    assert!(
+        h.now.as_micros() / 1_000 <= 10_000,
+        "ended within the heartbeat timeout counted from set_heartbeat"
+    );
+}
+
+#[test]
 fn complete_frames_keep_a_heartbeat_connection_alive() {
     let mut cfg = config("c");
     cfg.heartbeat = Some(HeartbeatConfig::new(5));

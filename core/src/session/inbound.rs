@@ -14,7 +14,7 @@ use crate::codec::{
 };
 use crate::store::{BookmarkStore, PublishStore};
 
-use super::tables::{BOOKMARKS, QUERY_ONLY, QUEUE, rs};
+use super::tables::{BOOKMARKS, QUERY_ONLY, QUEUE, rs, text};
 use super::{
     CommandError, Core, Delivery, Dispatch, Emit, Event, FailureKind, Queued, ReasonText, Session,
     SessionError, Storage, Table,
@@ -33,7 +33,8 @@ pub(super) struct RecordSlot {
 
 enum Step {
     Queued(Queued),
-    Frame,
+    /// Hand out (a part of) this frame.
+    Frame(Dispatch),
     Again,
     Idle,
 }
@@ -67,7 +68,7 @@ impl<S: Storage> Session<S> {
         loop {
             match self.step() {
                 Step::Queued(q) => return Some(q.into_event()),
-                Step::Frame => return self.emit_frame(),
+                Step::Frame(d) => return self.emit_frame(d),
                 Step::Again => continue,
                 Step::Idle => return None,
             }
@@ -122,7 +123,8 @@ impl<S: Storage> Session<S> {
             slot,
             ..
         } = self;
-        let body = rx.body(len);
+        let start = rx.front();
+        let body = rx.body_at(start, len);
         // Parsed in place into the slot events borrow: the positions are never copied.
         let parsed = slot.parse_into(body, &mut Scratch::new(scratch.as_mut()));
         let slot: &Detached = slot;
@@ -142,19 +144,19 @@ impl<S: Storage> Session<S> {
         let emit = match msg.kind() {
             CommandKind::Ack => core.on_ack(&msg),
             CommandKind::Publish | CommandKind::Oof => match core.next_route(&msg, 0) {
-                Some((route, next)) => Some(Emit::Delivery {
-                    route,
-                    next_sid: Some(next),
-                }),
+                Some((route, next_sid)) => Some(Emit::Delivery { route, next_sid }),
                 // Every matching subscription had it already (replayed duplicates): drop it.
                 None if core.dup_only => None,
                 // Unknown subscription (e.g. just unsubscribed): the last-chance handler.
                 None => Some(Emit::LastChance),
             },
-            CommandKind::Sow => Some(
-                core.query_route(&msg)
-                    .map_or(Emit::LastChance, |route| Emit::Records { route, next: 0 }),
-            ),
+            CommandKind::Sow => match core.query_route(&msg) {
+                // A batch without records: nothing to hand out (and no event that would end
+                // the caller's drain while frames wait behind it).
+                Some(_) if msg.data().is_empty() => None,
+                Some(route) => Some(Emit::Records { route, next: 0 }),
+                None => Some(Emit::LastChance),
+            },
             CommandKind::GroupBegin | CommandKind::GroupEnd => Some(core.query_route(&msg).map_or(
                 Emit::LastChance,
                 |route| Emit::Delivery {
@@ -168,21 +170,26 @@ impl<S: Storage> Session<S> {
             }
             _ => Some(Emit::LastChance),
         };
-        match emit {
-            Some(emit) => {
-                *dispatch = Some(Dispatch {
-                    len,
-                    header_len,
-                    esc_len,
-                    emit,
-                });
-                Step::Frame
-            }
-            None => {
-                rx.release(len);
-                Step::Again
-            }
+        let Some(emit) = emit else {
+            rx.release(len);
+            return Step::Again;
+        };
+        let d = Dispatch {
+            start,
+            len,
+            header_len,
+            esc_len,
+            emit,
+        };
+        if d.one_part() {
+            // Handed out in one event (nearly every frame): released now, so the next call
+            // goes straight to the next frame. Its bytes stay where they are until the next
+            // input, which the event's borrow of the session rules out while it lives.
+            rx.release(len);
+        } else {
+            *dispatch = Some(d);
         }
+        Step::Frame(d)
     }
 
     /// The previous part of the current frame was handed out: find the next part or finish.
@@ -203,12 +210,12 @@ impl<S: Storage> Session<S> {
                 next_sid: Some(from),
                 ..
             } => {
-                let body = rx.body(d.len);
+                let body = rx.body_at(d.start, d.len);
                 let (esc, _) = scratch
                     .as_ref()
                     .split_at(d.esc_len.min(scratch.as_ref().len()));
                 let raw = body.get(..d.header_len);
-                let esc = core::str::from_utf8(esc).ok();
+                let esc = text(esc);
                 let next = match (raw, esc) {
                     (Some(raw), Some(esc)) => {
                         let h = slot.view(raw, esc);
@@ -220,11 +227,8 @@ impl<S: Storage> Session<S> {
                     _ => None,
                 };
                 match next {
-                    Some((route, next)) => {
-                        d.emit = Emit::Delivery {
-                            route,
-                            next_sid: Some(next),
-                        };
+                    Some((route, next_sid)) => {
+                        d.emit = Emit::Delivery { route, next_sid };
                         true
                     }
                     None => false,
@@ -234,7 +238,7 @@ impl<S: Storage> Session<S> {
             _ => false,
         };
         if more {
-            return Step::Frame;
+            return Step::Frame(*d);
         }
         let len = d.len;
         *dispatch = None;
@@ -244,7 +248,7 @@ impl<S: Storage> Session<S> {
 
     /// Build the event for the current part of the current frame (no side effects except the
     /// record cursor).
-    fn emit_frame(&mut self) -> Option<Event<'_>> {
+    fn emit_frame(&mut self, d: Dispatch) -> Option<Event<'_>> {
         let Session {
             rx,
             scratch,
@@ -253,19 +257,16 @@ impl<S: Storage> Session<S> {
             record,
             slot,
         } = self;
-        let cut = dispatch
-            .as_ref()
-            .map_or(0, |d| d.esc_len)
-            .min(scratch.as_ref().len());
+        let cut = d.esc_len.min(scratch.as_ref().len());
         // Phase 1, the one mutation: a `sow` batch hands out its next record. Its header's
         // positions are parked in `record` so the event can borrow them.
         if let Some(d) = dispatch.as_mut()
             && let Emit::Records { route, next } = d.emit
         {
-            let body = rx.body(d.len);
+            let body = rx.body_at(d.start, d.len);
             let raw = body.get(..d.header_len)?;
             let (esc, rest) = scratch.as_mut().split_at_mut(cut);
-            let esc = core::str::from_utf8(esc).ok()?;
+            let esc = text(esc)?;
             let msg = Message::from_header(slot.view(raw, esc), body.get(d.header_len..)?).ok()?;
             let parsed = msg
                 .sow_record_at(next, &mut Scratch::new(rest))
@@ -306,20 +307,23 @@ impl<S: Storage> Session<S> {
             }
         }
         // Phase 2: views that borrow the buffer, the scratch and the parked positions.
-        let d = dispatch.as_ref()?;
-        let body = rx.body(d.len);
+        let body = rx.body_at(d.start, d.len);
         let raw = body.get(..d.header_len)?;
         let (esc, rest) = (*scratch).as_ref().split_at(cut);
-        let esc = core::str::from_utf8(esc).ok()?;
+        let esc = text(esc)?;
         let payload = body.get(d.header_len..)?;
+        let (routes, arena) = (core.routes.items(), core.arena.as_ref());
+        if let Emit::Delivery { route, .. } = d.emit {
+            // Nearly every event: built straight into the result.
+            let (id, sub_id) = route_key(routes, arena, route)?;
+            return Some(Event::Delivery(Delivery {
+                id,
+                sub_id,
+                msg: Message::from_header(slot.view(raw, esc), payload).ok()?,
+                record: None,
+            }));
+        }
         let msg = Message::from_header(slot.view(raw, esc), payload).ok()?;
-        let route_key = |i: usize| {
-            let r = core.routes.items().get(i)?;
-            let key = r
-                .str(core.arena.as_ref(), rs::SUB_ID)
-                .or_else(|| r.str(core.arena.as_ref(), rs::QUERY_ID));
-            Some((r.handle, key.unwrap_or("")))
-        };
         Some(match d.emit {
             Emit::Ack(id) => Event::Ack { id, msg },
             Emit::LastChance => Event::LastChance(msg),
@@ -334,23 +338,16 @@ impl<S: Storage> Session<S> {
                 reason: msg.reason().unwrap_or(""),
                 stored: core.pstore.get(seq),
             },
-            Emit::Delivery { route, .. } => {
-                let (id, sub_id) = route_key(route)?;
-                Event::Delivery(Delivery {
-                    id,
-                    sub_id,
-                    msg,
-                    record: None,
-                })
-            }
+            // Built above.
+            Emit::Delivery { .. } => return None,
             Emit::Records { route, .. } => {
-                let (id, sub_id) = route_key(route)?;
+                let (id, sub_id) = route_key(routes, arena, route)?;
                 let slot = record.as_ref()?;
                 let header = if slot.outer {
                     *msg.header()
                 } else {
                     let rraw = payload.get(slot.raw.0..slot.raw.1)?;
-                    let resc = core::str::from_utf8(rest.get(..slot.esc)?).ok()?;
+                    let resc = text(rest.get(..slot.esc)?)?;
                     slot.fields.view(rraw, resc)
                 };
                 let data = payload.get(slot.data.0..slot.data.1)?;
@@ -523,54 +520,55 @@ impl<S: Storage> Core<S> {
     }
 
     /// The next route named in the delivery's subscription ids at or after byte `from`,
-    /// skipping bookmark duplicates. Returns the route index and where to continue.
-    fn next_route(&mut self, msg: &MessageRef<'_>, from: usize) -> Option<(usize, usize)> {
+    /// skipping bookmark duplicates. Returns the route index and where to continue (`None`
+    /// when the list is exhausted, so a delivery for one subscription is not looked at again).
+    #[inline]
+    fn next_route(&mut self, msg: &MessageRef<'_>, from: usize) -> Option<(usize, Option<usize>)> {
         // Compared as bytes: the header's UTF-8 was checked by the parse, the routes' when
         // they were added.
         let ids = msg
             .str_bytes(Field::SubIds)
             .or_else(|| msg.str_bytes(Field::SubId))
             .unwrap_or(&[]);
-        let mut at = from;
         self.dup_only = false;
         if from == 0 {
             self.msg_serial = self.msg_serial.wrapping_add(1);
         }
-        while at < ids.len() {
-            let rest = ids.get(at..).unwrap_or(&[]);
-            let (item, consumed) = match rest.iter().position(|&c| c == b',') {
-                Some(c) => (rest.get(..c).unwrap_or(&[]), c + 1),
-                None => (rest, rest.len()),
+        let serial = self.msg_serial;
+        let mut rest = ids.get(from..).unwrap_or(&[]);
+        while !rest.is_empty() {
+            let item = match rest.iter().position(|&c| c == b',') {
+                Some(c) => {
+                    let (item, tail) = rest.split_at(c);
+                    rest = tail.get(1..).unwrap_or(&[]);
+                    item
+                }
+                None => core::mem::take(&mut rest),
             };
-            at += consumed;
             let item = trim(item);
             if item.is_empty() {
                 continue;
             }
             let arena = self.arena.as_ref();
-            let Some(ri) = self
+            let Some((ri, r)) = self
                 .routes
-                .items()
-                .iter()
-                .position(|r| r.bytes(arena, rs::SUB_ID) == Some(item))
+                .items_mut()
+                .iter_mut()
+                .enumerate()
+                .find(|(_, r)| r.has_sub_id(arena, item))
             else {
                 continue;
             };
-            let route = *self.routes.items().get(ri)?;
-            if route.delivered == self.msg_serial {
+            if r.delivered == serial {
                 // Named twice in one delivery: delivered once.
                 continue;
             }
-            if let Some(r) = self.routes.items_mut().get_mut(ri) {
-                r.delivered = self.msg_serial;
-            }
-            if msg.lease_period().is_some() && !route.has(QUEUE) {
+            r.delivered = serial;
+            if !r.has(QUEUE) && msg.has(Field::LeasePeriod) {
                 // Queue messages carry a lease (§11), even before the subscribe ack (§17.10).
-                if let Some(r) = self.routes.items_mut().get_mut(ri) {
-                    r.flags |= QUEUE;
-                }
+                r.flags |= QUEUE;
             }
-            if route.has(BOOKMARKS)
+            if r.has(BOOKMARKS)
                 && msg.kind() == CommandKind::Publish
                 && let Some(bm) = msg.bookmark()
                 && let Ok(item) = core::str::from_utf8(item)
@@ -587,7 +585,7 @@ impl<S: Storage> Core<S> {
                         .push(Queued::Error(SessionError::BookmarkStore(e))),
                 }
             }
-            return Some((ri, at));
+            return Some((ri, (!rest.is_empty()).then(|| ids.len() - rest.len())));
         }
         None
     }
@@ -669,8 +667,26 @@ impl<S: Storage> Core<S> {
     }
 }
 
+/// The handle and key of route `i`.
+#[inline(always)]
+fn route_key<'a>(
+    routes: &[super::Route],
+    arena: &'a [u8],
+    i: usize,
+) -> Option<(super::CommandId, &'a str)> {
+    let r = routes.get(i)?;
+    Some((r.handle, r.key(arena)))
+}
+
 /// `item` without the whitespace around it, cut exactly as `str::trim` cuts it.
+#[inline]
 fn trim(item: &[u8]) -> &[u8] {
+    // The common case, an id with nothing around it: no space, control or non-ASCII byte at
+    // either end (what both trims below could cut).
+    let plain = |c: &u8| matches!(c, b'!'..=b'~');
+    if item.first().is_some_and(plain) && item.last().is_some_and(plain) {
+        return item;
+    }
     let t = item.trim_ascii();
     // Beyond ASCII's, `str::trim` also cuts the vertical tab and Unicode spaces.
     let odd = |c: &u8| !c.is_ascii() || *c == 0x0b;

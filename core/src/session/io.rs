@@ -2,8 +2,9 @@
 
 use crate::codec::{Command, DecodeError, EncodeError, PREFIX_LEN, split_frame};
 
-/// Receive buffer. Frames are dispatched in place; the frame being dispatched stays pinned at
-/// the front until it is released, so events can borrow it across `poll_event` calls.
+/// Receive buffer. Frames are dispatched in place; a frame handed out in several events stays
+/// pinned at the front until it is released, so events can borrow it across `poll_event`
+/// calls. Released bytes are only overwritten by the next `push` (new input).
 pub(crate) struct RxBuf<B> {
     pub(crate) buf: B,
     start: usize,
@@ -76,11 +77,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RxBuf<B> {
         Ok(split_frame(held, max_frame)?.map(|(_, used)| used))
     }
 
-    /// The body (header + payload) of the front frame of total length `len`.
-    pub(crate) fn body(&self, len: usize) -> &[u8] {
+    /// Where the front frame starts in the buffer.
+    pub(crate) fn front(&self) -> usize {
+        self.start
+    }
+
+    /// The body (header + payload) of the frame of total length `len` at `start` (see
+    /// [`RxBuf::front`]). A released frame's bytes stay in place until the next
+    /// [`RxBuf::push`] or [`RxBuf::clear`].
+    #[inline]
+    pub(crate) fn body_at(&self, start: usize, len: usize) -> &[u8] {
         self.buf
             .as_ref()
-            .get(self.start + PREFIX_LEN..self.start + len)
+            .get(start + PREFIX_LEN..start + len)
             .unwrap_or(&[])
     }
 

@@ -170,10 +170,27 @@ impl EventQueue {
 /// What the frame at the front of the receive buffer is being turned into.
 #[derive(Clone, Copy)]
 struct Dispatch {
+    /// Where the frame starts in the receive buffer.
+    start: usize,
     len: usize,
     header_len: usize,
     esc_len: usize,
     emit: Emit,
+}
+
+impl Dispatch {
+    /// Whether the frame is handed out in a single event (not a `sow` batch's records, not a
+    /// delivery with more subscription ids to look at).
+    fn one_part(&self) -> bool {
+        !matches!(
+            self.emit,
+            Emit::Records { .. }
+                | Emit::Delivery {
+                    next_sid: Some(_),
+                    ..
+                }
+        )
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -532,6 +549,10 @@ impl<S: Storage> Session<S> {
         if hb.is_some_and(|h| h.interval_secs == 0) {
             return Err(ConfigError::Heartbeat);
         }
+        if self.core.heartbeat.is_none() {
+            // Frames that completed while nobody watched are not news.
+            self.rx.frames_completed();
+        }
         let core = &mut self.core;
         core.heartbeat = hb;
         core.hb_send = None;
@@ -647,10 +668,11 @@ impl<S: Storage> Session<S> {
         }
         let n = self.rx.push(input);
         // A complete frame of any kind proves the server alive (docs/protocol.md §9); bytes that
-        // never complete a frame do not.
+        // never complete a frame do not. Without heartbeats nobody asks: the frames are not
+        // walked (`set_heartbeat` catches up).
         if n > 0
-            && self.rx.frames_completed()
             && let Some(hb) = self.core.heartbeat
+            && self.rx.frames_completed()
             && self.core.is_logged_on()
         {
             self.core.hb_deadline = Some(now + hb.timeout);
