@@ -23,6 +23,8 @@ pub use command::Command;
 pub use error::{DecodeError, EncodeError, Malformed};
 pub use field::Field;
 pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, PREFIX_LEN, split_frame};
+#[cfg(target_pointer_width = "64")]
+pub(crate) use header::ASCII;
 pub(crate) use header::{Detached, HeaderRef};
 pub use header::{Header, HeaderFields};
 pub use json::{MAX_DEPTH, ObjectIter, RawValue, Scratch};

@@ -65,17 +65,17 @@ pub struct Delivery<'a> {
 
 impl<'a> Delivery<'a> {
     /// `p`, `sow`, `oof`, `group_begin` or `group_end`.
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub fn kind(&self) -> CommandKind {
         self.msg.kind()
     }
     /// The payload (the record's bytes for a `sow` record).
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub fn data(&self) -> &'a [u8] {
         self.record.map_or(self.msg.data(), |r| r.data)
     }
     /// The record header of a `sow` record, else the frame header.
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub fn header(&self) -> &HeaderRef<'a> {
         match &self.record {
             Some(r) => &r.header,
@@ -83,12 +83,12 @@ impl<'a> Delivery<'a> {
         }
     }
     /// `t`: the concrete topic.
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub fn topic(&self) -> Option<&'a str> {
         self.msg.topic()
     }
     /// `k` of the record, else of the frame.
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub fn sow_key(&self) -> Option<&'a str> {
         self.record
             .and_then(|r| r.header.sow_key())
@@ -96,26 +96,26 @@ impl<'a> Delivery<'a> {
     }
     /// Whether the record's header or the frame's has `field` (as [`Delivery::bookmark`] and
     /// the other record-then-frame accessors look), without converting its value.
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub fn has(&self, field: Field) -> bool {
         self.record.is_some_and(|r| r.header.has(field)) || self.msg.header().has(field)
     }
     /// `bm` of the record, else of the frame.
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub fn bookmark(&self) -> Option<&'a str> {
         self.record
             .and_then(|r| r.header.bookmark())
             .or(self.msg.bookmark())
     }
     /// `x` of the record, else of the frame.
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub fn correlation_id(&self) -> Option<&'a str> {
         self.record
             .and_then(|r| r.header.correlation_id())
             .or(self.msg.correlation_id())
     }
     /// `ts` of the record, else of the frame.
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub fn timestamp(&self) -> Option<&'a str> {
         self.record
             .and_then(|r| r.header.timestamp())

@@ -522,7 +522,7 @@ impl<S: Storage> Core<S> {
     /// The next route named in the delivery's subscription ids at or after byte `from`,
     /// skipping bookmark duplicates. Returns the route index and where to continue (`None`
     /// when the list is exhausted, so a delivery for one subscription is not looked at again).
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     fn next_route(&mut self, msg: &MessageRef<'_>, from: usize) -> Option<(usize, Option<usize>)> {
         // Compared as bytes: the header's UTF-8 was checked by the parse, the routes' when
         // they were added.
@@ -668,7 +668,7 @@ impl<S: Storage> Core<S> {
 }
 
 /// The handle and key of route `i`.
-#[inline(always)]
+#[cfg_attr(target_pointer_width = "64", inline(always))]
 fn route_key<'a>(
     routes: &[super::Route],
     arena: &'a [u8],
@@ -679,7 +679,7 @@ fn route_key<'a>(
 }
 
 /// `item` without the whitespace around it, cut exactly as `str::trim` cuts it.
-#[inline]
+#[cfg_attr(target_pointer_width = "64", inline)]
 fn trim(item: &[u8]) -> &[u8] {
     // The common case, an id with nothing around it: no space, control or non-ASCII byte at
     // either end (what both trims below could cut).

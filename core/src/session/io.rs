@@ -85,7 +85,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RxBuf<B> {
     /// The body (header + payload) of the frame of total length `len` at `start` (see
     /// [`RxBuf::front`]). A released frame's bytes stay in place until the next
     /// [`RxBuf::push`] or [`RxBuf::clear`].
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub(crate) fn body_at(&self, start: usize, len: usize) -> &[u8] {
         self.buf
             .as_ref()

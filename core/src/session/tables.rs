@@ -148,14 +148,14 @@ impl Route {
     }
 
     /// String `i` of this route in `arena`.
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub(crate) fn str<'a>(&self, arena: &'a [u8], i: usize) -> Option<&'a str> {
         self.bytes(arena, i).and_then(text)
     }
 
     /// The route key: the `sub_id`, else the `query_id` (empty if neither, which a route
     /// never lacks).
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub(crate) fn key<'a>(&self, arena: &'a [u8]) -> &'a str {
         let sub_id = self.lens.get(rs::SUB_ID).is_some_and(|&l| l != u16::MAX);
         self.str(arena, if sub_id { rs::SUB_ID } else { rs::QUERY_ID })
@@ -164,7 +164,7 @@ impl Route {
 
     /// Whether the `sub_id` is `id`: compared in line, byte by byte (ids are short: a call to
     /// the library's comparison costs more than the comparison).
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub(crate) fn has_sub_id(&self, arena: &[u8], id: &[u8]) -> bool {
         self.bytes(arena, rs::SUB_ID)
             .is_some_and(|b| b.len() == id.len() && b.iter().zip(id).all(|(x, y)| x == y))
@@ -189,21 +189,19 @@ impl Route {
     }
 }
 
-/// Every ASCII character, in order: `ASCII[c..c + 1]` is the text of byte `c`.
-const ASCII: &str = "\0\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\
-    \x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \
-    !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f";
-
 /// `b` as text, if it is UTF-8. Empty and one-byte ASCII texts (no escapes, a sub id such as
 /// `2`) are answered without a call to the UTF-8 check, which costs dozens of instructions
 /// even for such short texts.
-#[inline]
+#[cfg_attr(target_pointer_width = "64", inline)]
 pub(crate) fn text(b: &[u8]) -> Option<&str> {
+    // Microcontrollers skip the short cut: it is code in every caller there.
+    #[cfg(target_pointer_width = "64")]
     match *b {
-        [] => Some(""),
-        [c] if c.is_ascii() => ASCII.get(usize::from(c)..usize::from(c) + 1),
-        _ => core::str::from_utf8(b).ok(),
+        [] => return Some(""),
+        [c] if c.is_ascii() => return crate::codec::ASCII.get(usize::from(c)..usize::from(c) + 1),
+        _ => {}
     }
+    core::str::from_utf8(b).ok()
 }
 
 /// Store `strs` at the end of the arena (`*end` advances); returns the offset and lengths.
