@@ -178,7 +178,7 @@ impl Engine {
         let subs_pending = std::mem::take(&mut c.persist.subs_pending);
         c.persist.due = None;
         if pending && let Some((name, pub_id)) = self.identity(conn) {
-            let s = upto.unwrap_or_else(|| self.clients.get(&name).copied().unwrap_or(0));
+            let s = upto.unwrap_or_else(|| self.client_seq(&name));
             let bm = bookmark(pub_id, s);
             self.ack_raw(conn, None, AckType::Persisted, None, |w| {
                 w.int("s", s).str("bm", &bm);

@@ -22,6 +22,8 @@ pub(crate) struct Session {
     pub(crate) client_name: String,
     pub(crate) user: Option<String>,
     pub(crate) pub_id: u64,
+    /// Its slot in the engine's per-client sequences.
+    pub(crate) seq_slot: usize,
 }
 
 /// Conflated `persisted` ack state (§8.4).
@@ -201,15 +203,15 @@ impl Engine {
     fn frames(&mut self, conn: ConnId, data: &[u8], scratch: &mut Vec<u8>) -> usize {
         let mut pos = 0;
         loop {
-            match self.conns.get(&conn) {
+            let limit = match self.conns.get(&conn) {
                 None => return data.len(),
                 Some(c) if c.closing => return data.len(),
                 // Waiting for a pattern: the rest stays held, in order.
                 Some(c) if c.parked.is_some() => return pos,
-                Some(_) => {}
-            }
+                Some(c) => self.frame_limit(c),
+            };
             let rest = data.get(pos..).unwrap_or(&[]);
-            match split_frame(rest, self.frame_limit(conn)) {
+            match split_frame(rest, limit) {
                 Ok(None) => return pos,
                 Ok(Some((body, used))) => {
                     if scratch.len() < body.len() {
@@ -219,8 +221,10 @@ impl Engine {
                     let now = self.now;
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.last_frame = now;
+                        if let Some(hb) = c.hb.as_mut() {
+                            hb.touch();
+                        }
                     }
-                    self.touch(conn);
                     if self.frame(conn, body, scratch) == Outcome::Parked {
                         return pos;
                     }
@@ -243,10 +247,9 @@ impl Engine {
         }
     }
 
-    /// The largest frame `conn` may send now: `max_frame`, or less before logon.
-    fn frame_limit(&self, conn: ConnId) -> u32 {
-        let logged_on = self.conns.get(&conn).is_some_and(|c| c.session.is_some());
-        if logged_on {
+    /// The largest frame `c` may send now: `max_frame`, or less before logon.
+    fn frame_limit(&self, c: &Conn) -> u32 {
+        if c.session.is_some() {
             self.cfg.max_frame
         } else {
             self.cfg.max_frame.min(self.cfg.limits.max_frame_before_logon)
@@ -328,6 +331,13 @@ impl Engine {
         Outcome::Done
     }
 
+    /// True when `msg` asked for any ack its command can produce (see `wants`).
+    pub(crate) fn wants_any(&self, msg: &Message<'_>) -> bool {
+        !msg.ack_types()
+            .intersect(msg.kind().supported_acks())
+            .is_empty()
+    }
+
     /// True when `msg` asked for `a` and its command can produce it (§5.3).
     pub(crate) fn wants(&self, msg: &Message<'_>, a: AckType) -> bool {
         msg.ack_types()
@@ -367,10 +377,20 @@ impl Engine {
 
     /// Output was queued for `conn`: enforce the per-connection and total limits, then ask the
     /// driver to transmit.
-    fn signal(&mut self, conn: ConnId) {
+    pub(super) fn signal(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        // Within every limit (the common case): one lookup.
+        if c.backlog() <= self.cfg.slow_consumer_bytes
+            && self.acct.output <= self.cfg.limits.max_output_bytes
+        {
+            if !c.closing && !c.tx_signalled && !c.out.is_empty() {
+                c.tx_signalled = true;
+                self.events.push_back(super::EngineEvent::Transmit(conn));
+            }
+            return;
+        }
         if c.backlog() > self.cfg.slow_consumer_bytes {
             self.schedule_close(conn, CloseReason::SlowConsumer, false);
             return;

@@ -23,16 +23,14 @@ impl Heartbeat {
             None => self.next_beat,
         }
     }
+
+    /// A frame arrived from the client: any frame counts as liveness.
+    pub(crate) fn touch(&mut self) {
+        self.silent_since = None;
+    }
 }
 
 impl Engine {
-    /// Any frame from the client counts as liveness.
-    pub(crate) fn touch(&mut self, conn: ConnId) {
-        if let Some(hb) = self.conns.get_mut(&conn).and_then(|c| c.hb.as_mut()) {
-            hb.silent_since = None;
-        }
-    }
-
     pub(super) fn on_heartbeat(&mut self, conn: ConnId, msg: &Message<'_>) {
         let mut items = OptionsIter::new(msg.options().unwrap_or(""));
         let mut start = None;

@@ -108,6 +108,10 @@ impl Engine {
             }
         }
         let pub_id = publisher_id(name);
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        let seq_slot = self.client_slot(name);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -115,12 +119,12 @@ impl Engine {
             client_name: name.to_owned(),
             user,
             pub_id,
+            seq_slot,
         });
         c.mt = mt;
         if let Some(d) = conflation {
             c.ack_conflation = d;
         }
-        self.clients.entry(name.to_owned()).or_insert(0);
         self.logon_ack(conn, msg, None);
     }
 
@@ -134,7 +138,7 @@ impl Engine {
         let Some((name, pub_id)) = self.identity(conn) else {
             return;
         };
-        let s = self.clients.get(&name).copied().unwrap_or(0);
+        let s = self.client_seq(&name);
         let bm = bookmark(pub_id, s);
         let version = self.cfg.version.clone();
         self.ack(conn, msg, AckType::Processed, None, |w| {

@@ -31,6 +31,7 @@
 mod acks;
 mod conflate;
 mod conn;
+mod fanout;
 mod guard;
 mod heartbeat;
 mod logon;
@@ -57,7 +58,7 @@ pub(crate) use conn::Conn;
 pub use guard::Stats;
 use guard::Acct;
 use queue::Queue;
-use route::Route;
+use fanout::Routes;
 use sow::SowStore;
 use txlog::TxLog;
 
@@ -144,16 +145,19 @@ pub struct Engine {
     next_conn: u64,
     pub(crate) conns: BTreeMap<ConnId, Conn>,
     closed_out: BTreeMap<ConnId, Vec<u8>>,
-    events: VecDeque<EngineEvent>,
+    pub(crate) events: VecDeque<EngineEvent>,
     pub(crate) faults: Faults,
     pub(crate) sows: BTreeMap<String, SowStore>,
     pub(crate) queues: BTreeMap<String, Queue>,
     pub(crate) log: TxLog,
-    /// Per client name: the highest publisher sequence seen (§8.4). Survives restarts.
-    pub(crate) clients: BTreeMap<String, u64>,
+    /// Per client name: its slot in `client_seqs`. Survives restarts.
+    pub(crate) clients: BTreeMap<String, usize>,
+    /// Per client: the highest publisher sequence seen. A logged-on session holds its
+    /// slot, so a publish finds it without a name lookup. Survives restarts.
+    pub(crate) client_seqs: Vec<u64>,
     /// SOW record expirations: (when, topic, key); stale entries are skipped when popped.
     pub(crate) expiries: BTreeSet<(Instant, String, Arc<str>)>,
-    routes: HashMap<String, Arc<[Route]>, FnvBuild>,
+    routes: HashMap<String, Arc<Routes>, FnvBuild>,
     scratch: Vec<u8>,
     pub(crate) delayed: VecDeque<(Instant, ConnId, Vec<u8>)>,
     pending_close: Vec<(ConnId, CloseReason)>,
@@ -211,6 +215,7 @@ impl Engine {
             sows,
             queues,
             clients: BTreeMap::new(),
+            client_seqs: Vec::new(),
             expiries: BTreeSet::new(),
             routes: HashMap::default(),
             scratch: Vec::new(),
@@ -456,6 +461,26 @@ impl Engine {
             }
         }
         c.out
+    }
+
+    /// The highest publisher sequence seen from client `name` (0: none).
+    pub(crate) fn client_seq(&self, name: &str) -> u64 {
+        self.clients
+            .get(name)
+            .and_then(|&i| self.client_seqs.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The slot of client `name` in `client_seqs`, made on first use.
+    pub(crate) fn client_slot(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.clients.get(name) {
+            return i;
+        }
+        let i = self.client_seqs.len();
+        self.client_seqs.push(0);
+        self.clients.insert(name.to_owned(), i);
+        i
     }
 
     /// A fresh id for subscriptions that carry neither `sub_id` nor `cid`.

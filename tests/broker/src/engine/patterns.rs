@@ -77,9 +77,13 @@ impl Engine {
         if !self.offload {
             return false;
         }
+        let keys = pattern_keys(msg);
+        if keys.is_empty() {
+            return false; // publishes and most other commands
+        }
         let mut waiting = BTreeSet::new();
         let mut pins = Vec::new();
-        for key in pattern_keys(msg) {
+        for key in keys {
             match self.patterns.peek(&key) {
                 Lookup::Hit(a) => pins.push(a),
                 Lookup::Refused(_) => {}

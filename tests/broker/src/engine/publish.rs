@@ -26,10 +26,8 @@ impl Engine {
     pub(crate) fn sequence(&mut self, conn: ConnId, s: Option<u64>) -> Option<(Seq, u64)> {
         let dedupe = self.cfg.has_txlog();
         let session = self.conns.get(&conn)?.session.as_ref()?;
-        let last = match self.clients.get_mut(session.client_name.as_str()) {
-            Some(l) => l,
-            None => self.clients.entry(session.client_name.clone()).or_insert(0),
-        };
+        let pub_id = session.pub_id;
+        let last = self.client_seqs.get_mut(session.seq_slot)?;
         let prev = *last;
         let seq = match s {
             Some(s) if dedupe && s <= prev => Seq::Duplicate,
@@ -45,7 +43,7 @@ impl Engine {
                 }
             }
         };
-        Some((seq, session.pub_id))
+        Some((seq, pub_id))
     }
 
     /// A duplicate is dropped silently: requested acks report success (§8.4, §15) and its
@@ -63,23 +61,32 @@ impl Engine {
             Some((Seq::Duplicate, _)) => return self.duplicate(conn, msg),
             None => return,
         };
-        let topic = msg.topic().unwrap_or("");
+        // Each header accessor checks its field's UTF-8 again: read the topic once.
+        let topic = msg.topic();
         let result = if let Some(reason) = self.faults.fail_next_publish.take() {
             Err(reason)
-        } else if msg.topic().is_none() {
-            Err("missing field: t".to_owned())
-        } else if topic.is_empty() || topic.starts_with("/AMPS/") {
-            Err("invalid topic".to_owned())
-        } else if self.queues.contains_key(topic) {
-            self.queue_publish(conn, msg, topic, seq, pub_id)
-                .map_err(str::to_owned)
-        } else if self.sows.contains_key(topic) {
-            self.sow_publish(conn, msg, topic, delta, seq, pub_id)
-                .map_err(str::to_owned)
         } else {
-            self.plain_publish(conn, msg, topic, seq, pub_id);
-            Ok(())
+            match topic {
+                None => Err("missing field: t".to_owned()),
+                Some(t) if t.is_empty() || t.starts_with("/AMPS/") => {
+                    Err("invalid topic".to_owned())
+                }
+                Some(t) if self.queues.contains_key(t) => self
+                    .queue_publish(conn, msg, t, seq, pub_id)
+                    .map_err(str::to_owned),
+                Some(t) if self.sows.contains_key(t) => self
+                    .sow_publish(conn, msg, t, delta, seq, pub_id)
+                    .map_err(str::to_owned),
+                Some(t) => {
+                    self.plain_publish(conn, msg, t, seq, pub_id);
+                    Ok(())
+                }
+            }
         };
+        // Most high-rate publishes ask for no ack at all.
+        if !self.wants_any(msg) {
+            return;
+        }
         match result {
             Ok(()) => {
                 self.success(conn, msg, AckType::Processed);
@@ -154,7 +161,11 @@ impl Engine {
             Some((bm, idx)) => (Some(&**bm), Some(*idx)),
             None => (None, None),
         };
-        let mt = self.topic_type(topic, Some(conn));
+        // Not a SOW or queue topic (the caller checked): the publisher's message type.
+        let mt = self
+            .conns
+            .get(&conn)
+            .map_or(crate::config::MessageType::Json, |c| c.mt);
         self.deliver(&Update {
             topic,
             data,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use amps_core::codec::{AckType, FrameWriter, OofReason};
 use serde_json::Value;
 
+use super::fanout::Routes;
 use super::{ConnId, Engine};
 use crate::config::MessageType;
 use crate::payload;
@@ -100,20 +101,12 @@ struct Picks {
 
 impl Engine {
     /// The live subscriptions whose topic matches `topic` (queue consumers excluded), ordered
-    /// by connection then `sub_id`. Cached until subscriptions change.
-    pub(crate) fn routes_for(&mut self, topic: &str) -> Arc<[Route]> {
+    /// by connection then `sub_id`, grouped per connection. Cached until subscriptions change.
+    pub(crate) fn routes_for(&mut self, topic: &str) -> Arc<Routes> {
         if let Some(r) = self.routes.get(topic) {
             return r.clone();
         }
-        let mut v = Vec::new();
-        for (id, c) in &self.conns {
-            for (sid, sub) in &c.subs {
-                if sub.queue.is_none() && sub.topic.matches(topic) {
-                    v.push((*id, sid.clone()));
-                }
-            }
-        }
-        let r: Arc<[Route]> = v.into();
+        let r = Arc::new(Routes::build(topic, &self.conns));
         if self.routes.len() >= 65_536 {
             self.routes.clear(); // bounded cache
         }
@@ -139,17 +132,13 @@ impl Engine {
     /// for subscribers that asked and for which the record left focus (§7.4).
     pub(crate) fn deliver(&mut self, u: &Update<'_>) {
         let routes = self.routes_for(u.topic);
-        if routes.is_empty() {
+        if routes.all.is_empty() {
             return;
         }
-        let need_doc = u.doc.is_none()
-            && routes.iter().any(|(c, s)| {
-                self.conns
-                    .get(c)
-                    .and_then(|c| c.subs.get(s))
-                    .is_some_and(|s| s.filter.is_some() || s.delta || s.oof)
-            });
-        let owned = if need_doc {
+        // A message as published (not a SOW update) goes as it is to a connection whose
+        // matching subscriptions all take it as it is: a copied header start, no lookups.
+        let as_is = !u.sow && u.k.is_none() && u.prev.is_none();
+        let owned = if u.doc.is_none() && routes.need_doc {
             payload::parse(u.mt, u.data)
         } else {
             None
@@ -157,12 +146,16 @@ impl Engine {
         let doc = u.doc.or(owned.as_ref());
         // `ts` is formatted once, and only if a subscription asked for it.
         let mut ts = None;
-        for group in routes.chunk_by(|a, b| a.0 == b.0) {
-            let Some((conn, _)) = group.first() else {
+        for g in &routes.groups {
+            if as_is
+                && let Some(head) = &g.plain
+                && self.emit_plain(g.conn, head, u)
+            {
                 continue;
-            };
-            let picks = self.pick(*conn, group, u, doc);
-            self.write_picks(*conn, u, doc, &mut ts, picks);
+            }
+            let group = routes.all.get(g.range.clone()).unwrap_or(&[]);
+            let picks = self.pick(g.conn, group, u, doc);
+            self.write_picks(g.conn, u, doc, &mut ts, picks);
         }
     }
 
@@ -332,7 +325,7 @@ impl Engine {
         reason: OofReason,
     ) {
         let routes = self.routes_for(topic);
-        for group in routes.chunk_by(|a, b| a.0 == b.0) {
+        for group in routes.all.chunk_by(|a, b| a.0 == b.0) {
             let Some((conn, _)) = group.first() else {
                 continue;
             };

@@ -209,6 +209,8 @@ impl Engine {
                 sub.paused = true;
                 sub.queue.as_ref().map(|q| q.backlog)
             });
+            // The routes know which subscriptions take messages as they are.
+            self.invalidate_routes();
             if self.wants(msg, AckType::Processed) {
                 // A queue subscription's processed ack always reports its backlog.
                 self.ack(conn, msg, AckType::Processed, None, |w| {
@@ -418,8 +420,10 @@ impl Engine {
                         .then(|| s.topic.literal().map(str::to_owned));
                     (s.cursor.is_some(), queue.flatten())
                 }
-                _ => (false, None),
+                _ => continue,
             };
+            // The routes know which subscriptions take messages as they are.
+            self.invalidate_routes();
             if replay {
                 self.replay(conn, &id);
             }
