@@ -175,6 +175,8 @@ struct State {
     dropped_publishes: u64,
     /// The publish store's count and first and last sequence numbers, when not empty.
     unpersisted_range: Option<(usize, u64, u64)>,
+    /// The publish store's count as last given to the inbox.
+    reported_stored: usize,
     finished: bool,
     shut_down: bool,
 }
@@ -255,6 +257,7 @@ impl Driver {
                 done_pub_records: 0,
                 dropped_publishes: 0,
                 unpersisted_range: None,
+                reported_stored: 0,
                 finished: false,
                 shut_down: false,
             },
@@ -438,6 +441,11 @@ impl Driver {
     /// store now holds, in one step; remember the store's range for a `publish_flush` timeout.
     fn report_store(&mut self, bytes: usize, records: usize) {
         let n = self.session.unpersisted_count();
+        if bytes == 0 && records == 0 && n == self.st.reported_stored {
+            // Nothing moved (most input batches of a subscriber): no lock, no store walk.
+            return;
+        }
+        self.st.reported_stored = n;
         self.st.shared.inbox.release(bytes, records, n);
         self.st.unpersisted_range = if n == 0 {
             None
