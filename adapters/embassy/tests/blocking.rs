@@ -309,6 +309,21 @@ fn blocking_client_survives_a_broker_restart_exactly_once() {
     });
 
     // The transaction log has every message exactly once, in order.
+    assert_eq!(audit(addr, 25), (1..=25).collect::<Vec<_>>());
+
+    // Close for good: the connection ends and nothing reconnects.
+    let now = p.now();
+    p.client.close(now);
+    run_until(&mut [&mut p], "close", |p| {
+        p[0].states.last() == Some(&CS::Shutdown)
+    });
+    assert_eq!(p.client.link(), amps_embassy::Link::Idle);
+    assert_eq!(p.client.stats().connects, 2);
+}
+
+/// The numbers the broker's transaction log holds on `events`, replayed by a new client until
+/// at least `expected` arrived and a flush round trip ended.
+fn audit(addr: std::net::SocketAddr, expected: usize) -> Vec<u32> {
     let mut a = Peer::new(addr, "blocking-audit");
     let now = a.now();
     a.client.connect(now);
@@ -319,21 +334,12 @@ fn blocking_client_survives_a_broker_restart_exactly_once() {
         .execute(now, &Command::subscribe("events").bookmark("0"))
         .unwrap();
     run_until(&mut [&mut a], "replay", |p| {
-        p[0].numbers(replay).len() >= 25
+        p[0].numbers(replay).len() >= expected
     });
     let now = a.now();
     let flush = a.client.session_mut().flush(now).unwrap();
     run_until(&mut [&mut a], "flush", |p| p[0].completed.contains(&flush));
-    assert_eq!(a.numbers(replay), (1..=25).collect::<Vec<_>>());
-
-    // Close for good: the connection ends and nothing reconnects.
-    let now = p.now();
-    p.client.close(now);
-    run_until(&mut [&mut p], "close", |p| {
-        p[0].states.last() == Some(&CS::Shutdown)
-    });
-    assert_eq!(p.client.link(), amps_embassy::Link::Idle);
-    assert_eq!(p.client.stats().connects, 2);
+    a.numbers(replay)
 }
 
 /// Publish 1..=10 on an honest connection, make it lie, publish 11..=20: the lying connection
@@ -353,8 +359,7 @@ fn lie_then_recover(name: &'static str, lie: Lie, expected: Disconnect) {
     p.lies.lie.set(Some((1, lie)));
     publish(&mut p, 11..=20);
     run_until(&mut [&mut p], "recovery", |p| p[0].recoveries() == 2);
-    // The store drains (a logon ack that covers the publishes drops them without a
-    // `Persisted` event, so wait for the flush rather than for an event count).
+    // The store drains: a flush waits for every replayed publish to be persisted.
     let now = p.now();
     let flush = p
         .client
@@ -371,19 +376,7 @@ fn lie_then_recover(name: &'static str, lie: Lie, expected: Disconnect) {
     assert_eq!(stats.disconnects, 1, "{stats:?}");
 
     // Nothing published was lost or doubled.
-    let mut a = Peer::new(addr, "blocking-audit");
-    let now = a.now();
-    a.client.connect(now);
-    run_until(&mut [&mut a], "auditor logon", |p| p[0].recoveries() == 1);
-    let now = a.now();
-    let replay = a
-        .client
-        .execute(now, &Command::subscribe("events").bookmark("0"))
-        .unwrap();
-    let now = a.now();
-    let flush = a.client.session_mut().flush(now).unwrap();
-    run_until(&mut [&mut a], "flush", |p| p[0].completed.contains(&flush));
-    assert_eq!(a.numbers(replay), (1..=20).collect::<Vec<_>>());
+    assert_eq!(audit(addr, 20), (1..=20).collect::<Vec<_>>());
 
     let now = p.now();
     p.client.close(now);

@@ -40,8 +40,7 @@ async fn lie_then_recover(name: &'static str, lie: Lie, expected: Disconnect) {
                 .until("a new connection after the lie", |r| r.opened.get() == 2)
                 .await;
             p.rec.until("recovery", |r| r.recoveries() == 2).await;
-            // The store drains (a logon ack that covers the publishes drops them without a
-            // `Persisted` event, so wait for the flush rather than for an event count).
+            // The store drains: a flush waits for every replayed publish to be persisted.
             let flush = p
                 .client
                 .publish_flush(amps_core::Duration::from_secs(10))
