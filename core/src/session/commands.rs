@@ -112,7 +112,7 @@ impl<S: Storage> Core<S> {
 
         // MOST_RECENT never goes on the wire (docs/protocol.md §10.1): resolve it from the bookmark
         // store, or EPOCH without state. The route keeps `recent` so re-entries resolve again.
-        let mut recent_buf = [0u8; 256];
+        let mut recent_buf = [0u8; crate::store::MAX_RESUME_POINT];
         let route_bookmark = out.bookmark;
         if kind.is_subscribe()
             && out.bookmark == Some(crate::codec::bookmark::MOST_RECENT)

@@ -388,7 +388,7 @@ impl<S: Storage> Core<S> {
             cid: self.next_cid,
         };
         let mut cid = itoa::Buffer::new();
-        let mut bm_buf = [0u8; 256];
+        let mut bm_buf = [0u8; crate::store::MAX_RESUME_POINT];
         let arena = self.arena.as_ref();
         let get = |k| route.str(arena, k);
         let mut opts = options::Options::<512>::new();

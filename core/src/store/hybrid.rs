@@ -125,15 +125,7 @@ mod tests {
         )
     }
 
-    fn replay(s: &mut impl PublishStore) -> Vec<(u64, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut at = 0;
-        while let Some((seq, f)) = s.next_after(at) {
-            out.push((seq, f.to_vec()));
-            at = seq;
-        }
-        out
-    }
+    use crate::store::replay_all as replay;
 
     #[test]
     fn fills_the_first_store_then_spills_and_replays_in_order() {

@@ -342,15 +342,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> PublishStore for MemoryPublishStore<B> {
 mod tests {
     use super::*;
 
-    fn entries(s: &mut MemoryPublishStore<Vec<u8>>) -> Vec<(u64, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut at = 0;
-        while let Some((seq, f)) = s.next_after(at) {
-            out.push((seq, f.to_vec()));
-            at = seq;
-        }
-        out
-    }
+    use crate::store::replay_all as entries;
 
     #[test]
     fn stores_discards_and_replays_in_order() {

@@ -522,8 +522,7 @@ impl Driver {
 
     /// The bookmark store's resume point for `sub_id` (empty: none).
     fn most_recent(&mut self, sub_id: &str) -> Result<String> {
-        // The longest bookmark list the session itself resumes from.
-        let mut buf = [0u8; 256];
+        let mut buf = [0u8; amps_core::store::MAX_RESUME_POINT];
         let recent = self
             .session
             .bookmark_store_mut()
