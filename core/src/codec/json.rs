@@ -262,8 +262,14 @@ impl<'a> Cursor<'a> {
                     return Ok((start..at, escaped));
                 }
                 Some(at) => {
-                    // Skip the backslash and the escaped byte; `unescape` validates the escape.
+                    // Skip the backslash and the escaped byte; `unescape` validates the escape
+                    // of a value it decodes. The skipped byte is not scanned, so a non-ASCII one
+                    // must still send the string to the UTF-8 check (a value the parse ignores
+                    // is never unescaped).
                     escaped = true;
+                    if self.b.get(at + 1).is_some_and(|c| !c.is_ascii()) {
+                        hi |= HI;
+                    }
                     i = at + 2;
                 }
             }

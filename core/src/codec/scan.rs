@@ -278,6 +278,29 @@ mod tests {
         v
     }
 
+    /// A byte after a backslash is skipped by the string scan, but a non-ASCII one still makes
+    /// the header be checked as UTF-8, even in a value the parse ignores (a second `t`): found by
+    /// the header fuzzer, whose check that an accepted header is text this broke.
+    #[test]
+    fn an_escaped_non_ascii_byte_is_still_checked_as_utf8() {
+        for frame in [
+            &b"{\"c\":\"p\",\"t\":\"a\",\"t\":\"\\\xe5x\"}"[..],
+            &b"{\"c\":\"p\",\"zz\":\"\\\xff\"}"[..],
+        ] {
+            let mut d = Detached::EMPTY;
+            let r = d.parse_into(frame, &mut Scratch::empty());
+            assert!(
+                matches!(r, Err(DecodeError::InvalidUtf8 { .. })),
+                "{r:?}: {frame:?}"
+            );
+        }
+        // A valid character after a backslash is not a UTF-8 error (the escape is only
+        // checked when the value is decoded).
+        let mut d = Detached::EMPTY;
+        let ok = "{\"c\":\"p\",\"zz\":\"\\é\"}";
+        assert!(d.parse_into(ok.as_bytes(), &mut Scratch::empty()).is_ok());
+    }
+
     /// Whatever the fast scanner accepts, the general one accepts with the same length, fields
     /// and command.
     fn agree(frame: &[u8]) {
