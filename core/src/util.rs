@@ -36,6 +36,17 @@ impl<const N: usize> FixedStr<N> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Append `s`; `false` (and nothing appended) when it does not fit. Cheaper on a device
+    /// than `write!`, which brings in `core::fmt`'s machinery for each `FixedStr` size.
+    pub fn push_str(&mut self, s: &str) -> bool {
+        let Some(dst) = self.buf.get_mut(self.len..self.len + s.len()) else {
+            return false;
+        };
+        dst.copy_from_slice(s.as_bytes());
+        self.len += s.len();
+        true
+    }
 }
 
 impl<const N: usize> Default for FixedStr<N> {
@@ -52,12 +63,10 @@ impl<const N: usize> fmt::Debug for FixedStr<N> {
 
 impl<const N: usize> fmt::Write for FixedStr<N> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let dst = self
-            .buf
-            .get_mut(self.len..self.len + s.len())
-            .ok_or(fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len += s.len();
-        Ok(())
+        if self.push_str(s) {
+            Ok(())
+        } else {
+            Err(fmt::Error)
+        }
     }
 }

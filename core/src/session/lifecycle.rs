@@ -144,8 +144,8 @@ impl<S: Storage> Core<S> {
         let mut opts = crate::util::FixedStr::<256>::EMPTY;
         for o in [self.logon_options.as_str(), self.logon_extra.as_str()] {
             if !o.is_empty() {
-                use core::fmt::Write;
-                let _ = write!(opts, "{}{}", if opts.is_empty() { "" } else { "," }, o);
+                // Both fit: each is at most 128 bytes (a comma between).
+                let _ = (opts.is_empty() || opts.push_str(",")) && opts.push_str(o);
             }
         }
         let mut cmd = Command::logon(self.client_name.as_str())
@@ -223,12 +223,18 @@ impl<S: Storage> Core<S> {
         );
         let server_seq = msg.seq().unwrap_or(0);
         if let Some(known) = self.publish_gap(server_seq) {
-            use core::fmt::Write;
+            // The kind says "publish gap"; the text gives the two sequence numbers.
             let mut why = crate::util::FixedStr::<96>::EMPTY;
-            let _ = write!(
-                why,
-                "publish gap: server persisted up to {server_seq}, client saw up to {known}"
-            );
+            let (mut a, mut b) = (itoa::Buffer::new(), itoa::Buffer::new());
+            // 70 bytes at most: it fits.
+            for part in [
+                "server persisted ",
+                a.format(server_seq),
+                ", client saw ",
+                b.format(known),
+            ] {
+                why.push_str(part);
+            }
             self.logon_failed(
                 now,
                 CommandError::Failed {
