@@ -39,9 +39,6 @@ macro_rules! fields {
             $(($bk, Field::$b),)*
         ];
 
-        /// The variants' names, in discriminant order (for `Debug`).
-        const NAMES: &[&str] = &[$(stringify!($s),)* $(stringify!($i),)* $(stringify!($b),)*];
-
         impl Field {
             /// Every field.
             pub const ALL: &'static [Field] = &[$(Field::$s,)* $(Field::$i,)* $(Field::$b,)*];
@@ -141,13 +138,13 @@ fields! {
     }
 }
 
-/// The variants' names packed (a derived `Debug` keeps two tables of four bytes per variant:
-/// flash in every firmware image that prints an error naming a field).
-static NAME_LIST: [u8; strlist::packed_len(NAMES)] = strlist::pack(NAMES);
-
+/// A field prints as its wire key (`sub_id`, `t`): the key list is in the image anyway, where a
+/// list of variant names would be one more table in every firmware that prints an error naming
+/// a field.
 impl core::fmt::Debug for Field {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(strlist::nth_str(&NAME_LIST, *self as usize))
+        // `KEY_LIST` starts with the wire keys in discriminant order.
+        f.write_str(strlist::nth_str(&list::KEY_LIST, *self as usize))
     }
 }
 
@@ -276,8 +273,7 @@ const fn build_slots() -> [u8; 256] {
 
 /// The key table of other targets (microcontrollers), where flash is what counts: every key
 /// once, packed ([`strlist`]), searched in order: about 500 bytes, where a hash table and its
-/// entries take 1.2 KB.
-#[cfg(any(test, not(target_pointer_width = "64")))]
+/// entries take 1.2 KB. Every target uses it for `Debug`.
 mod list {
     use super::{Field, KEYS, strlist};
 
@@ -337,6 +333,7 @@ mod list {
 
     // Indices are below `KEYS.len()`.
     #[allow(clippy::indexing_slicing)]
+    #[cfg(any(test, not(target_pointer_width = "64")))]
     const fn ordered_fields() -> [Field; KEYS.len()] {
         let mut out = [Field::Command; KEYS.len()];
         let mut i = 0;
@@ -350,11 +347,13 @@ mod list {
     const KEY_STRS: [&str; KEYS.len()] = ordered_keys();
 
     /// The keys, packed in search order.
-    static KEY_LIST: [u8; strlist::packed_len(&KEY_STRS)] = strlist::pack(&KEY_STRS);
+    pub(super) static KEY_LIST: [u8; strlist::packed_len(&KEY_STRS)] = strlist::pack(&KEY_STRS);
     /// Each key's field, in the same order.
+    #[cfg(any(test, not(target_pointer_width = "64")))]
     static KEY_FIELDS: [Field; KEYS.len()] = ordered_fields();
 
     /// The field `key` names, searched in [`KEY_LIST`].
+    #[cfg(any(test, not(target_pointer_width = "64")))]
     pub(super) fn lookup_list(key: &[u8]) -> Option<Field> {
         let i = strlist::items(&KEY_LIST).position(|k| k == key)?;
         KEY_FIELDS.get(i).copied()
@@ -443,14 +442,12 @@ mod tests {
     }
 
     #[test]
-    fn debug_names_every_field() {
-        assert_eq!(alloc::format!("{:?}", Field::Command), "Command");
-        assert_eq!(alloc::format!("{:?}", Field::LeasePeriod), "LeasePeriod");
-        assert_eq!(alloc::format!("{:?}", Field::Seq), "Seq");
-        assert_eq!(alloc::format!("{:?}", Field::DataOnly), "DataOnly");
-        assert_eq!(NAMES.len(), Field::ALL.len());
-        for (f, name) in Field::ALL.iter().zip(NAMES) {
-            assert_eq!(alloc::format!("{f:?}"), *name);
+    fn debug_prints_every_wire_key() {
+        assert_eq!(alloc::format!("{:?}", Field::Command), "c");
+        assert_eq!(alloc::format!("{:?}", Field::SubId), "sub_id");
+        assert_eq!(alloc::format!("{:?}", Field::DataOnly), "data_only");
+        for f in Field::ALL {
+            assert_eq!(alloc::format!("{f:?}"), f.wire_key(), "{}", *f as usize);
         }
     }
 
