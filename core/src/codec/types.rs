@@ -47,6 +47,36 @@ pub enum CommandKind {
     StopTimer,
 }
 
+/// The wire names of [`CommandKind`] by discriminant (it starts at 1).
+const COMMAND_NAMES: [&str; 19] = [
+    "",
+    "logon",
+    "p",
+    "delta_publish",
+    "subscribe",
+    "delta_subscribe",
+    "sow",
+    "sow_and_subscribe",
+    "sow_and_delta_subscribe",
+    "sow_delete",
+    "unsubscribe",
+    "flush",
+    "heartbeat",
+    "ack",
+    "group_begin",
+    "group_end",
+    "oof",
+    "start_timer",
+    "stop_timer",
+];
+
+/// [`COMMAND_NAMES`] packed: what microcontrollers read, where a table of `&str` costs 152 B of
+/// flash and a `match` of names some 300 B of code. Hosts, which read the names on every
+/// encode and decode, keep the table and the `match`.
+#[cfg(any(test, not(target_pointer_width = "64")))]
+static COMMAND_LIST: [u8; crate::strlist::packed_len(&COMMAND_NAMES)] =
+    crate::strlist::pack(&COMMAND_NAMES);
+
 impl CommandKind {
     /// Every kind, for tests and tables.
     pub const ALL: [CommandKind; 18] = [
@@ -72,6 +102,9 @@ impl CommandKind {
 
     /// Parse a `c` value. `p` and `publish` both map to [`CommandKind::Publish`] (§3).
     pub fn from_wire(s: &[u8]) -> Option<CommandKind> {
+        #[cfg(not(target_pointer_width = "64"))]
+        return Self::from_list(s);
+        #[cfg(target_pointer_width = "64")]
         Some(match s {
             b"p" | b"publish" => CommandKind::Publish,
             b"ack" => CommandKind::Ack,
@@ -95,28 +128,23 @@ impl CommandKind {
         })
     }
 
-    /// The value encoders send: `p` for publish (§3), full names otherwise.
-    pub const fn wire_name(self) -> &'static str {
-        match self {
-            CommandKind::Logon => "logon",
-            CommandKind::Publish => "p",
-            CommandKind::DeltaPublish => "delta_publish",
-            CommandKind::Subscribe => "subscribe",
-            CommandKind::DeltaSubscribe => "delta_subscribe",
-            CommandKind::Sow => "sow",
-            CommandKind::SowAndSubscribe => "sow_and_subscribe",
-            CommandKind::SowAndDeltaSubscribe => "sow_and_delta_subscribe",
-            CommandKind::SowDelete => "sow_delete",
-            CommandKind::Unsubscribe => "unsubscribe",
-            CommandKind::Flush => "flush",
-            CommandKind::Heartbeat => "heartbeat",
-            CommandKind::Ack => "ack",
-            CommandKind::GroupBegin => "group_begin",
-            CommandKind::GroupEnd => "group_end",
-            CommandKind::Oof => "oof",
-            CommandKind::StartTimer => "start_timer",
-            CommandKind::StopTimer => "stop_timer",
+    /// [`CommandKind::from_wire`] searching [`COMMAND_LIST`].
+    #[cfg(any(test, not(target_pointer_width = "64")))]
+    fn from_list(s: &[u8]) -> Option<CommandKind> {
+        if s == b"publish" {
+            return Some(CommandKind::Publish);
         }
+        let i = crate::strlist::items(&COMMAND_LIST).position(|k| k == s)?;
+        // Item 0 is the empty name before `Logon`.
+        CommandKind::ALL.get(i.checked_sub(1)?).copied()
+    }
+
+    /// The value encoders send: `p` for publish (§3), full names otherwise.
+    pub fn wire_name(self) -> &'static str {
+        #[cfg(target_pointer_width = "64")]
+        return COMMAND_NAMES.get(self as usize).copied().unwrap_or("");
+        #[cfg(not(target_pointer_width = "64"))]
+        crate::strlist::nth_str(&COMMAND_LIST, self as usize)
     }
 
     /// True for commands that create a subscription (§6.4–§6.7).
@@ -456,6 +484,30 @@ mod tests {
             Some(CommandKind::Publish)
         );
         assert_eq!(CommandKind::from_wire(b"bogus"), None);
+    }
+
+    /// The packed list of microcontrollers names and finds what the table and `match` do.
+    #[test]
+    fn command_list_agrees_with_the_match() {
+        for (i, k) in CommandKind::ALL.into_iter().enumerate() {
+            assert_eq!(k as usize, i + 1);
+            assert_eq!(
+                crate::strlist::nth_str(&COMMAND_LIST, k as usize),
+                k.wire_name()
+            );
+        }
+        let names = CommandKind::ALL.map(CommandKind::wire_name);
+        for s in names
+            .iter()
+            .chain(&["publish", "", "bogus", "logo", "logonx", "P"])
+        {
+            let b = s.as_bytes();
+            assert_eq!(
+                CommandKind::from_list(b),
+                CommandKind::from_wire(b),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]
