@@ -250,6 +250,7 @@ impl Driver {
             self.session.handle_give_up(now);
             return;
         };
+        self.st.shared.set_chooser_uri(&uri);
         match check_protocol(&uri) {
             Ok(()) => self.request_open(&uri.clone(), Opening::Ha(uri)),
             Err(e) => self.ha_failed(now, &uri, e),
