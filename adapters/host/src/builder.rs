@@ -12,6 +12,7 @@ use crate::client::{Adapter, HaAdapter, Handle};
 use crate::config::{HaSettings, Settings, StreamOptions};
 use crate::delay::DelayStrategy;
 use crate::error::Result;
+use crate::ha_handles::{DelayStrategyHandle, ServerChooserHandle};
 use crate::net::{Direction, TlsConfig};
 
 /// Bytes of the memory bookmark store of a memory-backed HA client.
@@ -201,24 +202,22 @@ impl<C: HaAdapter> ClientBuilder<C> {
 
     /// Which servers to connect to.
     pub fn server_chooser(mut self, chooser: impl ServerChooser + Send + 'static) -> Self {
+        let handle = ServerChooserHandle::new(chooser);
         let ha = self.ha();
-        ha.chooser_kind = Some(std::any::type_name_of_val(&chooser));
-        ha.chooser = Some(Box::new(chooser));
-        ha.uris.clear();
+        ha.chooser = Some(handle.proxy());
+        ha.chooser_handle = Some(handle);
         self
     }
 
-    /// Rotate through these connection strings (a [`DefaultServerChooser`]).
+    /// Rotate through these connection strings (a [`DefaultServerChooser`]; the built
+    /// client's `server_chooser()` reaches it as a `DefaultServerChooser<Vec<String>>`).
     pub fn uris<I, S>(self, uris: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         let list: Vec<String> = uris.into_iter().map(Into::into).collect();
-        let shown = list.iter().map(|u| crate::getters::masked_uri(u)).collect();
-        let mut b = self.server_chooser(DefaultServerChooser::new(list));
-        b.ha().uris = shown;
-        b
+        self.server_chooser(DefaultServerChooser::new(list))
     }
 
     /// How long to wait between reconnect attempts, and when to give up: a
@@ -227,7 +226,7 @@ impl<C: HaAdapter> ClientBuilder<C> {
     ///
     /// The client keeps it shared: `delay_strategy()` on the built client reaches it.
     pub fn delay_strategy(mut self, s: impl DelayStrategy + 'static) -> Self {
-        let handle = crate::getters::DelayStrategyHandle::new(s);
+        let handle = DelayStrategyHandle::new(s);
         let ha = self.ha();
         ha.delay = handle.proxy();
         ha.delay_handle = handle;

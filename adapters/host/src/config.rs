@@ -9,7 +9,7 @@ use amps_core::session::Limits;
 use amps_core::store::{BookmarkStore, NoBookmarkStore, NoPublishStore, PublishStore};
 
 use crate::delay::{DelayStrategy, ExponentialDelay};
-use crate::getters::DelayStrategyHandle;
+use crate::ha_handles::{DelayStrategyHandle, ServerChooserHandle};
 use crate::net::{TlsConfig, TransportFilter};
 use crate::queue::OverflowPolicy;
 
@@ -116,9 +116,8 @@ pub const DEFAULT_STABILITY_WINDOW: Duration = Duration::from_secs(10);
 /// The HA parts of the settings.
 pub(crate) struct HaSettings {
     pub(crate) chooser: Option<Box<dyn ServerChooser + Send>>,
-    /// The chooser's Rust type, and the connection strings given to `uris` (masked).
-    pub(crate) chooser_kind: Option<&'static str>,
-    pub(crate) uris: Vec<String>,
+    /// What `chooser` (a proxy) reports to.
+    pub(crate) chooser_handle: Option<ServerChooserHandle>,
     /// What the driver asks: a proxy of `delay_handle`.
     pub(crate) delay: Box<dyn DelayStrategy>,
     pub(crate) delay_handle: DelayStrategyHandle,
@@ -131,8 +130,7 @@ impl HaSettings {
         let delay_handle = DelayStrategyHandle::new(ExponentialDelay::default());
         HaSettings {
             chooser: None,
-            chooser_kind: None,
-            uris: Vec::new(),
+            chooser_handle: None,
             delay: delay_handle.proxy(),
             delay_handle,
             stability: DEFAULT_STABILITY_WINDOW,

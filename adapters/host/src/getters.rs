@@ -2,21 +2,18 @@
 //! methods): the listeners it calls, its stores, its HA server chooser and delay strategy, and
 //! the logon options, which can also be changed after the client is built.
 //!
-//! The stores and the server chooser belong to the connection's loop (the driver owns the
-//! session that uses them), so the client describes them ([`PublishStoreInfo`],
-//! [`BookmarkStoreInfo`], [`ServerChooserInfo`]) rather than lending them out; their
+//! The stores belong to the session in the connection's loop, so the client describes them
+//! ([`PublishStoreInfo`], [`BookmarkStoreInfo`]) rather than lending them out; their
 //! operations are client methods (`unpersisted_count`, `publish_flush`, `most_recent`,
-//! `prune`, `sync_stores`, `Message::discard`). The delay strategy is shared: a
-//! [`DelayStrategyHandle`] reaches the very strategy the client asks before each reconnect.
+//! `prune`, `sync_stores`, `Message::discard`). The server chooser and the delay strategy are
+//! shared (see `ha_handles`): the handles reach the very objects the client uses.
 
-use std::any::Any;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use crate::client::Handle;
 use crate::config::{HaSettings, Settings};
-use crate::delay::DelayStrategy;
 use crate::error::{Error, Result};
+use crate::ha_handles::{DelayStrategyHandle, ServerChooserHandle};
 use crate::lock::lock;
 use crate::op::Op;
 
@@ -56,22 +53,6 @@ pub struct BookmarkStoreInfo {
     pub kind: &'static str,
 }
 
-/// An HA client's server chooser, as [`Handle::server_chooser`] describes it. Connection
-/// strings are shown with their passwords masked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ServerChooserInfo {
-    /// The Rust type of the chooser (`amps_core::ha::DefaultServerChooser` for
-    /// `ClientBuilder::uris`), for diagnostics: not a stable identifier.
-    pub kind: &'static str,
-    /// The connection strings given to `ClientBuilder::uris`, in order; empty for a chooser
-    /// given to `ClientBuilder::server_chooser`, whose list the client cannot see.
-    pub uris: Vec<String>,
-    /// The connection string the chooser named for the latest connection attempt (`None`
-    /// before the first one).
-    pub current_uri: Option<String>,
-}
-
 /// The connection string `uri` with its password masked; a string that does not parse is
 /// not shown at all (it might hold a password the parser did not find).
 pub(crate) fn masked_uri(uri: &str) -> String {
@@ -79,92 +60,6 @@ pub(crate) fn masked_uri(uri: &str) -> String {
         |_| String::from("<invalid connection string>"),
         |u| u.to_string(),
     )
-}
-
-/// The reconnect delay strategy of an HA client, shared by the client and the application
-/// (the Python client's `get_reconnect_delay_strategy()`): the client asks this very strategy
-/// for the wait before each reconnect attempt, so a change made through the handle applies
-/// from the next attempt. Cheap to clone.
-///
-/// ```
-/// use std::time::Duration;
-/// use amps_host::{DelayStrategyHandle, FixedDelay};
-///
-/// let handle = DelayStrategyHandle::new(FixedDelay::new(Duration::from_millis(200)));
-/// // The concrete strategy, when it is the type asked for:
-/// handle.with_as(|d: &mut FixedDelay| d.delay = Duration::from_secs(1));
-/// assert_eq!(handle.with_as(|d: &mut FixedDelay| d.delay), Some(Duration::from_secs(1)));
-/// // Any strategy, through the trait:
-/// assert_eq!(handle.with(|s| s.next_delay(Duration::ZERO)), Some(Duration::from_secs(1)));
-/// ```
-#[derive(Clone)]
-pub struct DelayStrategyHandle {
-    strategy: Arc<Mutex<dyn DelayStrategy>>,
-    /// The same allocation, for typed access.
-    any: Arc<dyn Any + Send + Sync>,
-    kind: &'static str,
-}
-
-impl DelayStrategyHandle {
-    /// A shared handle to `strategy` (the builder makes one of the strategy it is given).
-    pub fn new<S: DelayStrategy + 'static>(strategy: S) -> Self {
-        let shared = Arc::new(Mutex::new(strategy));
-        DelayStrategyHandle {
-            strategy: shared.clone(),
-            any: shared,
-            kind: std::any::type_name::<S>(),
-        }
-    }
-
-    /// The Rust type of the strategy (e.g. `amps_host::delay::ExponentialDelay`), for
-    /// diagnostics: not a stable identifier.
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-
-    /// Run `f` on the strategy. The strategy is locked meanwhile and the client's connection
-    /// loop waits for it when it needs the strategy: keep `f` short, and call neither the
-    /// client nor this handle from it.
-    pub fn with<R>(&self, f: impl FnOnce(&mut dyn DelayStrategy) -> R) -> R {
-        let mut guard = self
-            .strategy
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut *guard)
-    }
-
-    /// Run `f` on the strategy if it is an `S` (e.g. [`crate::FixedDelay`],
-    /// [`crate::ExponentialDelay`] or a strategy of the application's own), with the same
-    /// rules as [`DelayStrategyHandle::with`]; `None` when it is another type.
-    pub fn with_as<S: DelayStrategy + 'static, R>(&self, f: impl FnOnce(&mut S) -> R) -> Option<R> {
-        let m = self.any.downcast_ref::<Mutex<S>>()?;
-        Some(f(&mut lock(m)))
-    }
-
-    /// The strategy the driver asks: every call goes to the shared one.
-    pub(crate) fn proxy(&self) -> Box<dyn DelayStrategy> {
-        Box::new(SharedDelay(self.clone()))
-    }
-}
-
-impl std::fmt::Debug for DelayStrategyHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DelayStrategyHandle")
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The driver's side of a [`DelayStrategyHandle`].
-struct SharedDelay(DelayStrategyHandle);
-
-impl DelayStrategy for SharedDelay {
-    fn next_delay(&mut self, elapsed: Duration) -> Option<Duration> {
-        self.0.with(|s| s.next_delay(elapsed))
-    }
-    fn reset(&mut self) {
-        self.0.with(|s| s.reset());
-    }
 }
 
 impl Handle {
@@ -201,17 +96,10 @@ impl Handle {
         Some(BookmarkStoreInfo { kind })
     }
 
-    /// HA: the server chooser, described (the Python client's `get_server_chooser()`; see
-    /// [`ServerChooserInfo`]); `None` for a plain client or an HA client built without one.
-    /// The chooser itself cannot be changed once the client is built.
-    pub fn server_chooser(&self) -> Option<ServerChooserInfo> {
-        let ha = self.shared().ha_parts.as_ref()?;
-        let kind = ha.chooser_kind?;
-        Some(ServerChooserInfo {
-            kind,
-            uris: ha.uris.clone(),
-            current_uri: lock(&ha.chooser_uri).clone(),
-        })
+    /// HA: the server chooser, shared (the Python client's `get_server_chooser()`; see
+    /// [`ServerChooserHandle`]); `None` for a plain client or an HA client built without one.
+    pub fn server_chooser(&self) -> Option<ServerChooserHandle> {
+        self.shared().ha_parts.as_ref()?.chooser.clone()
     }
 
     /// HA: the reconnect delay strategy, shared (the Python client's
@@ -269,22 +157,16 @@ impl StoreKinds {
     }
 }
 
-/// What an HA client knows of its chooser and delay strategy (in `Shared`).
+/// An HA client's chooser and delay strategy, shared with the driver (in `Shared`).
 pub(crate) struct HaParts {
-    pub(crate) chooser_kind: Option<&'static str>,
-    /// The builder's `uris`, masked.
-    pub(crate) uris: Vec<String>,
-    /// The connection string the chooser named last, masked (set by the driver).
-    pub(crate) chooser_uri: Mutex<Option<String>>,
+    pub(crate) chooser: Option<ServerChooserHandle>,
     pub(crate) delay: DelayStrategyHandle,
 }
 
 impl HaParts {
     pub(crate) fn new(h: &HaSettings) -> Self {
         HaParts {
-            chooser_kind: h.chooser_kind,
-            uris: h.uris.clone(),
-            chooser_uri: Mutex::new(None),
+            chooser: h.chooser_handle.clone(),
             delay: h.delay_handle.clone(),
         }
     }
@@ -293,7 +175,6 @@ impl HaParts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delay::{ExponentialDelay, FixedDelay};
 
     #[test]
     fn connection_strings_are_shown_without_their_passwords() {
@@ -304,21 +185,6 @@ mod tests {
         );
         let bad = masked_uri("nonsense://alice:s3cr3t@");
         assert!(!bad.contains("s3cr3t"), "{bad}");
-    }
-
-    #[test]
-    fn the_driver_side_of_a_delay_handle_is_the_shared_strategy() {
-        let handle = DelayStrategyHandle::new(FixedDelay::new(Duration::from_millis(5)));
-        let mut driver_side = handle.proxy();
-        assert_eq!(
-            driver_side.next_delay(Duration::ZERO),
-            Some(Duration::from_millis(5))
-        );
-        handle.with_as(|d: &mut FixedDelay| d.max_retry_time = Some(Duration::from_secs(1)));
-        assert_eq!(driver_side.next_delay(Duration::from_secs(2)), None);
-        assert_eq!(handle.with_as(|_: &mut ExponentialDelay| ()), None);
-        assert!(handle.kind().ends_with("FixedDelay"), "{}", handle.kind());
-        assert!(format!("{handle:?}").contains("FixedDelay"));
     }
 
     #[test]

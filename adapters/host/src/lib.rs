@@ -133,6 +133,7 @@ mod error;
 mod error_kind;
 mod events;
 mod getters;
+mod ha_handles;
 mod handler;
 mod inbox;
 mod listeners;
@@ -165,10 +166,8 @@ pub use delay::{DelayStrategy, ExponentialDelay, FixedDelay};
 pub use driver::{Driver, IoRequest, OpenRequest};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{ClientEvent, EVENT_BYTES, EVENT_CAPACITY, EventReceiver};
-pub use getters::{
-    BookmarkStoreInfo, DelayStrategyHandle, DisconnectHandler, ExceptionListener, PublishStoreInfo,
-    ServerChooserInfo,
-};
+pub use getters::{BookmarkStoreInfo, DisconnectHandler, ExceptionListener, PublishStoreInfo};
+pub use ha_handles::{DelayStrategyHandle, ServerChooserHandle};
 pub use handler::HandlerResult;
 pub use listeners::ListenerId;
 pub use message::{AckHow, FailedWrite, Message};
@@ -210,7 +209,7 @@ pub mod api {
         ExponentialDelay, FailedWrite, FixedDelay, HandlerResult, HybridPublishStore, Limits,
         ListenerId, MemoryBookmarkStore, MemoryPublishStore, Message, NoBookmarkStore,
         NoPublishStore, OofReason, OverflowPolicy, Params, PublishOptions, PublishStore,
-        PublishStoreInfo, Result, ServerChooser, ServerChooserInfo, ServerVersion, Status,
+        PublishStoreInfo, Result, ServerChooser, ServerChooserHandle, ServerVersion, Status,
         StreamOptions, TlsConfig, bookmark, options,
     };
 }

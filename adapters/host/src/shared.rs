@@ -61,7 +61,7 @@ pub(crate) struct Shared {
     pub(crate) logon_options: std::sync::Mutex<Option<String>>,
     /// The stores, described.
     pub(crate) stores: StoreKinds,
-    /// HA: the chooser, described, and the shared delay strategy.
+    /// HA: the shared chooser and delay strategy.
     pub(crate) ha_parts: Option<HaParts>,
     /// Queue-ack batching as last set: size and longest wait.
     ack_batching: std::sync::Mutex<(u32, Duration)>,
@@ -179,12 +179,6 @@ impl Shared {
     }
     pub(crate) fn uri(&self) -> Option<String> {
         lock(&self.uri).clone()
-    }
-    /// HA: remember the connection string the server chooser named (masked).
-    pub(crate) fn set_chooser_uri(&self, uri: &str) {
-        if let Some(h) = &self.ha_parts {
-            *lock(&h.chooser_uri) = Some(crate::getters::masked_uri(uri));
-        }
     }
 }
 

@@ -9,7 +9,7 @@ use amps_host::{
     Adapter, Authenticator, BookmarkStoreInfo, ClientBuilder, Command, CommandKind,
     DelayStrategyHandle, Direction, DisconnectHandler, Driver, Error, ErrorKind, ExceptionListener,
     FailedWrite, HaAdapter, Handle, HandlerResult, ListenerId, Message, Params, PublishOptions,
-    PublishStoreInfo, Result, ServerChooserInfo, ServerVersion, StreamOptions,
+    PublishStoreInfo, Result, ServerChooserHandle, ServerVersion, StreamOptions,
 };
 
 use crate::stream::{Events, MessageStream};
@@ -640,10 +640,11 @@ impl HaClient {
         self.client.handle.retry_on_disconnect()
     }
 
-    /// The server chooser, described: its type, the `uris` it was built with and the
-    /// connection string it named last, passwords masked (`None` when built without one).
-    /// The chooser cannot be changed once the client is built.
-    pub fn server_chooser(&self) -> Option<ServerChooserInfo> {
+    /// The server chooser, shared with the client (`None` when built without one): servers
+    /// added or removed through it count from the next connection attempt, e.g.
+    /// `ha.server_chooser()?.with_as(|c: &mut DefaultServerChooser<Vec<String>>|
+    /// c.uris_mut().push(uri))` for a client built with `uris`.
+    pub fn server_chooser(&self) -> Option<ServerChooserHandle> {
         self.client.handle.server_chooser()
     }
 

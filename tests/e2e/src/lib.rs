@@ -139,7 +139,7 @@ pub trait Api:
     fn publish_store(&self) -> Option<amps_host::PublishStoreInfo>;
     fn bookmark_store(&self) -> Option<amps_host::BookmarkStoreInfo>;
     /// HA clients only.
-    fn server_chooser(&self) -> Option<amps_host::ServerChooserInfo>;
+    fn server_chooser(&self) -> Option<amps_host::ServerChooserHandle>;
     /// HA clients only.
     fn delay_strategy(&self) -> amps_host::DelayStrategyHandle;
     /// HA clients only.

@@ -235,7 +235,7 @@ impl Api for StdApi {
     fn bookmark_store(&self) -> Option<amps_host::BookmarkStoreInfo> {
         self.c.bookmark_store()
     }
-    fn server_chooser(&self) -> Option<amps_host::ServerChooserInfo> {
+    fn server_chooser(&self) -> Option<amps_host::ServerChooserHandle> {
         self.ha.as_ref().expect("an HA client").server_chooser()
     }
     fn delay_strategy(&self) -> amps_host::DelayStrategyHandle {

@@ -1,6 +1,6 @@
 //! What a built client tells about itself and what it lets change (the Python client's
 //! getters): logon options changed after the build, the listeners it calls, its stores, an HA
-//! client's server chooser and its shared delay strategy.
+//! client's server chooser and delay strategy (shared with the application).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, mpsc};
@@ -217,25 +217,40 @@ impl DelayStrategy for Counting {
     fn reset(&mut self) {}
 }
 
-fn ha_getters_describe_the_chooser_and_share_the_delay_strategy<A: Api>() {
+fn ha_getters_share_the_chooser_and_the_delay_strategy<A: Api>() {
     let b = broker();
-    let with_password = format!("tcp://alice:s3cr3t@{}/amps/json", b.local_addr());
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("tcp://alice:s3cr3t@{}/amps/json", l.local_addr().unwrap())
+    };
+    let live = format!("tcp://alice:s3cr3t@{}/amps/json", b.local_addr());
     let c = A::build_ha(
         A::ha_builder("hagetters")
-            .uris([with_password.clone()])
+            .uris([dead.clone()])
+            .connect_and_logon_timeout(GUARD)
             .delay_strategy(Counting {
                 asked: 0,
                 give_up: false,
             }),
     );
     let chooser = c.server_chooser().expect("built with uris");
-    assert!(chooser.kind.contains("DefaultServerChooser"), "{chooser:?}");
-    assert_eq!(chooser.uris.len(), 1);
     assert!(
-        chooser.uris[0].contains("alice") && !chooser.uris[0].contains("s3cr3t"),
+        chooser.kind().contains("DefaultServerChooser"),
         "{chooser:?}"
     );
-    assert_eq!(chooser.current_uri, None, "no attempt yet");
+    let shown = chooser.current_uri().expect("the first server");
+    assert!(
+        shown.contains("alice") && !shown.contains("s3cr3t"),
+        "{shown}"
+    );
+    assert!(!format!("{chooser:?}").contains("s3cr3t"));
+    // A server added through the handle before connecting: the client fails over to it,
+    // since the chooser it asks is this one.
+    let added = chooser.with_as(|c: &mut amps_host::DefaultServerChooser<Vec<String>>| {
+        c.uris_mut().push(live.clone());
+        c.uris().len()
+    });
+    assert_eq!(added, Some(2));
     let delay = c.delay_strategy();
     assert!(delay.kind().contains("Counting"), "{delay:?}");
     assert_eq!(
@@ -246,32 +261,23 @@ fn ha_getters_describe_the_chooser_and_share_the_delay_strategy<A: Api>() {
     let st = states(&c);
     c.connect_and_logon().unwrap();
     until(&st, CS::Resubscribed);
-    let current = c.server_chooser().unwrap().current_uri.expect("an attempt");
-    assert!(
-        current.contains(&b.local_addr().to_string()) && !current.contains("s3cr3t"),
-        "{current}"
-    );
-    // The client asks the very strategy the handle reaches.
+    // The failure was reported to the shared chooser: it names the live server now.
+    let now = chooser.current_uri().expect("a server");
+    assert!(now.contains(&b.local_addr().to_string()), "{now}");
+    // The client asked the very strategy the handle reaches (once, after the dead server).
+    assert_eq!(delay.with_as(|d: &mut Counting| d.asked), Some(1));
     b.kill_connections();
     until(&st, CS::Disconnected);
     until(&st, CS::Resubscribed);
-    assert_eq!(delay.with_as(|d: &mut Counting| d.asked), Some(1));
+    assert_eq!(delay.with_as(|d: &mut Counting| d.asked), Some(2));
     // A change through the handle applies from the next attempt: this one gives up.
     delay.with_as(|d: &mut Counting| d.give_up = true).unwrap();
     b.kill_connections();
     until(&st, CS::Shutdown);
-    assert_eq!(delay.with_as(|d: &mut Counting| d.asked), Some(2));
+    assert_eq!(delay.with_as(|d: &mut Counting| d.asked), Some(3));
     c.close().unwrap();
-    // A chooser of the application's own: its type, no list.
-    let own = A::build_ha(
-        A::ha_builder("ownchooser")
-            .server_chooser(amps_host::DefaultServerChooser::new(vec![uri(&b)])),
-    );
-    let info = own.server_chooser().unwrap();
-    assert!(info.uris.is_empty(), "{info:?}");
-    own.close().unwrap();
     let none = A::build_ha(A::ha_builder("nochooser"));
-    assert_eq!(none.server_chooser(), None);
+    assert!(none.server_chooser().is_none());
     none.close().unwrap();
 }
 
@@ -280,5 +286,5 @@ suite!(
     an_ha_client_reconnects_with_the_logon_options_set_after_the_build,
     listener_getters_return_what_the_client_calls,
     store_getters_describe_the_stores,
-    ha_getters_describe_the_chooser_and_share_the_delay_strategy,
+    ha_getters_share_the_chooser_and_the_delay_strategy,
 );
