@@ -329,3 +329,37 @@ fn fixed_tables_cap_the_limits_and_keep_room_for_the_logon() {
     assert!(logon(&mut s, 5).contains(&CS::LoggedOn));
     assert_eq!(s.pending_commands(), 0);
 }
+
+#[test]
+fn logon_options_changed_between_logons_go_with_the_next_logon_only() {
+    let mut cfg = config("pub-1");
+    cfg.logon_options = Some("ack_conflation=10ms");
+    let mut h = H::new(&cfg);
+    // Too long: refused, and the options in force are unchanged.
+    assert_eq!(
+        h.s.set_logon_options(&"x".repeat(129)),
+        Err(amps_core::session::ConfigError::LogonOptions)
+    );
+    let id = h.s.handle_connected(h.now, &Logon::default()).unwrap();
+    let tx = h.tx();
+    assert!(tx[0].contains(r#""o":"ack_conflation=10ms""#), "{}", tx[0]);
+    // Changed while logging on: the logon already sent is not affected.
+    h.s.set_logon_options("pretty").unwrap();
+    h.feed(&format!(
+        r#"{{"c":"ack","cid":"{}","a":"processed","status":"success","s":0}}"#,
+        id.wire()
+    ));
+    assert_eq!(h.s.state(), State::Ready);
+    h.s.disconnect(h.now);
+    h.events();
+    h.s.handle_connected(h.now, &Logon::default()).unwrap();
+    let tx = h.tx();
+    assert!(tx[0].contains(r#""o":"pretty""#), "{}", tx[0]);
+    // Empty: no options at all.
+    h.s.set_logon_options("").unwrap();
+    h.s.disconnect(h.now);
+    h.events();
+    h.s.handle_connected(h.now, &Logon::default()).unwrap();
+    let tx = h.tx();
+    assert!(!tx[0].contains(r#""o":"#), "{}", tx[0]);
+}

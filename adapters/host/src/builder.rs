@@ -12,6 +12,7 @@ use crate::client::{Adapter, HaAdapter, Handle};
 use crate::config::{HaSettings, Settings, StreamOptions};
 use crate::delay::DelayStrategy;
 use crate::error::Result;
+use crate::ha_handles::{DelayStrategyHandle, ServerChooserHandle};
 use crate::net::{Direction, TlsConfig};
 
 /// Bytes of the memory bookmark store of a memory-backed HA client.
@@ -102,12 +103,14 @@ impl<C: Adapter> ClientBuilder<C> {
     /// A publish store: publishes are numbered, kept until persisted and replayed after a
     /// reconnect.
     pub fn publish_store(mut self, store: impl PublishStore + Send + 'static) -> Self {
+        self.settings.publish_store_kind = std::any::type_name_of_val(&store);
         self.settings.publish_store = Box::new(store);
         self
     }
 
     /// A bookmark store: bookmark subscriptions resume after the last discarded message.
     pub fn bookmark_store(mut self, store: impl BookmarkStore + Send + 'static) -> Self {
+        self.settings.bookmark_store_kind = std::any::type_name_of_val(&store);
         self.settings.bookmark_store = Box::new(store);
         self
     }
@@ -199,11 +202,15 @@ impl<C: HaAdapter> ClientBuilder<C> {
 
     /// Which servers to connect to.
     pub fn server_chooser(mut self, chooser: impl ServerChooser + Send + 'static) -> Self {
-        self.ha().chooser = Some(Box::new(chooser));
+        let handle = ServerChooserHandle::new(chooser);
+        let ha = self.ha();
+        ha.chooser = Some(handle.proxy());
+        ha.chooser_handle = Some(handle);
         self
     }
 
-    /// Rotate through these connection strings (a [`DefaultServerChooser`]).
+    /// Rotate through these connection strings (a [`DefaultServerChooser`]; the built
+    /// client's `server_chooser()` reaches it as a `DefaultServerChooser<Vec<String>>`).
     pub fn uris<I, S>(self, uris: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -216,8 +223,13 @@ impl<C: HaAdapter> ClientBuilder<C> {
     /// How long to wait between reconnect attempts, and when to give up: a
     /// [`crate::FixedDelay`], an [`crate::ExponentialDelay`] (the default: 200 ms doubling up to
     /// 20 s, never giving up) or a strategy of the application's own.
+    ///
+    /// The client keeps it shared: `delay_strategy()` on the built client reaches it.
     pub fn delay_strategy(mut self, s: impl DelayStrategy + 'static) -> Self {
-        self.ha().delay = Box::new(s);
+        let handle = DelayStrategyHandle::new(s);
+        let ha = self.ha();
+        ha.delay = handle.proxy();
+        ha.delay_handle = handle;
         self
     }
 
@@ -249,8 +261,11 @@ impl<C: HaAdapter> ClientBuilder<C> {
     /// the process), bookmark subscriptions resume where the application discarded.
     pub fn memory_backed(mut self) -> Self {
         let publish = heap_publish_store(&self.settings.limits);
+        let bookmarks = heap_bookmark_store(MEMORY_BOOKMARK_BYTES);
+        self.settings.publish_store_kind = std::any::type_name_of_val(&publish);
+        self.settings.bookmark_store_kind = std::any::type_name_of_val(&bookmarks);
         self.settings.publish_store = Box::new(publish);
-        self.settings.bookmark_store = Box::new(heap_bookmark_store(MEMORY_BOOKMARK_BYTES));
+        self.settings.bookmark_store = Box::new(bookmarks);
         self
     }
 
@@ -268,6 +283,8 @@ impl<C: HaAdapter> ClientBuilder<C> {
         bookmark_file: impl AsRef<std::path::Path>,
     ) -> Result<Self> {
         let (p, b) = crate::stores::open_files(&self.settings.name, publish_dir, bookmark_file)?;
+        self.settings.publish_store_kind = std::any::type_name_of_val(&p);
+        self.settings.bookmark_store_kind = std::any::type_name_of_val(&b);
         self.settings.publish_store = Box::new(p);
         self.settings.bookmark_store = Box::new(b);
         Ok(self)

@@ -105,7 +105,7 @@ impl Handle {
         })
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.inner.shared
     }
 
@@ -786,11 +786,6 @@ impl Handle {
         self.shared().send_op(Op::AckBatch { size, timeout })?;
         self.shared().set_ack_batching(size, timeout);
         Ok(())
-    }
-
-    /// The options sent with every logon (`ClientBuilder::logon_options`), if any.
-    pub fn logon_options(&self) -> Option<&str> {
-        self.shared().logon_options.as_deref()
     }
 
     /// Heartbeats: the server sends traffic at least every `interval` (whole seconds, at

@@ -9,6 +9,7 @@ use amps_core::session::Limits;
 use amps_core::store::{BookmarkStore, NoBookmarkStore, NoPublishStore, PublishStore};
 
 use crate::delay::{DelayStrategy, ExponentialDelay};
+use crate::ha_handles::{DelayStrategyHandle, ServerChooserHandle};
 use crate::net::{TlsConfig, TransportFilter};
 use crate::queue::OverflowPolicy;
 
@@ -115,16 +116,23 @@ pub const DEFAULT_STABILITY_WINDOW: Duration = Duration::from_secs(10);
 /// The HA parts of the settings.
 pub(crate) struct HaSettings {
     pub(crate) chooser: Option<Box<dyn ServerChooser + Send>>,
+    /// What `chooser` (a proxy) reports to.
+    pub(crate) chooser_handle: Option<ServerChooserHandle>,
+    /// What the driver asks: a proxy of `delay_handle`.
     pub(crate) delay: Box<dyn DelayStrategy>,
+    pub(crate) delay_handle: DelayStrategyHandle,
     pub(crate) stability: Duration,
     pub(crate) retry_on_disconnect: bool,
 }
 
 impl HaSettings {
     pub(crate) fn new() -> Self {
+        let delay_handle = DelayStrategyHandle::new(ExponentialDelay::default());
         HaSettings {
             chooser: None,
-            delay: Box::new(ExponentialDelay::default()),
+            chooser_handle: None,
+            delay: delay_handle.proxy(),
+            delay_handle,
             stability: DEFAULT_STABILITY_WINDOW,
             retry_on_disconnect: true,
         }
@@ -140,6 +148,9 @@ pub(crate) struct Settings {
     pub(crate) timeouts: Timeouts,
     pub(crate) publish_store: Box<dyn PublishStore + Send>,
     pub(crate) bookmark_store: Box<dyn BookmarkStore + Send>,
+    /// The stores' Rust types, for `publish_store()` / `bookmark_store()`.
+    pub(crate) publish_store_kind: &'static str,
+    pub(crate) bookmark_store_kind: &'static str,
     pub(crate) ha: Option<HaSettings>,
     pub(crate) tls: TlsConfig,
     pub(crate) transport_filter: Option<Arc<TransportFilter>>,
@@ -164,6 +175,8 @@ impl Settings {
             timeouts: Timeouts::default(),
             publish_store: Box::new(NoPublishStore),
             bookmark_store: Box::new(NoBookmarkStore),
+            publish_store_kind: std::any::type_name::<NoPublishStore>(),
+            bookmark_store_kind: std::any::type_name::<NoBookmarkStore>(),
             ha: ha.then(HaSettings::new),
             tls: TlsConfig::default(),
             transport_filter: None,

@@ -132,6 +132,8 @@ mod driver;
 mod error;
 mod error_kind;
 mod events;
+mod getters;
+mod ha_handles;
 mod handler;
 mod inbox;
 mod listeners;
@@ -164,6 +166,8 @@ pub use delay::{DelayStrategy, ExponentialDelay, FixedDelay};
 pub use driver::{Driver, IoRequest, OpenRequest};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{ClientEvent, EVENT_BYTES, EVENT_CAPACITY, EventReceiver};
+pub use getters::{BookmarkStoreInfo, DisconnectHandler, ExceptionListener, PublishStoreInfo};
+pub use ha_handles::{DelayStrategyHandle, ServerChooserHandle};
 pub use handler::HandlerResult;
 pub use listeners::ListenerId;
 pub use message::{AckHow, FailedWrite, Message};
@@ -196,15 +200,17 @@ pub mod api {
         RECOVERY_TOPIC, RecoveryPointAdapter, RecoveryPointStore, SowRecoveryPointAdapter,
     };
     pub use crate::{
-        AckHow, AckType, Authenticator, BookmarkStore, ClientBuilder, ClientEvent, Command,
-        CommandKind, ConnectionState, DEFAULT_CLOSE_TIMEOUT, DEFAULT_COMMAND_TIMEOUT,
-        DEFAULT_CONNECT_AND_LOGON_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOGON_TIMEOUT,
-        DEFAULT_PUBLISH_QUEUE_BYTES, DEFAULT_RECEIVE_BYTES, DEFAULT_STREAM_CAPACITY,
-        DefaultAuthenticator, DefaultServerChooser, DelayStrategy, Direction, Error, ErrorKind,
+        AckHow, AckType, Authenticator, BookmarkStore, BookmarkStoreInfo, ClientBuilder,
+        ClientEvent, Command, CommandKind, ConnectionState, DEFAULT_CLOSE_TIMEOUT,
+        DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_AND_LOGON_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+        DEFAULT_LOGON_TIMEOUT, DEFAULT_PUBLISH_QUEUE_BYTES, DEFAULT_RECEIVE_BYTES,
+        DEFAULT_STREAM_CAPACITY, DefaultAuthenticator, DefaultServerChooser, DelayStrategy,
+        DelayStrategyHandle, Direction, DisconnectHandler, Error, ErrorKind, ExceptionListener,
         ExponentialDelay, FailedWrite, FixedDelay, HandlerResult, HybridPublishStore, Limits,
         ListenerId, MemoryBookmarkStore, MemoryPublishStore, Message, NoBookmarkStore,
-        NoPublishStore, OofReason, OverflowPolicy, Params, PublishOptions, PublishStore, Result,
-        ServerChooser, ServerVersion, Status, StreamOptions, TlsConfig, bookmark, options,
+        NoPublishStore, OofReason, OverflowPolicy, Params, PublishOptions, PublishStore,
+        PublishStoreInfo, Result, ServerChooser, ServerChooserHandle, ServerVersion, Status,
+        StreamOptions, TlsConfig, bookmark, options,
     };
 }
 

@@ -85,6 +85,8 @@ pub(crate) enum Op {
     StopReconnecting,
     /// Replace (or remove) the transport filter.
     TransportFilter(Option<Arc<TransportFilter>>),
+    /// The logon options from the next logon on (validated by the caller).
+    LogonOptions(Option<String>),
 }
 
 /// What a flush waits for.
@@ -140,7 +142,8 @@ impl Op {
             | Op::Control(_)
             | Op::AckBatch { .. }
             | Op::StopReconnecting
-            | Op::TransportFilter(_) => {}
+            | Op::TransportFilter(_)
+            | Op::LogonOptions(_) => {}
         }
     }
 }
@@ -181,6 +184,7 @@ impl std::fmt::Debug for Op {
             Op::MostRecent { .. } => "MostRecent",
             Op::StopReconnecting => "StopReconnecting",
             Op::TransportFilter(_) => "TransportFilter",
+            Op::LogonOptions(_) => "LogonOptions",
         };
         f.write_str(name)
     }

@@ -12,6 +12,7 @@ use crate::config::{DEFAULT_COMMAND_QUEUE, Settings, StreamOptions, Timeouts};
 use crate::control::{Control, ControlSink, Sink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::EventHub;
+use crate::getters::{HaParts, StoreKinds};
 use crate::inbox::{Inbox, Refused};
 use crate::listeners::Listeners;
 use crate::op::Op;
@@ -56,8 +57,12 @@ pub(crate) struct Shared {
     pub(crate) next_listener: AtomicU64,
     pub(crate) stream_defaults: StreamOptions,
     pub(crate) timeouts: Timeouts,
-    /// The options sent with every logon.
-    pub(crate) logon_options: Option<String>,
+    /// The options sent with every logon, as last set.
+    pub(crate) logon_options: std::sync::Mutex<Option<String>>,
+    /// The stores, described.
+    pub(crate) stores: StoreKinds,
+    /// HA: the shared chooser and delay strategy.
+    pub(crate) ha_parts: Option<HaParts>,
     /// Queue-ack batching as last set: size and longest wait.
     ack_batching: std::sync::Mutex<(u32, Duration)>,
     /// The server's version from the last logon.
@@ -87,7 +92,9 @@ impl Shared {
             next_listener: AtomicU64::new(1),
             stream_defaults: s.stream,
             timeouts: s.timeouts,
-            logon_options: s.logon_options.clone(),
+            logon_options: std::sync::Mutex::new(s.logon_options.clone()),
+            stores: StoreKinds::new(s),
+            ha_parts: s.ha.as_ref().map(HaParts::new),
             ack_batching: std::sync::Mutex::new((s.ack_batch_size, s.ack_timeout)),
             server_version: std::sync::Mutex::new(None),
             uri: std::sync::Mutex::new(None),

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use amps_core::session::ConnectionState;
 use amps_host::{
-    Adapter, Authenticator, ClientBuilder, Command, CommandKind, Direction, Driver, Error,
-    ErrorKind, FailedWrite, HaAdapter, Handle, HandlerResult, ListenerId, Message, Params,
-    PublishOptions, Result, ServerVersion, StreamOptions,
+    Adapter, Authenticator, BookmarkStoreInfo, ClientBuilder, Command, CommandKind,
+    DelayStrategyHandle, Direction, DisconnectHandler, Driver, Error, ErrorKind, ExceptionListener,
+    FailedWrite, HaAdapter, Handle, HandlerResult, ListenerId, Message, Params, PublishOptions,
+    PublishStoreInfo, Result, ServerChooserHandle, ServerVersion, StreamOptions,
 };
 
 use crate::stream::{Events, MessageStream};
@@ -445,9 +446,32 @@ impl Client {
         self.handle.ack_timeout()
     }
 
-    /// The options sent with every logon (`ClientBuilder::logon_options`), if any.
-    pub fn logon_options(&self) -> Option<&str> {
+    /// The options sent with every logon: `ClientBuilder::logon_options`, or the latest
+    /// [`Client::set_logon_options`], if any.
+    pub fn logon_options(&self) -> Option<String> {
         self.handle.logon_options()
+    }
+
+    /// Replace the options sent with every logon (e.g. `ack_conflation=100ms`; empty: none)
+    /// from the next logon on, an HA client's reconnects included; a connection already
+    /// logged on keeps the options it logged on with. Errors: `Usage` when longer than 128
+    /// bytes (like `ClientBuilder::logon_options`; the options in force are kept), the client
+    /// is closed.
+    pub fn set_logon_options(&self, options: impl Into<String>) -> Result<()> {
+        self.handle.set_logon_options(options)
+    }
+
+    /// The publish store, described: its type, unpersisted count and gap setting (`None`
+    /// without one). The store itself belongs to the connection; its operations are client
+    /// methods (`unpersisted_count`, `publish_flush`, `sync_stores`).
+    pub fn publish_store(&self) -> Option<PublishStoreInfo> {
+        self.handle.publish_store()
+    }
+
+    /// The bookmark store, described: its type (`None` without one). Its operations are
+    /// client methods (`most_recent`, `prune`, `sync_stores`) and `Message::discard`.
+    pub fn bookmark_store(&self) -> Option<BookmarkStoreInfo> {
+        self.handle.bookmark_store()
     }
 
     /// Heartbeats every `interval` (whole seconds), the connection dead after `timeout`
@@ -476,6 +500,12 @@ impl Client {
     /// of re-entered subscriptions, dropped publishes. Runs on the dispatch thread.
     pub fn set_exception_listener(&self, f: impl Fn(&Error) + Send + Sync + 'static) {
         self.handle.set_exception_listener(f);
+    }
+
+    /// The exception listener, if one is set: the client's own (shared) reference, so a new
+    /// listener can call the one it replaces.
+    pub fn exception_listener(&self) -> Option<ExceptionListener> {
+        self.handle.exception_listener()
     }
 
     /// Receive messages nothing else handles.
@@ -517,6 +547,12 @@ impl Client {
                 f(&Client { handle });
             }
         })
+    }
+
+    /// The disconnect handler, if one is set (`None`: an HA client reconnects by itself, a
+    /// plain client does nothing). Calling it runs the handler with this client.
+    pub fn disconnect_handler(&self) -> Option<DisconnectHandler> {
+        self.handle.disconnect_handler()
     }
 
     /// The client's events from now on: states, failed writes, last-chance messages,
@@ -602,6 +638,24 @@ impl HaClient {
     /// Whether commands issued while reconnecting wait for the new connection.
     pub fn retry_on_disconnect(&self) -> bool {
         self.client.handle.retry_on_disconnect()
+    }
+
+    /// The server chooser, shared with the client (`None` when built without one): servers
+    /// added or removed through it count from the next connection attempt, e.g.
+    /// `ha.server_chooser()?.with_as(|c: &mut DefaultServerChooser<Vec<String>>|
+    /// c.uris_mut().push(uri))` for a client built with `uris`.
+    pub fn server_chooser(&self) -> Option<ServerChooserHandle> {
+        self.client.handle.server_chooser()
+    }
+
+    /// The reconnect delay strategy, shared with the client: a change made through the
+    /// handle applies from the next reconnect attempt, e.g.
+    /// `ha.delay_strategy().with_as(|d: &mut FixedDelay| d.delay = Duration::from_secs(1))`.
+    pub fn delay_strategy(&self) -> DelayStrategyHandle {
+        self.client
+            .handle
+            .delay_strategy()
+            .expect("an HA client has a delay strategy")
     }
 }
 

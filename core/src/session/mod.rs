@@ -583,6 +583,14 @@ impl<S: Storage> Session<S> {
         self.core.ack_timeout = t;
     }
 
+    /// Replace the logon options ([`Config::logon_options`]; empty: none) from the next logon
+    /// on (Python client: `set_logon_options`). Errors: [`ConfigError::LogonOptions`] when
+    /// longer than 128 bytes; the options in force are then unchanged.
+    pub fn set_logon_options(&mut self, options: &str) -> Result<(), ConfigError> {
+        self.core.logon_options = FixedStr::new(options).ok_or(ConfigError::LogonOptions)?;
+        Ok(())
+    }
+
     /// The reconnect policy (Python client: `set_reconnect_delay_strategy`).
     pub fn set_reconnect(&mut self, policy: ReconnectPolicy) {
         self.core.reconnect = policy;

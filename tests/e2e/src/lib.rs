@@ -135,6 +135,13 @@ pub trait Api:
     fn ack_batch_size(&self) -> u32;
     fn ack_timeout(&self) -> Duration;
     fn logon_options(&self) -> Option<String>;
+    fn set_logon_options(&self, o: &str) -> Result<()>;
+    fn publish_store(&self) -> Option<amps_host::PublishStoreInfo>;
+    fn bookmark_store(&self) -> Option<amps_host::BookmarkStoreInfo>;
+    /// HA clients only.
+    fn server_chooser(&self) -> Option<amps_host::ServerChooserHandle>;
+    /// HA clients only.
+    fn delay_strategy(&self) -> amps_host::DelayStrategyHandle;
     /// HA clients only.
     fn set_retry_on_disconnect(&self, on: bool);
     /// HA clients only.
@@ -144,6 +151,8 @@ pub trait Api:
     fn prune(&self) -> Result<()>;
 
     fn set_exception_listener(&self, f: impl Fn(&Error) + Send + Sync + 'static);
+    fn exception_listener(&self) -> Option<amps_host::ExceptionListener>;
+    fn disconnect_handler(&self) -> Option<amps_host::DisconnectHandler>;
     fn set_last_chance_message_handler(&self, f: impl Fn(&Message) + Send + Sync + 'static);
     fn set_failed_write_handler(&self, f: impl Fn(&FailedWrite) + Send + Sync + 'static);
     fn add_connection_state_listener(&self, f: impl Fn(ConnectionState) + Send + Sync + 'static);

@@ -224,7 +224,22 @@ impl Api for StdApi {
         self.c.ack_timeout()
     }
     fn logon_options(&self) -> Option<String> {
-        self.c.logon_options().map(str::to_owned)
+        self.c.logon_options()
+    }
+    fn set_logon_options(&self, o: &str) -> Result<()> {
+        self.c.set_logon_options(o)
+    }
+    fn publish_store(&self) -> Option<amps_host::PublishStoreInfo> {
+        self.c.publish_store()
+    }
+    fn bookmark_store(&self) -> Option<amps_host::BookmarkStoreInfo> {
+        self.c.bookmark_store()
+    }
+    fn server_chooser(&self) -> Option<amps_host::ServerChooserHandle> {
+        self.ha.as_ref().expect("an HA client").server_chooser()
+    }
+    fn delay_strategy(&self) -> amps_host::DelayStrategyHandle {
+        self.ha.as_ref().expect("an HA client").delay_strategy()
     }
     fn sync_stores(&self) -> Result<()> {
         self.c.sync_stores()
@@ -237,6 +252,12 @@ impl Api for StdApi {
     }
     fn set_exception_listener(&self, f: impl Fn(&Error) + Send + Sync + 'static) {
         self.c.set_exception_listener(f)
+    }
+    fn exception_listener(&self) -> Option<amps_host::ExceptionListener> {
+        self.c.exception_listener()
+    }
+    fn disconnect_handler(&self) -> Option<amps_host::DisconnectHandler> {
+        self.c.disconnect_handler()
     }
     fn set_last_chance_message_handler(&self, f: impl Fn(&Message) + Send + Sync + 'static) {
         self.c.set_last_chance_message_handler(f)

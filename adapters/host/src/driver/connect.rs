@@ -235,11 +235,26 @@ impl Driver {
         if self.session.poll_connect(now).is_none() {
             return;
         }
-        let chooser = self.st.ha.as_ref().and_then(|h| h.chooser.as_ref());
-        let Some(uri) = chooser.and_then(|c| c.current_uri()).map(str::to_owned) else {
-            let why = chooser
-                .map_or("no server chooser", |c| c.error())
-                .to_owned();
+        // Asked through the shared handle: the driver's chooser is a proxy of it, which cannot
+        // lend out a string held behind its lock.
+        let chooser = self
+            .st
+            .shared
+            .ha_parts
+            .as_ref()
+            .and_then(|h| h.chooser.as_ref());
+        let named = chooser.map(|c| {
+            c.with(|c| {
+                c.current_uri()
+                    .map(str::to_owned)
+                    .ok_or_else(|| c.error().to_owned())
+            })
+        });
+        let Some(Ok(uri)) = named else {
+            let why = match named {
+                Some(Err(why)) => why,
+                _ => "no server chooser".to_owned(),
+            };
             if let Some(ha) = self.st.ha.as_mut() {
                 for r in ha.waiters.drain(..) {
                     let _ = r.send(Err(Error::disconnected(why.clone())));

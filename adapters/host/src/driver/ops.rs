@@ -242,6 +242,11 @@ impl Driver {
                 .set_reconnect(amps_core::ha::ReconnectPolicy::None),
             // From the next byte on; bytes already shown to the old filter are not shown again.
             Op::TransportFilter(f) => self.st.transport_filter = f,
+            Op::LogonOptions(o) => {
+                if let Err(e) = self.session.set_logon_options(o.as_deref().unwrap_or("")) {
+                    self.st.report(e.into());
+                }
+            }
         }
         Ran::Done
     }
