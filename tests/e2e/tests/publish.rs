@@ -268,7 +268,10 @@ fn a_server_missing_persisted_publishes_is_a_publish_gap<A: Api>() {
         match c.logon() {
             Err(e) if refuse => {
                 assert_eq!(e.kind(), ErrorKind::PublishStoreGap, "{e}");
-                assert!(e.to_string().contains("server persisted 0, client saw 3"), "{e}");
+                assert!(
+                    e.to_string().contains("server persisted 0, client saw 3"),
+                    "{e}"
+                );
             }
             Ok(()) if !refuse => {}
             other => panic!("error_on_publish_gap({refuse}): {other:?}"),

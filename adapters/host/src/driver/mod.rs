@@ -400,6 +400,13 @@ impl Driver {
         } else {
             TransportClosed::PeerClosed
         };
+        // A disconnect handler set before this close was seen replaces the automatic
+        // reconnect, even when its `StopReconnecting` is still queued behind the close (the
+        // handler's slot is filled before that op is sent).
+        if self.st.shared.ha && crate::sync::lock(&self.st.shared.listeners.disconnect).is_some() {
+            self.session
+                .set_reconnect(amps_core::ha::ReconnectPolicy::None);
+        }
         self.close_transport(now, cause);
         self.drain_events(now);
     }
