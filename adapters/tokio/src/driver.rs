@@ -17,6 +17,12 @@ use tokio::net::{TcpSocket, TcpStream};
 #[cfg(feature = "tls")]
 use tokio_rustls::TlsConnector;
 
+/// Most bytes read at once (into the session's buffer, which is far larger): a busy
+/// connection still moves many frames per system call, while the work of one loop turn
+/// (decoding what one read brought, before the writer is polled again) stays bounded and the
+/// bytes are still in the cache when the session decodes them.
+const READ_MAX: usize = 256 * 1024;
+
 /// Start the driver task on the current runtime.
 pub(crate) fn spawn(driver: Driver) -> Result<()> {
     let rt = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -97,7 +103,8 @@ async fn run(mut driver: Driver) {
                     // Lent again: the same buffer as checked above. Never read into an empty
                     // one: that would look like the end of the stream.
                     let into = driver.input_buffer();
-                    if !into.is_empty() {
+                    let cap = into.len().min(READ_MAX);
+                    if let Some(into) = into.get_mut(..cap).filter(|b| !b.is_empty()) {
                         let mut rb = ReadBuf::new(into);
                         match Pin::new(&mut *s).poll_read(cx, &mut rb) {
                             Poll::Ready(Ok(())) => match rb.filled().len() {
