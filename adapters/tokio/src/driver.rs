@@ -17,8 +17,11 @@ use tokio::net::{TcpSocket, TcpStream};
 #[cfg(feature = "tls")]
 use tokio_rustls::TlsConnector;
 
-/// Read chunk size: large, so a busy connection moves many frames per system call.
-const READ_BUF: usize = 256 * 1024;
+/// Most bytes read at once (into the session's buffer, which is far larger): a busy
+/// connection still moves many frames per system call, while the work of one loop turn
+/// (decoding what one read brought, before the writer is polled again) stays bounded and the
+/// bytes are still in the cache when the session decodes them.
+const READ_MAX: usize = 256 * 1024;
 
 /// Start the driver task on the current runtime.
 pub(crate) fn spawn(driver: Driver) -> Result<()> {
@@ -46,7 +49,7 @@ enum Stream {
 struct Ready {
     /// Bytes the socket took.
     wrote: Option<usize>,
-    /// Bytes read into the read buffer.
+    /// Bytes read into the driver's input buffer.
     read: Option<usize>,
     /// The connection ended (`None`: by the peer).
     closed: Option<Option<io::Error>>,
@@ -55,10 +58,6 @@ struct Ready {
 async fn run(mut driver: Driver) {
     let signal = driver.signal();
     let mut io: Option<Stream> = None;
-    let mut rbuf = vec![0u8; READ_BUF];
-    let (mut rpos, mut rend) = (0usize, 0usize);
-    // The connection ended; reported once the bytes read before the end were taken.
-    let mut ended: Option<Option<io::Error>> = None;
     let mut sleep = Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
     loop {
         // Yield to the runtime when this task used its budget.
@@ -66,40 +65,27 @@ async fn run(mut driver: Driver) {
         driver.step();
         while let Some(req) = driver.poll_io() {
             io = None;
-            ended = None;
-            (rpos, rend) = (0, 0);
             if let IoRequest::Open(r) = req {
                 let opened = open(&r).await.map(|s| io = Some(s));
                 driver.handle_opened(opened);
             }
         }
-        if rpos < rend && driver.wants_input() {
-            rpos += driver.handle_input(rbuf.get(rpos..rend).unwrap_or(&[]));
-            if rpos >= rend {
-                (rpos, rend) = (0, 0);
-            }
-        }
-        if rend == 0
-            && let Some(e) = ended.take()
-        {
-            io = None;
-            driver.handle_closed(e);
-            continue;
-        }
         if driver.is_finished() {
             return;
         }
+        // The socket reads straight into the session's receive buffer (no copy in between);
+        // none while it is full (outputs wait for room: TCP pushes back).
+        let want_read = io.is_some() && driver.wants_input() && !driver.input_buffer().is_empty();
         let busy = driver.has_work();
         let deadline = driver.deadline();
         if let Some(d) = deadline {
             sleep.as_mut().reset(d.into());
         }
-        let want_read = rend == 0 && ended.is_none() && driver.wants_input();
         // Every source is polled each time (a busy writer must not starve the reader).
         let ready = poll_fn(|cx| {
             let mut r = Ready::default();
             let raised = signal.poll_raised(cx).is_ready();
-            if let Some(s) = io.as_mut().filter(|_| ended.is_none()) {
+            if let Some(s) = io.as_mut() {
                 let out = driver.output();
                 if !out.is_empty() {
                     match Pin::new(&mut *s).poll_write(cx, out) {
@@ -114,14 +100,20 @@ async fn run(mut driver: Driver) {
                     r.closed = Some(Some(e));
                 }
                 if want_read && r.closed.is_none() {
-                    let mut rb = ReadBuf::new(&mut rbuf);
-                    match Pin::new(&mut *s).poll_read(cx, &mut rb) {
-                        Poll::Ready(Ok(())) => match rb.filled().len() {
-                            0 => r.closed = Some(None),
-                            n => r.read = Some(n),
-                        },
-                        Poll::Ready(Err(e)) => r.closed = Some(Some(e)),
-                        Poll::Pending => {}
+                    // Lent again: the same buffer as checked above. Never read into an empty
+                    // one: that would look like the end of the stream.
+                    let into = driver.input_buffer();
+                    let cap = into.len().min(READ_MAX);
+                    if let Some(into) = into.get_mut(..cap).filter(|b| !b.is_empty()) {
+                        let mut rb = ReadBuf::new(into);
+                        match Pin::new(&mut *s).poll_read(cx, &mut rb) {
+                            Poll::Ready(Ok(())) => match rb.filled().len() {
+                                0 => r.closed = Some(None),
+                                n => r.read = Some(n),
+                            },
+                            Poll::Ready(Err(e)) => r.closed = Some(Some(e)),
+                            Poll::Pending => {}
+                        }
                     }
                 }
             }
@@ -138,10 +130,14 @@ async fn run(mut driver: Driver) {
             driver.handle_written(n);
         }
         if let Some(n) = ready.read {
-            (rpos, rend) = (0, n);
+            // Before anything else may touch the receive buffer.
+            driver.input_received(n);
         }
-        if ready.closed.is_some() {
-            ended = ready.closed;
+        if let Some(e) = ready.closed {
+            // Everything read before the end is in the session already: it still delivers
+            // the frames it holds.
+            io = None;
+            driver.handle_closed(e);
         }
     }
 }

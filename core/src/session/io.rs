@@ -4,7 +4,8 @@ use crate::codec::{Command, DecodeError, EncodeError, PREFIX_LEN, split_frame};
 
 /// Receive buffer. Frames are dispatched in place; a frame handed out in several events stays
 /// pinned at the front until it is released, so events can borrow it across `poll_event`
-/// calls. Released bytes are only overwritten by the next `push` (new input).
+/// calls. Released bytes are only overwritten by new input (written into
+/// [`RxBuf::spare`]).
 pub(crate) struct RxBuf<B> {
     pub(crate) buf: B,
     start: usize,
@@ -48,27 +49,36 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RxBuf<B> {
         self.buf.as_ref().len()
     }
 
-    /// Append as much of `input` as fits; returns the count taken.
-    pub(crate) fn push(&mut self, input: &[u8]) -> usize {
-        let cap = self.capacity();
-        if self.start > 0 && cap - self.end < input.len() {
-            self.buf.as_mut().copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.framed = self.framed.saturating_sub(self.start);
-            self.start = 0;
+    /// Make the free space at the end as large as is worth it: the held bytes move to the
+    /// front when no more of them are held than were released before them (so each byte is
+    /// moved at most once on average, whatever the read sizes), or when there is no free space
+    /// at the end at all. Returns how far they moved (0: not moved); positions into the held
+    /// bytes shift down by that much.
+    pub(crate) fn make_room(&mut self) -> usize {
+        let moved = self.start;
+        let held = self.end - moved;
+        if moved == 0 || (held > moved && self.end < self.capacity()) {
+            return 0;
         }
-        let n = input.len().min(cap - self.end);
-        match (
-            self.buf.as_mut().get_mut(self.end..self.end + n),
-            input.get(..n),
-        ) {
-            (Some(dst), Some(src)) => {
-                dst.copy_from_slice(src);
-                self.end += n;
-                n
-            }
-            _ => 0,
-        }
+        self.buf.as_mut().copy_within(moved..self.end, 0);
+        self.end = held;
+        self.framed = self.framed.saturating_sub(moved);
+        self.start = 0;
+        moved
+    }
+
+    /// The free space at the end (see [`RxBuf::make_room`]); empty when the buffer is full.
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
+        let end = self.end;
+        self.buf.as_mut().get_mut(end..).unwrap_or(&mut [])
+    }
+
+    /// The first `n` bytes of [`RxBuf::spare`] were written: they are held now. Returns the
+    /// count taken (at most the free space).
+    pub(crate) fn filled(&mut self, n: usize) -> usize {
+        let n = n.min(self.capacity() - self.end);
+        self.end += n;
+        n
     }
 
     /// Length of the complete frame at the front (prefix included), if any.
@@ -83,8 +93,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RxBuf<B> {
     }
 
     /// The body (header + payload) of the frame of total length `len` at `start` (see
-    /// [`RxBuf::front`]). A released frame's bytes stay in place until the next
-    /// [`RxBuf::push`] or [`RxBuf::clear`].
+    /// [`RxBuf::front`]). A released frame's bytes stay in place until new input is written
+    /// (see [`RxBuf::spare`]) or [`RxBuf::clear`].
     #[cfg_attr(target_pointer_width = "64", inline)]
     pub(crate) fn body_at(&self, start: usize, len: usize) -> &[u8] {
         self.buf

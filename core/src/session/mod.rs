@@ -9,6 +9,8 @@
 //!                                       ServerChooser names; then handle_connected(now, logon)
 //!                                       or handle_connect_failed(now)
 //!     handle_bytes(now, &input)      -> consumed (less than offered: drain poll_event first)
+//!       or: read into receive_buffer(), then received(now, n)   (no copy; empty buffer:
+//!                                       drain poll_event first)
 //!     handle_closed(now, cause)      when the transport closes
 //!     handle_timeout(now)            when poll_timeout() is reached (spurious calls are no-ops)
 //!     execute / publish / ack / ...  user commands (queue work, return handles, no I/O)
@@ -667,14 +669,58 @@ impl<S: Storage> Session<S> {
         self.core.handle_logon_retry(now, user_id, password)
     }
 
-    /// Bytes from the transport. Returns how many were taken; fewer than offered means the
-    /// receive buffer is full: drain [`Session::poll_event`] and offer the rest.
+    /// Bytes from the transport, copied into the receive buffer. Returns how many were taken;
+    /// fewer than offered means the receive buffer is full: drain [`Session::poll_event`] and
+    /// offer the rest. The same as writing them into [`Session::receive_buffer`] and calling
+    /// [`Session::received`]; an adapter that can read straight into the session's buffer
+    /// uses those two and saves the copy.
     pub fn handle_bytes(&mut self, now: Instant, input: &[u8]) -> Result<usize, InputError> {
+        let room = self.receive_buffer();
+        let n = input.len().min(room.len());
+        if let (Some(dst), Some(src)) = (room.get_mut(..n), input.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.received(now, n)
+    }
+
+    /// The free space at the end of the receive buffer, for the transport to read into
+    /// directly (one copy fewer than [`Session::handle_bytes`]). Then say how many bytes were
+    /// written with [`Session::received`], before any other call (another call may move or
+    /// clear what the buffer holds; what was written and not reported is ignored). Calling
+    /// `receive_buffer` again before `received` lends the same buffer, what was written in it
+    /// included (an adapter may look at the bytes, e.g. to show them to a filter).
+    ///
+    /// Bytes already taken are first moved to the front when that is worth it (no more of them
+    /// are held than were consumed before them, or there is no room at all), so each byte is
+    /// moved at most once on average. Empty when the buffer is full: drain
+    /// [`Session::poll_event`] first (if that yields nothing, the input can make no progress).
+    ///
+    /// ```text
+    /// let buf = session.receive_buffer();   // no other call until `received`
+    /// let n = socket.read(buf)?;            // 0: the peer closed -> handle_closed
+    /// session.received(now, n)?;
+    /// while let Some(e) = session.poll_event() { ... }
+    /// ```
+    pub fn receive_buffer(&mut self) -> &mut [u8] {
+        let moved = self.rx.make_room();
+        if let Some(d) = self.dispatch.as_mut() {
+            // The frame handed out in several events is at the front: it moved with the rest.
+            d.start = d.start.saturating_sub(moved);
+        }
+        self.rx.spare()
+    }
+
+    /// The transport wrote `n` bytes at the start of [`Session::receive_buffer`]. Returns how
+    /// many were taken (at most that buffer's length), with the effects of
+    /// [`Session::handle_bytes`]: frames are decoded by [`Session::poll_event`], and a
+    /// completed frame proves the server alive. [`InputError::NotConnected`] (the bytes are
+    /// ignored) when no connection is open or the session already ended it.
+    pub fn received(&mut self, now: Instant, n: usize) -> Result<usize, InputError> {
         self.enter(now);
         if !self.core.is_connected() || self.core.closing {
             return Err(InputError::NotConnected);
         }
-        let n = self.rx.push(input);
+        let n = self.rx.filled(n);
         // A complete frame of any kind proves the server alive (docs/protocol.md §9); bytes that
         // never complete a frame do not. Without heartbeats nobody asks: the frames are not
         // walked (`set_heartbeat` catches up).

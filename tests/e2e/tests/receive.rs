@@ -1,12 +1,12 @@
 //! Receiving: subscribe (filters, regex topics, replace), delta subscriptions, sow and
 //! sow_and_subscribe with batches and oof, bookmark subscriptions, unsubscribe, execute with a
-//! handler, per-command timeouts, message accessors.
+//! handler, per-command timeouts, message accessors, messages as large as the receive buffer.
 
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use amps_e2e::*;
-use amps_host::{Command, CommandKind, ErrorKind, bookmark, options};
+use amps_host::{Command, CommandKind, Direction, ErrorKind, bookmark, options};
 
 fn content_filters_and_regex_topics<A: Api>() {
     let b = broker();
@@ -343,6 +343,76 @@ fn handlers_run_on_the_dispatch_thread_with_every_header<A: Api>() {
     p.close().unwrap();
 }
 
+/// Messages nearly as large as the receive buffer, between small ones: each arrives in many
+/// socket reads, fills the buffer, and waits for the frames before it to be taken and moved
+/// out of the way; every byte arrives in order, and the transport filter sees exactly what
+/// was read.
+fn messages_as_large_as_the_receive_buffer_arrive_whole<A: Api>() {
+    let b = broker();
+    let limits = amps_host::Limits {
+        max_frame: 1 << 20,
+        rx_bytes: (1 << 20) + 4,
+        ..amps_host::Limits::default()
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let wire = seen.clone();
+    let c = A::build(
+        A::builder("large")
+            .limits(limits)
+            .transport_filter(move |dir, bytes| {
+                if dir == Direction::Incoming {
+                    wire.lock().unwrap().extend_from_slice(bytes);
+                }
+            }),
+    );
+    c.connect(&uri(&b)).unwrap();
+    c.logon().unwrap();
+    let mut s = c.subscribe("large", None).unwrap();
+    let p: A = client(&b, "large-pub");
+    let sizes = [1_000_000, 17, 900_000, 1, 1_000_000, 1_000_000, 300_000, 5];
+    let payloads: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (0..n).map(|j| b'a' + ((j * 7 + i) % 26) as u8).collect())
+        .collect();
+    for data in &payloads {
+        p.publish("large", data).unwrap();
+    }
+    for (i, want) in payloads.iter().enumerate() {
+        let got = s.next_msg();
+        assert!(
+            got.data() == &want[..],
+            "message {i} ({} bytes) intact",
+            want.len()
+        );
+    }
+    // The filter saw the stream as read: frame by frame, the payloads at the ends of frames.
+    let bytes = seen.lock().unwrap().clone();
+    let mut frames = Vec::new();
+    let mut rest = &bytes[..];
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let Some(body) = rest.get(4..4 + len) else {
+            break;
+        };
+        frames.push(body);
+        rest = &rest[4 + len..];
+    }
+    let mut want = payloads.iter().filter(|p| p.len() > 1000);
+    let mut next = want.next();
+    for f in frames {
+        if next.is_some_and(|w| f.ends_with(w)) {
+            next = want.next();
+        }
+    }
+    assert!(
+        next.is_none(),
+        "every large payload seen by the filter, in order"
+    );
+    c.close().unwrap();
+    p.close().unwrap();
+}
+
 suite!(
     content_filters_and_regex_topics,
     sow_then_sow_and_subscribe_with_oof_and_batches,
@@ -353,4 +423,5 @@ suite!(
     bookmark_subscriptions_replay_from_epoch_then_go_live,
     per_command_timeout_fails_with_timed_out,
     handlers_run_on_the_dispatch_thread_with_every_header,
+    messages_as_large_as_the_receive_buffer_arrive_whole,
 );

@@ -12,6 +12,7 @@
 //!         Open(req)  -> open it (socket, TLS), then driver.handle_opened(result)
 //!         Close      -> drop the socket
 //!     bytes read     -> driver.handle_input(&bytes)   (less taken: try again after step)
+//!       or read into driver.input_buffer(), then driver.input_received(n)   (no copy)
 //!     driver.output() -> write it, then driver.handle_written(n)
 //!     closed / failed -> driver.handle_closed(error)
 //!     if driver.is_finished() { break }
@@ -305,7 +306,8 @@ impl Driver {
     /// Whether input may be offered now (a transport is open). While outputs wait for a full
     /// stream or handler queue the session still takes bytes into its receive buffer (so the
     /// connection's liveness is seen) but no events are taken; once the buffer is full,
-    /// [`Driver::handle_input`] takes nothing until room is made.
+    /// [`Driver::handle_input`] takes nothing (and [`Driver::input_buffer`] is empty) until
+    /// room is made.
     pub fn wants_input(&self) -> bool {
         self.st.open
     }
@@ -355,6 +357,64 @@ impl Driver {
         }
         self.report_progress();
         taken
+    }
+
+    /// Where to read the transport's next bytes: the free end of the session's own receive
+    /// buffer, so that bytes go from the socket to the session with no copy in between (the
+    /// alternative to reading into a buffer of one's own and calling [`Driver::handle_input`]).
+    /// After reading, report the count with [`Driver::input_received`] before any other call
+    /// except [`Driver::handle_written`] and this one (which lends the same buffer again until
+    /// then).
+    ///
+    /// Empty when no transport is open, or while the receive buffer is full because outputs
+    /// wait for room in a stream or handler queue: do not read then (a read into an empty
+    /// buffer looks like the end of the stream); run [`Driver::step`] when the signal is
+    /// raised. A full buffer whose events do not drain (the session can make no progress on
+    /// its input) ends the connection with an error instead of spinning.
+    pub fn input_buffer(&mut self) -> &mut [u8] {
+        if !self.st.open {
+            return &mut [];
+        }
+        while self.session.receive_buffer().is_empty() && self.st.out.is_empty() {
+            // The session's receive buffer is full: its events must drain first.
+            let now = self.now();
+            if self.drain_events(now) == 0 {
+                // Nothing drained and no room: an input the session cannot make progress
+                // on. Never spin: end the connection.
+                self.st.report(Error::new(
+                    ErrorKind::Stream,
+                    "the session accepts no more input",
+                ));
+                self.close_transport(now, TransportClosed::Error);
+                self.report_progress();
+                return &mut [];
+            }
+            if !self.st.open {
+                return &mut [];
+            }
+        }
+        self.session.receive_buffer()
+    }
+
+    /// The transport wrote `n` bytes at the start of [`Driver::input_buffer`]: the transport
+    /// filter sees them, then the session takes them and, unless outputs wait for room, its
+    /// events are handled at once. Bytes from a connection that is already closed are dropped.
+    pub fn input_received(&mut self, n: usize) {
+        if !self.st.open || n == 0 {
+            return;
+        }
+        let now = self.now();
+        let stalled = !self.st.out.is_empty();
+        if let Some(f) = &self.st.transport_filter {
+            // The same buffer as lent (lending it again moves nothing before `received`).
+            let seen = self.session.receive_buffer().get(..n).unwrap_or(&[]);
+            filter(f, Direction::Incoming, seen, &mut self.st.out);
+        }
+        // An error: the session already ended the connection, the bytes are moot.
+        if self.session.received(now, n).is_ok() && !stalled {
+            self.drain_events(now);
+        }
+        self.report_progress();
     }
 
     /// Bytes to write to the transport now (empty when there is nothing to send), straight
