@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use crate::client::Handle;
-use crate::config::{HaSettings, Settings};
 use crate::error::{Error, Result};
 use crate::ha_handles::{DelayStrategyHandle, ServerChooserHandle};
 use crate::lock::lock;
@@ -51,15 +50,6 @@ pub struct BookmarkStoreInfo {
     /// The Rust type of the store given to the builder (e.g. `amps_fs::FileBookmarkStore`,
     /// or a `RecoveryPointStore` around one), for diagnostics: not a stable identifier.
     pub kind: &'static str,
-}
-
-/// The connection string `uri` with its password masked; a string that does not parse is
-/// not shown at all (it might hold a password the parser did not find).
-pub(crate) fn masked_uri(uri: &str) -> String {
-    amps_core::uri::Uri::parse(uri).map_or_else(
-        |_| String::from("<invalid connection string>"),
-        |u| u.to_string(),
-    )
 }
 
 impl Handle {
@@ -132,68 +122,5 @@ impl Handle {
     /// [`Handle::set_logon_options`] (the Python client's `get_logon_options()`).
     pub fn logon_options(&self) -> Option<String> {
         lock(&self.shared().logon_options).clone()
-    }
-}
-
-/// What the client knows of its stores (in `Shared`).
-pub(crate) struct StoreKinds {
-    /// The publish store's type, when one is set.
-    pub(crate) publish: Option<&'static str>,
-    /// The bookmark store's type, when one is set.
-    pub(crate) bookmark: Option<&'static str>,
-    pub(crate) error_on_publish_gap: bool,
-}
-
-impl StoreKinds {
-    pub(crate) fn new(s: &Settings) -> Self {
-        StoreKinds {
-            publish: s.publish_store.is_enabled().then_some(s.publish_store_kind),
-            bookmark: s
-                .bookmark_store
-                .is_enabled()
-                .then_some(s.bookmark_store_kind),
-            error_on_publish_gap: s.error_on_publish_gap,
-        }
-    }
-}
-
-/// An HA client's chooser and delay strategy, shared with the driver (in `Shared`).
-pub(crate) struct HaParts {
-    pub(crate) chooser: Option<ServerChooserHandle>,
-    pub(crate) delay: DelayStrategyHandle,
-}
-
-impl HaParts {
-    pub(crate) fn new(h: &HaSettings) -> Self {
-        HaParts {
-            chooser: h.chooser_handle.clone(),
-            delay: h.delay_handle.clone(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connection_strings_are_shown_without_their_passwords() {
-        let shown = masked_uri("tcp://alice:s3cr3t@127.0.0.1:9007/amps/json");
-        assert!(
-            shown.contains("alice") && !shown.contains("s3cr3t"),
-            "{shown}"
-        );
-        let bad = masked_uri("nonsense://alice:s3cr3t@");
-        assert!(!bad.contains("s3cr3t"), "{bad}");
-    }
-
-    #[test]
-    fn disabled_stores_are_not_described() {
-        let mut s = Settings::new("n".into(), false);
-        assert_eq!(StoreKinds::new(&s).publish, None);
-        assert_eq!(StoreKinds::new(&s).bookmark, None);
-        s.publish_store = Box::new(amps_core::session::heap_publish_store(&s.limits));
-        s.publish_store_kind = "mine";
-        assert_eq!(StoreKinds::new(&s).publish, Some("mine"));
     }
 }

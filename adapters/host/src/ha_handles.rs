@@ -171,7 +171,7 @@ impl ServerChooserHandle {
     /// The connection string the chooser names now (where the next attempt goes), with its
     /// password masked; `None` when it names none.
     pub fn current_uri(&self) -> Option<String> {
-        self.with(|c| c.current_uri().map(crate::getters::masked_uri))
+        self.with(|c| c.current_uri().map(masked_uri))
     }
 
     /// Run `f` on the chooser. It is locked meanwhile, and the client's connection loop waits
@@ -283,9 +283,29 @@ impl Authenticator for AuthProxy {
     }
 }
 
+/// The connection string `uri` with its password masked; a string that does not parse is
+/// not shown at all (it might hold a password the parser did not find).
+pub(crate) fn masked_uri(uri: &str) -> String {
+    amps_core::uri::Uri::parse(uri).map_or_else(
+        |_| String::from("<invalid connection string>"),
+        |u| u.to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_strings_are_shown_without_their_passwords() {
+        let shown = masked_uri("tcp://alice:s3cr3t@127.0.0.1:9007/amps/json");
+        assert!(
+            shown.contains("alice") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+        let bad = masked_uri("nonsense://alice:s3cr3t@");
+        assert!(!bad.contains("s3cr3t"), "{bad}");
+    }
     use crate::delay::{ExponentialDelay, FixedDelay};
     use amps_core::ha::DefaultServerChooser;
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use amps_core::session::ConnectionState;
 
-use crate::config::{DEFAULT_COMMAND_QUEUE, Settings, StreamOptions, Timeouts};
+use crate::config::{DEFAULT_COMMAND_QUEUE, HaSettings, Settings, StreamOptions, Timeouts};
 use crate::control::{Control, ControlSink, Sink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::EventHub;
-use crate::getters::{HaParts, StoreKinds};
+use crate::ha_handles::{DelayStrategyHandle, ServerChooserHandle};
 use crate::inbox::{Inbox, Refused};
 use crate::listeners::Listeners;
 use crate::op::Op;
@@ -192,4 +192,56 @@ impl ControlSink for Shared {
 /// driver's wake-up.
 pub(crate) fn stream_parts(shared: &Arc<Shared>) -> (Sink, Arc<Budget>, Arc<Signal>) {
     (shared.clone(), shared.budget.clone(), shared.signal.clone())
+}
+
+/// What the client knows of its stores (in `Shared`).
+pub(crate) struct StoreKinds {
+    /// The publish store's type, when one is set.
+    pub(crate) publish: Option<&'static str>,
+    /// The bookmark store's type, when one is set.
+    pub(crate) bookmark: Option<&'static str>,
+    pub(crate) error_on_publish_gap: bool,
+}
+
+impl StoreKinds {
+    pub(crate) fn new(s: &Settings) -> Self {
+        StoreKinds {
+            publish: s.publish_store.is_enabled().then_some(s.publish_store_kind),
+            bookmark: s
+                .bookmark_store
+                .is_enabled()
+                .then_some(s.bookmark_store_kind),
+            error_on_publish_gap: s.error_on_publish_gap,
+        }
+    }
+}
+
+/// An HA client's chooser and delay strategy, shared with the driver (in `Shared`).
+pub(crate) struct HaParts {
+    pub(crate) chooser: Option<ServerChooserHandle>,
+    pub(crate) delay: DelayStrategyHandle,
+}
+
+impl HaParts {
+    pub(crate) fn new(h: &HaSettings) -> Self {
+        HaParts {
+            chooser: h.chooser_handle.clone(),
+            delay: h.delay_handle.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabled_stores_are_not_described() {
+        let mut s = Settings::new("n".into(), false);
+        assert_eq!(StoreKinds::new(&s).publish, None);
+        assert_eq!(StoreKinds::new(&s).bookmark, None);
+        s.publish_store = Box::new(amps_core::session::heap_publish_store(&s.limits));
+        s.publish_store_kind = "mine";
+        assert_eq!(StoreKinds::new(&s).publish, Some("mine"));
+    }
 }
