@@ -18,41 +18,7 @@
 //! for a single server (retrying credentials that were refused cannot help), until the
 //! application calls [`Client::connect`](crate::Client::connect) again.
 
-use amps_core::session::{CommandError, CommandId, ConnectionState, Event, FailureKind, Logon};
-use amps_core::uri::Uri;
-use smoltcp::wire::IpEndpoint;
-
-use crate::client::{Options, UriUnsupported};
-
-/// A server to fail over to, with the logon it takes (its own credentials and message type).
-/// `Debug` leaves the password out.
-#[derive(Clone, Copy, Debug)]
-pub struct Server<'a> {
-    /// The server's address (an IP literal: smoltcp has no resolver).
-    pub endpoint: IpEndpoint,
-    /// The logon sent to this server.
-    pub logon: Logon<'a>,
-}
-
-impl<'a> Server<'a> {
-    /// `endpoint`, logging on with `logon`.
-    pub fn new(endpoint: impl Into<IpEndpoint>, logon: Logon<'a>) -> Self {
-        Server {
-            endpoint: endpoint.into(),
-            logon,
-        }
-    }
-
-    /// A server from a connection string such as `tcp://user:pw@192.0.2.8:9007/amps/json`,
-    /// with the rules of [`Options::from_uri`](crate::Options::from_uri).
-    pub fn from_uri(uri: &Uri<'a>) -> Result<Self, UriUnsupported> {
-        let o = Options::from_uri(uri)?;
-        Ok(Server {
-            endpoint: o.server,
-            logon: o.logon,
-        })
-    }
-}
+use amps_core::session::{CommandError, CommandId, ConnectionState, Event, FailureKind};
 
 /// What the rotation needs to know of a session event. Generic over the command id so the
 /// rules can be tested without a session (`CommandId` has no public constructor).

@@ -143,11 +143,12 @@ mod drive;
 mod failover;
 mod log;
 pub mod loopback;
+mod options;
 pub mod time;
 
 pub use amps_core::session::Buffers;
-pub use client::{Client, Link, Options, Stats, UriUnsupported};
-pub use failover::Server;
+pub use client::{Client, Link, Stats};
+pub use options::{Options, Server, UriUnsupported};
 
 /// The examples of the crate's README, compiled and run as doctests.
 #[cfg(doctest)]
