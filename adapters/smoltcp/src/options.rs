@@ -21,8 +21,9 @@ pub struct Options<'a> {
     /// Servers to fail over to, each with its own logon: servers 1, 2, ... after
     /// [`Options::server`]. The client moves to the next one (wrapping) when a connection
     /// attempt fails or a connection ends before its logon succeeded, and retries a connection
-    /// lost after a successful logon on the same server first (see [`Client::current_server`]
-    /// and the crate docs). Default empty: one server.
+    /// lost after a successful logon on the same server first (see
+    /// [`Client::current_server`](crate::Client::current_server) and the crate docs). Default
+    /// empty: one server.
     pub failover: &'a [Server<'a>],
     /// Local port of the first connection; each reconnect takes the next one, so a server
     /// still holding the previous connection (TIME-WAIT, or a half-open one after a link
