@@ -25,9 +25,6 @@ pub type ExceptionListener = Arc<dyn Fn(&Error) + Send + Sync>;
 /// dropped).
 pub type DisconnectHandler = Arc<dyn Fn() + Send + Sync>;
 
-/// Longest logon options a session accepts, in bytes.
-const LOGON_OPTIONS_MAX: usize = 128;
-
 /// A client's publish store, as [`Handle::publish_store`] describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -106,7 +103,7 @@ impl Handle {
     /// client is closed.
     pub fn set_logon_options(&self, options: impl Into<String>) -> Result<()> {
         let options = options.into();
-        if options.len() > LOGON_OPTIONS_MAX {
+        if options.len() > amps_core::session::MAX_LOGON_OPTIONS {
             return Err(amps_core::session::ConfigError::LogonOptions.into());
         }
         let options = Some(options).filter(|o| !o.is_empty());

@@ -4,6 +4,10 @@ use crate::codec::DEFAULT_MAX_FRAME;
 use crate::ha::ReconnectPolicy;
 use crate::time::Duration;
 
+/// Longest logon options ([`Config::logon_options`], [`super::Session::set_logon_options`]) a
+/// session keeps, in bytes.
+pub const MAX_LOGON_OPTIONS: usize = 128;
+
 /// Heartbeats (docs/protocol.md §9; Python client: `set_heartbeat(interval, timeout)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeartbeatConfig {
@@ -112,7 +116,8 @@ pub struct Config<'a> {
     pub ack_batch_size: u32,
     /// Longest time a queue ack waits in a batch (Python client: `set_ack_timeout`; default 1 s).
     pub ack_timeout: Duration,
-    /// Logon options (`o`), e.g. `pretty` (docs/protocol.md §6.1).
+    /// Logon options (`o`), e.g. `pretty` (docs/protocol.md §6.1), at most
+    /// [`MAX_LOGON_OPTIONS`] bytes.
     pub logon_options: Option<&'a str>,
     /// Refuse a server that has not persisted publishes this client already saw persisted
     /// (by another server, or before a restart): the logon fails with

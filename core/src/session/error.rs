@@ -360,6 +360,12 @@ pub enum ConfigError {
     LogonOptions,
 }
 
+// The text of `ConfigError::LogonOptions` names the limit.
+const _: () = assert!(
+    super::MAX_LOGON_OPTIONS == 128,
+    "update the text of ConfigError::LogonOptions"
+);
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

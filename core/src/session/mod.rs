@@ -51,7 +51,7 @@ mod lifecycle;
 mod storage;
 mod tables;
 
-pub use config::{Config, HeartbeatConfig, Limits, Logon};
+pub use config::{Config, HeartbeatConfig, Limits, Logon, MAX_LOGON_OPTIONS};
 pub use error::{
     CommandError, ConfigError, FailureKind, InputError, PublishError, ReasonText, SessionError,
     StoreError,
@@ -243,7 +243,7 @@ pub(crate) struct Core<S: Storage> {
     // Settings (copied from Config).
     client_name: FixedStr<128>,
     version: FixedStr<64>,
-    logon_options: FixedStr<128>,
+    logon_options: FixedStr<MAX_LOGON_OPTIONS>,
     /// The message type and options of the connection's first logon, so that a logon sent
     /// again (a challenge's answer) is the same command.
     logon_mt: FixedStr<16>,
@@ -422,6 +422,11 @@ impl<S: Storage> Session<S> {
         self.core.now = self.core.now.max(now);
     }
 
+    /// A connection is open and the session has not ended it: input is taken.
+    fn takes_input(&self) -> bool {
+        self.core.is_connected() && !self.core.closing
+    }
+
     fn leave(&mut self) {
         if self.core.rx_reset {
             self.core.rx_reset = false;
@@ -587,7 +592,7 @@ impl<S: Storage> Session<S> {
 
     /// Replace the logon options ([`Config::logon_options`]; empty: none) from the next logon
     /// on (Python client: `set_logon_options`). Errors: [`ConfigError::LogonOptions`] when
-    /// longer than 128 bytes; the options in force are then unchanged.
+    /// longer than [`MAX_LOGON_OPTIONS`] bytes; the options in force are then unchanged.
     pub fn set_logon_options(&mut self, options: &str) -> Result<(), ConfigError> {
         self.core.logon_options = FixedStr::new(options).ok_or(ConfigError::LogonOptions)?;
         Ok(())
@@ -675,7 +680,12 @@ impl<S: Storage> Session<S> {
     /// [`Session::received`]; an adapter that can read straight into the session's buffer
     /// uses those two and saves the copy.
     pub fn handle_bytes(&mut self, now: Instant, input: &[u8]) -> Result<usize, InputError> {
-        let room = self.receive_buffer();
+        // Nothing is copied (or moved) for input `received` will refuse.
+        let room = if self.takes_input() {
+            self.receive_buffer()
+        } else {
+            &mut []
+        };
         let n = input.len().min(room.len());
         if let (Some(dst), Some(src)) = (room.get_mut(..n), input.get(..n)) {
             dst.copy_from_slice(src);
@@ -717,7 +727,7 @@ impl<S: Storage> Session<S> {
     /// ignored) when no connection is open or the session already ended it.
     pub fn received(&mut self, now: Instant, n: usize) -> Result<usize, InputError> {
         self.enter(now);
-        if !self.core.is_connected() || self.core.closing {
+        if !self.takes_input() {
             return Err(InputError::NotConnected);
         }
         let n = self.rx.filled(n);
