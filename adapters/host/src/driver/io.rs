@@ -38,15 +38,7 @@ impl Driver {
             match self.session.handle_bytes(now, rest) {
                 Ok(0) if stalled => break,
                 Ok(0) => {
-                    // The session's receive buffer is full: its events must drain first.
-                    if self.drain_events(now) == 0 {
-                        // Nothing drained and nothing taken: an input the session cannot
-                        // make progress on. Never spin: end the connection.
-                        self.st.report(Error::new(
-                            ErrorKind::Stream,
-                            "the session accepts no more input",
-                        ));
-                        self.close_transport(now, TransportClosed::Error);
+                    if !self.drain_for_room(now) {
                         return bytes.len();
                     }
                 }
@@ -85,16 +77,8 @@ impl Driver {
             return &mut [];
         }
         while self.session.receive_buffer().is_empty() && self.st.out.is_empty() {
-            // The session's receive buffer is full: its events must drain first.
             let now = self.now();
-            if self.drain_events(now) == 0 {
-                // Nothing drained and no room: an input the session cannot make progress
-                // on. Never spin: end the connection.
-                self.st.report(Error::new(
-                    ErrorKind::Stream,
-                    "the session accepts no more input",
-                ));
-                self.close_transport(now, TransportClosed::Error);
+            if !self.drain_for_room(now) {
                 self.report_progress();
                 return &mut [];
             }
@@ -103,6 +87,21 @@ impl Driver {
             }
         }
         self.session.receive_buffer()
+    }
+
+    /// The session's receive buffer is full and no output waits: drain its events to make
+    /// room. False when nothing drained: an input the session cannot make progress on, so the
+    /// connection ends with an error instead of spinning.
+    fn drain_for_room(&mut self, now: amps_core::Instant) -> bool {
+        if self.drain_events(now) > 0 {
+            return true;
+        }
+        self.st.report(Error::new(
+            ErrorKind::Stream,
+            "the session accepts no more input",
+        ));
+        self.close_transport(now, TransportClosed::Error);
+        false
     }
 
     /// The transport wrote `n` bytes at the start of [`Driver::input_buffer`]: the transport
